@@ -1,0 +1,100 @@
+#include "models/weights.h"
+
+#include <sstream>
+
+#include "framesmith/error.h"
+
+namespace framesmith {
+namespace {
+
+std::string shape_str(at::IntArrayRef s) {
+  std::ostringstream o;
+  o << "[";
+  for (std::size_t i = 0; i < s.size(); ++i) o << (i ? ", " : "") << s[i];
+  o << "]";
+  return o.str();
+}
+
+bool is_floating(const std::string& dtype) {
+  return dtype == "F64" || dtype == "F32" || dtype == "F16" || dtype == "BF16" ||
+         dtype == "F8_E4M3" || dtype == "F8_E5M2";
+}
+
+}  // namespace
+
+Weights::Weights(std::shared_ptr<const io::TensorStore> store, at::ScalarType dtype,
+                 at::Device device, std::string prefix)
+    : store_(std::move(store)), dtype_(dtype), device_(device), prefix_(std::move(prefix)) {}
+
+bool Weights::has(const std::string& name) const {
+  return store_->has(prefix_ + name);
+}
+
+Weights Weights::sub(const std::string& name) const {
+  return Weights(store_, dtype_, device_, prefix_ + name + ".");
+}
+
+at::Tensor Weights::get(const std::string& name, at::IntArrayRef shape) const {
+  const std::string key = prefix_ + name;
+  if (!store_->has(key))
+    throw Error(store_->description() + ": missing tensor \"" + key + "\" (expected shape " +
+                shape_str(shape) + ")");
+  const io::TensorInfo& ti = store_->info(key);
+  if (at::IntArrayRef(ti.shape) != shape)
+    throw Error(store_->description() + ": tensor \"" + key + "\" has shape " +
+                shape_str(ti.shape) + " but the config implies " + shape_str(shape));
+  at::Tensor t = store_->tensor(key);
+  // Floating weights are converted to the compute dtype with rounding (`to`), integers kept.
+  if (is_floating(ti.dtype) && t.scalar_type() != dtype_) t = t.to(dtype_);
+  if (t.device() != device_) t = t.to(device_);
+  return t;
+}
+
+at::Tensor Weights::get_optional(const std::string& name, at::IntArrayRef shape) const {
+  if (!has(name)) return at::Tensor();
+  return get(name, shape);
+}
+
+std::vector<std::string> check_specs(const io::TensorStore& store,
+                                     const std::vector<ParamSpec>& specs) {
+  std::vector<std::string> problems;
+  for (const ParamSpec& p : specs) {
+    if (!store.has(p.name)) {
+      problems.push_back("missing tensor \"" + p.name + "\" " + shape_str(p.shape));
+      continue;
+    }
+    const io::TensorInfo& ti = store.info(p.name);
+    if (at::IntArrayRef(ti.shape) != at::IntArrayRef(p.shape))
+      problems.push_back("tensor \"" + p.name + "\" has shape " + shape_str(ti.shape) +
+                         ", config implies " + shape_str(p.shape));
+    else if (!is_floating(ti.dtype))
+      problems.push_back("tensor \"" + p.name + "\" has integer dtype " + ti.dtype +
+                         ", a floating dtype is expected");
+  }
+  return problems;
+}
+
+std::vector<std::pair<std::string, at::Tensor>> make_random_weights(
+    const std::vector<ParamSpec>& specs, std::uint64_t seed, double std) {
+  at::Generator gen = at::detail::createCPUGenerator(seed);
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  out.reserve(specs.size());
+  for (const ParamSpec& p : specs) {
+    at::Tensor t;
+    switch (p.init) {
+      case Init::kOnes:
+        t = at::ones(p.shape, at::kFloat);
+        break;
+      case Init::kZeros:
+        t = at::zeros(p.shape, at::kFloat);
+        break;
+      case Init::kNormal:
+        t = at::randn(p.shape, gen, at::TensorOptions().dtype(at::kFloat)) * std;
+        break;
+    }
+    out.emplace_back(p.name, t);
+  }
+  return out;
+}
+
+}  // namespace framesmith

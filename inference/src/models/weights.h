@@ -1,0 +1,63 @@
+// Named weights out of a TensorStore, checked and converted on the way in.
+// Model parts ask for `get("transformer_blocks.0.attn.to_q.weight", {out, in})`; a missing name or
+// a shape that disagrees with the config is an Error naming the tensor, never a crash later.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "io/safetensors.h"
+
+namespace framesmith {
+
+// How make-tiny-model initialises a parameter (the real values come from checkpoints).
+enum class Init { kNormal = 1, kOnes, kZeros };
+
+struct ParamSpec {
+  std::string name;
+  std::vector<std::int64_t> shape;
+  Init init = Init::kNormal;
+};
+
+class Weights {
+ public:
+  // `dtype`: what floating tensors are converted to (float32 on CPU by default). Integer tensors
+  // are never converted. Conversions widen or narrow with rounding (never bit truncation).
+  Weights(std::shared_ptr<const io::TensorStore> store, at::ScalarType dtype = at::kFloat,
+          at::Device device = at::kCPU, std::string prefix = "");
+
+  // The tensor `prefix + name`, shape-checked. Throws Error naming the tensor.
+  at::Tensor get(const std::string& name, at::IntArrayRef shape) const;
+  // As get(), but an undefined tensor when absent (for truly optional parameters only).
+  at::Tensor get_optional(const std::string& name, at::IntArrayRef shape) const;
+  bool has(const std::string& name) const;
+  // Weights under `prefix + name + "."`.
+  Weights sub(const std::string& name) const;
+  // Full key for `name` (for error messages).
+  std::string key(const std::string& name) const { return prefix_ + name; }
+
+  // Names present in the store under this prefix that no get() call has asked for: a checkpoint
+  // with extra keys usually belongs to another model, so loaders report them.
+  at::ScalarType dtype() const { return dtype_; }
+  at::Device device() const { return device_; }
+  const io::TensorStore& store() const { return *store_; }
+
+ private:
+  std::shared_ptr<const io::TensorStore> store_;
+  at::ScalarType dtype_;
+  at::Device device_;
+  std::string prefix_;
+};
+
+// Checks that every spec'd parameter exists with its shape; returns a list of problems (empty
+// when the checkpoint matches), each naming the tensor. Used by inspect-model and loaders.
+std::vector<std::string> check_specs(const io::TensorStore& store,
+                                     const std::vector<ParamSpec>& specs);
+
+// Random tensors for `specs` (deterministic for `seed`), for make-tiny-model.
+std::vector<std::pair<std::string, at::Tensor>> make_random_weights(
+    const std::vector<ParamSpec>& specs, std::uint64_t seed, double std = 0.05);
+
+}  // namespace framesmith
