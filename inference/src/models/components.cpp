@@ -1,0 +1,122 @@
+#include "models/components.h"
+
+#include <sys/stat.h>
+
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "framesmith/error.h"
+#include "io/safetensors.h"
+#include "models/transformer_packed.h"
+#include "models/vae.h"
+#include "models/weights.h"
+
+namespace framesmith {
+namespace {
+
+nlohmann::json read_json(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw Error(path + ": missing");
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const std::exception& e) {
+    throw Error(path + ": not valid JSON (" + e.what() + ")");
+  }
+}
+
+// How each weight-bearing component reads its config and which parameters it must hold.
+struct WeightedKind {
+  std::function<std::vector<ParamSpec>(const nlohmann::json&)> specs;
+  std::function<std::string(const nlohmann::json&)> summary;
+};
+
+std::string summarize(const nlohmann::json& j, std::initializer_list<const char*> keys) {
+  std::ostringstream o;
+  bool first = true;
+  for (const char* k : keys) {
+    if (!j.contains(k)) continue;
+    o << (first ? "" : ", ") << k << "=" << j[k].dump();
+    first = false;
+  }
+  return o.str();
+}
+
+const WeightedKind* kind_for(Component c) {
+  static const WeightedKind transformer{
+      [](const nlohmann::json& j) {
+        return transformer_parameter_specs(TransformerConfig::from_json(j));
+      },
+      [](const nlohmann::json& j) {
+        return summarize(
+            j, {"num_attention_heads", "attention_head_dim", "num_layers", "num_single_layers",
+                "num_refiner_layers", "text_embed_dim", "has_image_proj", "has_clean_x_embedder"});
+      }};
+  static const WeightedKind vae{
+      [](const nlohmann::json& j) { return vae_parameter_specs(VaeConfig::from_json(j)); },
+      [](const nlohmann::json& j) {
+        return summarize(
+            j, {"block_out_channels", "layers_per_block", "latent_channels", "scaling_factor"});
+      }};
+  switch (c) {
+    case Component::kTransformer:
+      return &transformer;
+    case Component::kVae:
+      return &vae;
+    default:
+      return nullptr;
+  }
+}
+
+}  // namespace
+
+ComponentInfo inspect_component(Component c, const std::string& dir) {
+  ComponentInfo info;
+  const bool has_weights = c != Component::kTokenizer && c != Component::kTokenizer2 &&
+                           c != Component::kFeatureExtractor;
+  try {
+    if (!has_weights) {
+      const char* main_file = c == Component::kTokenizer    ? "tokenizer.json"
+                              : c == Component::kTokenizer2 ? "vocab.json"
+                                                            : "preprocessor_config.json";
+      info.class_name = c == Component::kFeatureExtractor ? "SiglipImageProcessor" : "tokenizer";
+      const nlohmann::json j = read_json(dir + "/" + main_file);
+      if (c == Component::kTokenizer) {
+        if (!j.contains("model") || !j["model"].contains("vocab"))
+          info.problems.push_back(dir + "/tokenizer.json: no model.vocab");
+        else
+          info.config_summary = "vocab " + std::to_string(j["model"]["vocab"].size()) + " entries";
+      } else if (c == Component::kTokenizer2) {
+        info.config_summary = "vocab " + std::to_string(j.size()) + " entries";
+      } else {
+        info.config_summary = summarize(j, {"size", "image_mean", "image_std", "rescale_factor"});
+      }
+      return info;
+    }
+    const nlohmann::json cfg = read_json(dir + "/config.json");
+    if (cfg.contains("_class_name"))
+      info.class_name = cfg["_class_name"].get<std::string>();
+    else if (cfg.contains("architectures") && cfg["architectures"].is_array() &&
+             !cfg["architectures"].empty())
+      info.class_name = cfg["architectures"][0].get<std::string>();
+    const io::TensorStore store = io::TensorStore::open(dir);
+    for (const std::string& n : store.names()) {
+      const io::TensorInfo& ti = store.info(n);
+      std::int64_t count = 1;
+      for (auto d : ti.shape) count *= d;
+      info.parameters += count;
+      info.dtypes[ti.dtype]++;
+    }
+    info.bytes = store.total_bytes();
+    if (const WeightedKind* kind = kind_for(c)) {
+      info.config_summary = kind->summary(cfg);
+      for (auto& p : check_specs(store, kind->specs(cfg))) info.problems.push_back(p);
+    }
+  } catch (const std::exception& e) {
+    info.problems.push_back(e.what());
+  }
+  return info;
+}
+
+}  // namespace framesmith

@@ -1,0 +1,104 @@
+// The LLaMA text encoder (transformers' `LlamaModel`, no LM head): HunyuanVideo's `text_encoder`
+// (the language tower of llava-llama-3-8b), whose hidden_states[-3] FramePack uses as the prompt
+// embedding. Parameter names are transformers' own, so checkpoints load unchanged:
+//   embed_tokens, layers.N.self_attn.{q,k,v,o}_proj, layers.N.mlp.{gate,up,down}_proj,
+//   layers.N.{input,post_attention}_layernorm, norm
+// optionally behind a prefix: "model." (LlamaForCausalLM), "language_model.model." (Llava as saved
+// by transformers < 4.52) or "model.language_model." (Llava, transformers >= 4.52).
+#pragma once
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json_fwd.hpp>
+#include <string>
+#include <vector>
+
+#include "models/weights.h"
+
+namespace framesmith {
+
+namespace llama_detail {
+struct Layer;
+}  // namespace llama_detail
+
+// rope_scaling of config.json: absent / "default", "linear", or "llama3".
+struct LlamaRopeScaling {
+  std::string type = "default";
+  double factor = 1.0;
+  double low_freq_factor = 1.0;
+  double high_freq_factor = 4.0;
+  std::int64_t original_max_position_embeddings = 8192;
+};
+
+// transformers' LlamaConfig fields the forward needs, with LlamaConfig's defaults.
+struct LlamaConfig {
+  std::int64_t vocab_size = 32000;
+  std::int64_t hidden_size = 4096;
+  std::int64_t intermediate_size = 11008;
+  std::int64_t num_hidden_layers = 32;
+  std::int64_t num_attention_heads = 32;
+  std::int64_t num_key_value_heads = 32;  // defaults to num_attention_heads when absent
+  std::int64_t head_dim = 128;            // defaults to hidden_size / num_attention_heads
+  double rms_norm_eps = 1e-6;
+  double rope_theta = 10000.0;
+  std::int64_t max_position_embeddings = 2048;
+  std::string hidden_act = "silu";
+  bool attention_bias = false;
+  bool mlp_bias = false;
+  LlamaRopeScaling rope_scaling;
+
+  // Reads a LlamaConfig, or the "text_config" of a Llava config. Missing keys take defaults;
+  // wrong types or unsupported values throw Error naming the field.
+  static LlamaConfig from_json(const nlohmann::json& j);
+  void validate() const;
+};
+
+// Every parameter (without checkpoint prefix) with its shape, in load order.
+std::vector<ParamSpec> llama_parameter_specs(const LlamaConfig& cfg);
+
+// The key prefix under which `store` holds a LlamaModel ("", "model.", "language_model.model.",
+// "model.language_model."); throws Error when none of them has embed_tokens.weight.
+std::string detect_llama_prefix(const io::TensorStore& store);
+
+// RoPE inverse frequencies [head_dim / 2] in float32, after rope_scaling.
+at::Tensor llama_inv_freq(const LlamaConfig& cfg);
+
+class LlamaModel {
+ public:
+  // `w` must already point at the model's prefix (see detect_llama_prefix).
+  LlamaModel(LlamaConfig cfg, const Weights& w);
+  ~LlamaModel();
+  LlamaModel(const LlamaModel&) = delete;
+  LlamaModel& operator=(const LlamaModel&) = delete;
+
+  // input_ids: integer [B, S]; attention_mask: [B, S] (nonzero = token, 0 = padding) or undefined.
+  // Returns transformers' hidden_states: element 0 the embeddings, i the output of layer i, the
+  // last (index num_hidden_layers) after the final norm. With `count` < L + 1 only the first
+  // `count` entries are computed (and the final norm only when all are asked for).
+  std::vector<at::Tensor> hidden_states(const at::Tensor& input_ids,
+                                        const at::Tensor& attention_mask = at::Tensor(),
+                                        std::int64_t count = -1) const;
+  // hidden_states[index] with Python's negative indexing (FramePack: -3), computing only the
+  // layers it needs.
+  at::Tensor hidden_state(const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                          std::int64_t index) const;
+
+  const LlamaConfig& config() const { return cfg_; }
+  at::ScalarType dtype() const { return dtype_; }
+  at::Device device() const { return device_; }
+
+ private:
+  LlamaConfig cfg_;
+  at::ScalarType dtype_;
+  at::Device device_;
+  at::Tensor embed_tokens_, norm_, inv_freq_;
+  std::vector<llama_detail::Layer> layers_;
+};
+
+// Loads `folder`/config.json and the folder's safetensors (one file or shards), at whatever
+// prefix the checkpoint uses. Every missing or misshapen tensor is reported in one Error.
+std::shared_ptr<LlamaModel> load_llama(const std::string& folder, at::ScalarType dtype,
+                                       at::Device device);
+
+}  // namespace framesmith

@@ -1,0 +1,117 @@
+// FramePack's packed HunyuanVideo transformer (HunyuanVideoTransformer3DModelPacked): the
+// HunyuanVideo DiT (dual-stream then single-stream blocks, token refiner, guidance embedding)
+// plus FramePack's additions: explicit frame indices for RoPE, clean-latent context at 1x/2x/4x
+// compression, a SigLIP image projection, and TeaCache.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "models/weights.h"
+
+namespace framesmith {
+
+// The fields of the transformer's config.json; defaults are those of FramePack's class.
+struct TransformerConfig {
+  std::int64_t in_channels = 16;
+  std::int64_t out_channels = 16;
+  std::int64_t num_attention_heads = 24;
+  std::int64_t attention_head_dim = 128;
+  std::int64_t num_layers = 20;         // dual-stream blocks
+  std::int64_t num_single_layers = 40;  // single-stream blocks
+  std::int64_t num_refiner_layers = 2;
+  double mlp_ratio = 4.0;
+  std::int64_t patch_size = 2;
+  std::int64_t patch_size_t = 1;
+  std::string qk_norm = "rms_norm";  // the only kind FramePack checkpoints use
+  bool guidance_embeds = true;
+  std::int64_t text_embed_dim = 4096;
+  std::int64_t pooled_projection_dim = 768;
+  double rope_theta = 256.0;
+  std::array<std::int64_t, 3> rope_axes_dim = {16, 56, 56};  // (frames, rows, columns)
+  bool has_image_proj = false;
+  std::int64_t image_proj_dim = 1152;
+  bool has_clean_x_embedder = false;
+
+  std::int64_t inner_dim() const { return num_attention_heads * attention_head_dim; }
+  std::int64_t mlp_dim() const { return static_cast<std::int64_t>(inner_dim() * mlp_ratio); }
+
+  static TransformerConfig from_json(const nlohmann::json& j);  // validates; Error on bad values
+  nlohmann::json to_json() const;
+};
+
+// Every checkpoint key with its shape (norm weights initialise to ones, biases to zeros).
+std::vector<ParamSpec> transformer_parameter_specs(const TransformerConfig& cfg);
+
+struct TransformerInputs {
+  at::Tensor hidden_states;           // [B, C, T, H, W]
+  at::Tensor timestep;                // [B] float, 0..1000
+  at::Tensor encoder_hidden_states;   // [B, L, text_dim]
+  at::Tensor encoder_attention_mask;  // [B, L]
+  at::Tensor pooled_projections;      // [B, pooled_dim]
+  at::Tensor guidance;                // [B] (= distilled gs*1000); undefined if !guidance_embeds
+  at::Tensor latent_indices;          // [B, T]
+  at::Tensor clean_latents, clean_latent_indices;        // optional (undefined = absent)
+  at::Tensor clean_latents_2x, clean_latent_indices_2x;  // optional
+  at::Tensor clean_latents_4x, clean_latent_indices_4x;  // optional
+  at::Tensor image_embeddings;                           // [B, N, image_proj_dim], optional
+};
+
+class PackedTransformer {
+ public:
+  PackedTransformer(TransformerConfig cfg, const Weights& w);  // w: the transformer folder's
+  ~PackedTransformer();
+  PackedTransformer(const PackedTransformer&) = delete;
+  PackedTransformer& operator=(const PackedTransformer&) = delete;
+
+  // -> [B, out_channels, T, H, W], float32.
+  at::Tensor forward(const TransformerInputs& in);
+  // TeaCache as FramePack does it: a step reuses the previous blocks' residual while the
+  // accumulated (rescaled) relative L1 change of block 0's modulated input stays under the
+  // threshold; the first and last of `num_steps` calls always compute. Off by default.
+  void initialize_teacache(bool enable, int num_steps = 25, double rel_l1_thresh = 0.15);
+  const TransformerConfig& config() const { return cfg_; }
+
+  // Called before each of the (dual + single) blocks runs, with its index (dual blocks first);
+  // the memory governor uses it to stream that block's weights in. Default: empty.
+  std::function<void(int block_index)> before_block;
+  // Queries per block in the chunked attention (LibTorch without fused attention).
+  std::int64_t attention_query_chunk = 1024;
+
+  int num_blocks() const;
+  // The tensors of one block (checkpoint key, pointer to the loaded tensor) so that the memory
+  // governor can move or replace them between calls to before_block.
+  std::vector<std::pair<std::string, at::Tensor*>> block_tensors(int block_index);
+
+ private:
+  struct Params;
+  struct TeaCache {
+    bool enabled = false;
+    int count = 0;
+    int num_steps = 25;
+    double threshold = 0.15;
+    double accumulated = 0.0;
+    at::Tensor previous_modulated_input, previous_residual;
+  };
+  bool teacache_should_compute(const at::Tensor& img, const at::Tensor& temb);
+
+  TransformerConfig cfg_;
+  at::ScalarType dtype_;
+  at::Device device_;
+  std::unique_ptr<Params> p_;
+  TeaCache tea_;
+};
+
+// Reads `folder`/config.json and the folder's safetensors; checks every key and shape first
+// (an Error lists all missing and mis-shaped tensors).
+std::shared_ptr<PackedTransformer> load_transformer(const std::string& folder, at::ScalarType dtype,
+                                                    at::Device device);
+
+}  // namespace framesmith

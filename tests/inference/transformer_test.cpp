@@ -1,0 +1,282 @@
+// Unit tests of the packed transformer's parts: chunked attention, checkpoint checks, TeaCache.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <functional>
+#include <set>
+
+#include "framesmith/error.h"
+#include "io/safetensors.h"
+#include "models/attention.h"
+#include "models/transformer_packed.h"
+
+namespace framesmith {
+namespace {
+
+at::Tensor plain_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                           const at::Tensor& mask) {
+  at::Tensor w = at::matmul(q.to(at::kDouble), k.to(at::kDouble).transpose(-2, -1)) /
+                 std::sqrt(static_cast<double>(q.size(-1)));
+  if (mask.defined()) w = w.masked_fill(mask.logical_not(), -INFINITY);
+  return at::matmul(at::softmax(w, -1), v.to(at::kDouble));
+}
+
+double rel_l2(const at::Tensor& a, const at::Tensor& b) {
+  const at::Tensor x = a.to(at::kDouble), y = b.to(at::kDouble);
+  return ((x - y).norm() / y.norm()).item<double>();
+}
+
+TEST(Attention, ChunkedEqualsPlainSoftmax) {
+  at::manual_seed(1);
+  const at::Tensor q = at::randn({2, 3, 37, 8}), k = at::randn({2, 3, 29, 8}),
+                   v = at::randn({2, 3, 29, 8});
+  const at::Tensor key_mask =
+      (at::rand({2, 1, 1, 29}) > 0.3)
+          .index_put_({at::indexing::Slice(), 0, 0, 0}, true);  // every row keeps a key
+  const at::Tensor full_mask =
+      (at::rand({2, 1, 37, 29}) > 0.5)
+          .index_put_({at::indexing::Slice(), 0, at::indexing::Slice(), 3}, true);
+  for (const at::Tensor& mask : {at::Tensor(), key_mask, full_mask}) {
+    const at::Tensor expected = plain_attention(q, k, v, mask);
+    for (std::int64_t chunk : {1, 5, 16, 36, 37, 100}) {
+      SCOPED_TRACE("chunk " + std::to_string(chunk) + (mask.defined() ? " masked" : ""));
+      EXPECT_LT(rel_l2(attention_chunked(q, k, v, chunk, mask), expected), 1e-6);
+    }
+    EXPECT_LT(rel_l2(attention(q, k, v, 7, mask), expected), 1e-6);
+  }
+}
+
+TEST(Attention, HalfPrecisionIsWidened) {
+  at::manual_seed(2);
+  const at::Tensor q = at::randn({1, 2, 19, 16}), k = at::randn({1, 2, 19, 16}),
+                   v = at::randn({1, 2, 19, 16});
+  const at::Tensor out =
+      attention_chunked(q.to(at::kBFloat16), k.to(at::kBFloat16), v.to(at::kBFloat16), 4);
+  EXPECT_EQ(out.scalar_type(), at::kBFloat16);
+  EXPECT_LT(rel_l2(out, plain_attention(q, k, v, at::Tensor())), 2e-2);
+}
+
+TEST(Attention, RejectsBadArguments) {
+  const at::Tensor q = at::randn({1, 2, 4, 8}), k = at::randn({1, 2, 5, 6});
+  EXPECT_THROW(attention_chunked(q, k, k, 4), Error);
+  EXPECT_THROW(attention_chunked(q, q, q, 0), Error);
+}
+
+TransformerConfig tiny_config() {
+  TransformerConfig c;
+  c.num_attention_heads = 2;
+  c.attention_head_dim = 16;
+  c.num_layers = 1;
+  c.num_single_layers = 1;
+  c.num_refiner_layers = 1;
+  c.text_embed_dim = 8;
+  c.pooled_projection_dim = 8;
+  c.rope_axes_dim = {4, 6, 6};
+  c.has_image_proj = true;
+  c.image_proj_dim = 8;
+  c.has_clean_x_embedder = true;
+  return c;
+}
+
+TEST(TransformerConfig, DefaultsAreFramePack) {
+  const TransformerConfig c = TransformerConfig::from_json(nlohmann::json::object());
+  EXPECT_EQ(c.inner_dim(), 3072);
+  EXPECT_EQ(c.num_layers, 20);
+  EXPECT_EQ(c.num_single_layers, 40);
+  EXPECT_EQ(c.rope_axes_dim[1], 56);
+  EXPECT_DOUBLE_EQ(c.rope_theta, 256.0);
+}
+
+TEST(TransformerConfig, RoundTripAndValidation) {
+  const TransformerConfig c = tiny_config();
+  const TransformerConfig d = TransformerConfig::from_json(c.to_json());
+  EXPECT_EQ(d.to_json(), c.to_json());
+  nlohmann::json j = c.to_json();
+  j["rope_axes_dim"] = {4, 6, 8};  // sums to 18, not 16
+  EXPECT_THROW(TransformerConfig::from_json(j), Error);
+  j = c.to_json();
+  j["num_attention_heads"] = "two";
+  EXPECT_THROW(TransformerConfig::from_json(j), Error);
+  j = c.to_json();
+  j["qk_norm"] = "layer_norm";
+  EXPECT_THROW(TransformerConfig::from_json(j), Error);
+}
+
+TEST(TransformerSpecs, MatchReferenceCheckpointExactly) {
+  const std::string dir = std::string(FRAMESMITH_GOLDEN_DIR) + "/framepack-tiny-a/transformer";
+  std::ifstream f(dir + "/config.json");
+  const TransformerConfig cfg = TransformerConfig::from_json(nlohmann::json::parse(f));
+  const io::TensorStore store = io::TensorStore::open(dir);
+  std::set<std::string> spec_names;
+  for (const ParamSpec& s : transformer_parameter_specs(cfg)) spec_names.insert(s.name);
+  const std::vector<std::string> names = store.names();
+  EXPECT_EQ(spec_names, std::set<std::string>(names.begin(), names.end()));
+  EXPECT_TRUE(check_specs(store, transformer_parameter_specs(cfg)).empty());
+}
+
+// A temporary model folder with random weights, edited by `edit` before saving.
+class TinyModel : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/framesmith-transformer-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override {
+    ::unlink((dir_ + "/config.json").c_str());
+    ::unlink((dir_ + "/diffusion_pytorch_model.safetensors").c_str());
+    ::rmdir(dir_.c_str());
+  }
+  void write(const TransformerConfig& cfg,
+             const std::function<void(std::vector<std::pair<std::string, at::Tensor>>&)>& edit) {
+    auto tensors = make_random_weights(transformer_parameter_specs(cfg), 7, 0.1);
+    if (edit) edit(tensors);
+    io::save_safetensors(dir_ + "/diffusion_pytorch_model.safetensors", tensors);
+    std::ofstream(dir_ + "/config.json") << cfg.to_json().dump(2);
+  }
+  std::string dir_;
+};
+
+std::string load_error(const std::string& dir) {
+  try {
+    load_transformer(dir, at::kFloat, at::kCPU);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST_F(TinyModel, MisShapedTensorIsNamed) {
+  write(tiny_config(), [](auto& t) {
+    for (auto& p : t)
+      if (p.first == "single_transformer_blocks.0.proj_out.weight") p.second = at::zeros({32, 7});
+  });
+  const std::string msg = load_error(dir_);
+  EXPECT_NE(msg.find("single_transformer_blocks.0.proj_out.weight"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("[32, 7]"), std::string::npos) << msg;
+}
+
+TEST_F(TinyModel, MissingTensorIsNamed) {
+  write(tiny_config(), [](auto& t) {
+    t.erase(std::remove_if(t.begin(), t.end(),
+                           [](const auto& p) {
+                             return p.first == "transformer_blocks.0.attn.norm_added_k.weight";
+                           }),
+            t.end());
+  });
+  const std::string msg = load_error(dir_);
+  EXPECT_NE(msg.find("missing"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("transformer_blocks.0.attn.norm_added_k.weight"), std::string::npos) << msg;
+}
+
+TransformerInputs tiny_inputs(const TransformerConfig& cfg) {
+  at::manual_seed(3);
+  TransformerInputs in;
+  in.hidden_states = at::randn({1, 16, 2, 4, 6});
+  in.timestep = at::full({1}, 500.0);
+  in.encoder_hidden_states = at::randn({1, 10, cfg.text_embed_dim});
+  in.encoder_attention_mask = at::arange(10).lt(6).unsqueeze(0);
+  in.pooled_projections = at::randn({1, cfg.pooled_projection_dim});
+  in.guidance = at::full({1}, 10000.0);
+  in.latent_indices = at::arange(3, 5).unsqueeze(0);
+  in.clean_latents = at::randn({1, 16, 2, 4, 6});
+  in.clean_latent_indices = at::tensor({0, 5}, at::kLong).unsqueeze(0);
+  in.clean_latents_2x = at::randn({1, 16, 2, 4, 6});
+  in.clean_latent_indices_2x = at::arange(6, 8).unsqueeze(0);
+  in.clean_latents_4x = at::randn({1, 16, 5, 4, 6});  // ragged: replicate-padded to 8
+  in.clean_latent_indices_4x = at::arange(8, 13).unsqueeze(0);
+  in.image_embeddings = at::randn({1, 3, cfg.image_proj_dim});
+  return in;
+}
+
+TEST_F(TinyModel, ForwardShapesAndBatchEquivalence) {
+  const TransformerConfig cfg = tiny_config();
+  write(cfg, nullptr);
+  auto model = load_transformer(dir_, at::kFloat, at::kCPU);
+  TransformerInputs in = tiny_inputs(cfg);
+  const at::Tensor one = model->forward(in);
+  EXPECT_EQ(one.sizes(), in.hidden_states.sizes());
+  EXPECT_EQ(one.scalar_type(), at::kFloat);
+  // Batch 2 of the same sample, the second with extra padding: masks must give the same result
+  // as batch 1's cropping.
+  TransformerInputs two = in;
+  const auto dup = [](const at::Tensor& t) { return at::cat({t, t}, 0); };
+  for (at::Tensor* t : {&two.hidden_states, &two.timestep, &two.pooled_projections, &two.guidance,
+                        &two.latent_indices, &two.clean_latents, &two.clean_latent_indices,
+                        &two.clean_latents_2x, &two.clean_latent_indices_2x, &two.clean_latents_4x,
+                        &two.clean_latent_indices_4x, &two.image_embeddings})
+    *t = dup(*t);
+  two.encoder_hidden_states =
+      at::cat({in.encoder_hidden_states, at::randn({1, 10, cfg.text_embed_dim})}, 0);
+  two.encoder_hidden_states.narrow(0, 1, 1).narrow(1, 0, 6).copy_(
+      in.encoder_hidden_states.narrow(1, 0, 6));
+  two.encoder_attention_mask =
+      at::cat({in.encoder_attention_mask, at::arange(10).lt(6).unsqueeze(0)}, 0);
+  const at::Tensor both = model->forward(two);
+  EXPECT_LT(rel_l2(both.narrow(0, 0, 1), one), 1e-5);
+  EXPECT_LT(rel_l2(both.narrow(0, 1, 1), one), 1e-5);
+}
+
+// bfloat16 weights (FramePack's real dtype) run through every op and stay near float32.
+TEST_F(TinyModel, BFloat16ForwardStaysClose) {
+  const TransformerConfig cfg = tiny_config();
+  write(cfg, nullptr);
+  const TransformerInputs in = tiny_inputs(cfg);
+  const at::Tensor f32 = load_transformer(dir_, at::kFloat, at::kCPU)->forward(in);
+  const at::Tensor bf16 = load_transformer(dir_, at::kBFloat16, at::kCPU)->forward(in);
+  EXPECT_EQ(bf16.scalar_type(), at::kFloat);
+  EXPECT_LT(rel_l2(bf16, f32), 5e-2);
+}
+
+// Which forward calls ran the blocks, seen through before_block.
+std::vector<bool> teacache_pattern(PackedTransformer& model, const TransformerInputs& in, int steps,
+                                   double thresh) {
+  model.initialize_teacache(true, steps, thresh);
+  bool ran = false;
+  model.before_block = [&](int) { ran = true; };
+  std::vector<bool> computed;
+  for (int s = 0; s < steps; ++s) {
+    ran = false;
+    TransformerInputs step = in;
+    step.hidden_states = in.hidden_states + 1e-4 * s;  // near-constant input
+    model.forward(step);
+    computed.push_back(ran);
+  }
+  model.before_block = nullptr;
+  return computed;
+}
+
+TEST_F(TinyModel, TeaCacheSkipsButNeverFirstOrLast) {
+  const TransformerConfig cfg = tiny_config();
+  write(cfg, nullptr);
+  auto model = load_transformer(dir_, at::kFloat, at::kCPU);
+  const TransformerInputs in = tiny_inputs(cfg);
+  const at::Tensor reference = model->forward(in);
+
+  // Threshold out of reach: only the first and last steps compute.
+  std::vector<bool> p = teacache_pattern(*model, in, 6, 1e9);
+  EXPECT_EQ(p, (std::vector<bool>{true, false, false, false, false, true}));
+  // 0.15: each near-zero change adds ~0.096 (the polynomial's constant), so every second step
+  // computes.
+  p = teacache_pattern(*model, in, 6, 0.15);
+  EXPECT_EQ(p, (std::vector<bool>{true, false, true, false, true, true}));
+
+  // A skipped step reuses the residual: with a constant input it reproduces the full result.
+  model->initialize_teacache(true, 4, 1e9);
+  model->forward(in);
+  EXPECT_LT(rel_l2(model->forward(in), reference), 1e-6);
+  // Off: every call computes.
+  model->initialize_teacache(false);
+  int blocks = 0;
+  model->before_block = [&](int) { ++blocks; };
+  model->forward(in);
+  model->forward(in);
+  EXPECT_EQ(blocks, 2 * model->num_blocks());
+}
+
+}  // namespace
+}  // namespace framesmith
