@@ -1,0 +1,196 @@
+// Golden checks of the sampling side: the latent preview, sample_hunyuan (UniPC, with and without
+// real CFG) and both section loops. Parameters come from each case file's metadata, shapes from
+// its tensors, models from the set's transformer/ and vae/ folders.
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <cctype>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "framesmith/error.h"
+#include "golden/golden.h"
+#include "models/transformer_packed.h"
+#include "models/vae.h"
+#include "pipeline/preview.h"
+#include "pipeline/section_loop.h"
+#include "sampling/sample_hunyuan.h"
+
+namespace framesmith::golden {
+namespace {
+
+at::Tensor optional_in(const Case& c, const std::string& name) {
+  return c.has_in(name) ? c.in(name) : at::Tensor();
+}
+
+double meta_or(const Case& c, const std::string& key, double fallback) {
+  return c.has_meta(key) ? c.meta_double(key) : fallback;
+}
+
+// "shift": a number, or absent / "from mu" for FramePack's resolution-dependent shift.
+std::optional<double> meta_shift(const Case& c) {
+  if (!c.has_meta("shift")) return std::nullopt;
+  const std::string v = c.meta("shift");
+  if (v.empty() || !(std::isdigit(static_cast<unsigned char>(v[0])) || v[0] == '.')) {
+    return std::nullopt;
+  }
+  return c.meta_double("shift");
+}
+
+void check_sampler(const Case& c) {
+  if (c.has_meta("sampler") && c.meta("sampler") != "unipc") {
+    throw Error(c.name() + ": sampler \"" + c.meta("sampler") + "\" is not supported (unipc only)");
+  }
+}
+
+sampling::HunyuanConditioning conditioning(const Case& c) {
+  sampling::HunyuanConditioning cond;
+  cond.positive.embeds = c.in("prompt_embeds");
+  cond.positive.mask = optional_in(c, "prompt_embeds_mask");
+  cond.positive.poolers = c.in("prompt_poolers");
+  cond.negative.embeds = optional_in(c, "negative_prompt_embeds");
+  cond.negative.mask = optional_in(c, "negative_prompt_embeds_mask");
+  cond.negative.poolers = optional_in(c, "negative_prompt_poolers");
+  cond.image_embeddings = optional_in(c, "image_embeddings");
+  return cond;
+}
+
+// "[3, 2, 2, 1, 0]" -> {3, 2, 2, 1, 0}
+std::vector<int> parse_int_list(const std::string& s) {
+  std::vector<int> v;
+  std::string num;
+  for (char ch : s) {
+    if (std::isdigit(static_cast<unsigned char>(ch)) || ch == '-') {
+      num += ch;
+    } else if (!num.empty()) {
+      v.push_back(std::stoi(num));
+      num.clear();
+    }
+  }
+  if (!num.empty()) v.push_back(std::stoi(num));
+  return v;
+}
+
+CaseResult failed(const Case& c, const std::string& output, const std::string& error) {
+  CaseResult r;
+  r.case_name = c.name();
+  r.output = output;
+  r.error = error;
+  r.rel_l2 = INFINITY;
+  r.max_abs = INFINITY;
+  return r;
+}
+
+std::vector<CaseResult> run_loop(const Case& c, pipeline::LoopVariant variant) {
+  check_sampler(c);
+  if (c.has_meta("variant")) {
+    const bool f1 = c.meta("variant") == "F1";
+    if (f1 != (variant == pipeline::LoopVariant::kF1)) {
+      throw Error(c.name() + ": metadata variant \"" + c.meta("variant") +
+                  "\" does not match this runner");
+    }
+  }
+  auto transformer = load_transformer(c.set_dir() + "/transformer", at::kFloat, at::kCPU);
+  const auto vae = load_vae(c.set_dir() + "/vae", at::kFloat, at::kCPU);
+
+  pipeline::SectionLoopInputs in;
+  in.start_latent = optional_in(c, "start_latent");
+  in.start_image = optional_in(c, "start_image");
+  in.conditioning = conditioning(c);
+
+  pipeline::SectionLoopParams p;
+  p.variant = variant;
+  p.num_sections = static_cast<int>(c.meta_int("sections"));
+  p.latent_window_size = static_cast<int>(c.meta_int("window"));
+  p.steps = static_cast<int>(c.meta_int("steps"));
+  p.seed = static_cast<std::uint64_t>(c.meta_int("seed"));
+  p.gs = c.meta_double("gs");
+  p.cfg = meta_or(c, "cfg", 1.0);
+  p.rs = meta_or(c, "rs", 0.0);
+  p.shift = meta_shift(c);
+  p.sample_dtype = at::kFloat;
+  p.transformer_device = at::kCPU;
+
+  std::vector<CaseResult> results;
+  if (variant == pipeline::LoopVariant::kOriginal && c.has_meta("paddings")) {
+    const std::vector<int> expected = parse_int_list(c.meta("paddings"));
+    if (expected != pipeline::latent_paddings(p.num_sections)) {
+      results.push_back(failed(
+          c, "paddings", "padding schedule differs from the metadata's " + c.meta("paddings")));
+    }
+  }
+
+  std::map<std::string, at::Tensor> produced;
+  pipeline::SectionLoopCallbacks cb;
+  cb.on_section = [&](int si, const at::Tensor& latents, const at::Tensor& pixels) {
+    const std::string prefix = "section" + std::to_string(si) + ".";
+    produced[prefix + "latents"] = latents.clone();
+    produced[prefix + "pixels"] = pixels.clone();
+  };
+  const pipeline::SectionLoopResult r = pipeline::run_section_loop(*transformer, *vae, in, p, cb);
+  produced["start_latent"] = r.start_latent;
+  produced["history_latents"] = r.history_latents;
+  produced["pixels"] = r.pixels;
+
+  for (const std::string& name : c.out_names()) {
+    auto it = produced.find(name);
+    if (it == produced.end()) {
+      results.push_back(failed(c, name, "the loop produced no \"" + name + "\""));
+      continue;
+    }
+    // The start latent is one VAE forward; everything else accumulates sampler steps.
+    const double tol = name == "start_latent" ? kTolForward : kTolSampler;
+    results.push_back(compare(c.name(), name, it->second, c.out(name), tol));
+  }
+  return results;
+}
+
+}  // namespace
+
+std::vector<CaseResult> run_preview_fake(const Case& c) {
+  const at::Tensor images = pipeline::vae_decode_fake(c.in("latents"));
+  return {compare(c.name(), "images", images, c.out("images"), kTolForward)};
+}
+
+std::vector<CaseResult> run_sample(const Case& c) {
+  check_sampler(c);
+  auto transformer = load_transformer(c.set_dir() + "/transformer", at::kFloat, at::kCPU);
+
+  sampling::SampleHunyuanParams p;
+  p.width = c.meta_int("width");
+  p.height = c.meta_int("height");
+  p.frames = c.meta_int("frames");
+  p.real_guidance_scale = meta_or(c, "cfg", 1.0);
+  p.distilled_guidance_scale = c.meta_double("gs");
+  p.guidance_rescale = meta_or(c, "rs", 0.0);
+  p.shift = meta_shift(c);
+  p.num_inference_steps = static_cast<int>(c.meta_int("steps"));
+  p.latent_channels = transformer->config().in_channels;
+  p.dtype = at::kFloat;
+  p.device = at::kCPU;
+
+  sampling::SectionContext ctx;
+  ctx.latent_indices = optional_in(c, "latent_indices");
+  ctx.clean_latents = optional_in(c, "clean_latents");
+  ctx.clean_latent_indices = optional_in(c, "clean_latent_indices");
+  ctx.clean_latents_2x = optional_in(c, "clean_latents_2x");
+  ctx.clean_latent_indices_2x = optional_in(c, "clean_latent_2x_indices");  // FramePack's names
+  ctx.clean_latents_4x = optional_in(c, "clean_latents_4x");
+  ctx.clean_latent_indices_4x = optional_in(c, "clean_latent_4x_indices");
+
+  at::Generator gen =
+      at::detail::createCPUGenerator(static_cast<std::uint64_t>(c.meta_int("seed")));
+  const at::Tensor latents = sampling::sample_hunyuan(*transformer, p, conditioning(c), ctx, gen);
+  return {compare(c.name(), "latents", latents, c.out("latents"), kTolSampler)};
+}
+
+std::vector<CaseResult> run_sections(const Case& c) {
+  return run_loop(c, pipeline::LoopVariant::kOriginal);
+}
+
+std::vector<CaseResult> run_sections_f1(const Case& c) {
+  return run_loop(c, pipeline::LoopVariant::kF1);
+}
+
+}  // namespace framesmith::golden

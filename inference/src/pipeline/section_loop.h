@@ -1,0 +1,101 @@
+// FramePack's section loops: the worker of demo_gradio.py (original: sections generated
+// backwards in time, the start image's latent as the fixed first frame) and of demo_gradio_f1.py
+// (F1: sections generated forwards, appended). Each section samples `window` latent frames with
+// UniPC over the packed transformer, conditioned on clean latents taken from the history at 1x,
+// 2x and 4x compression, then decodes the newest latents and blends them into the video.
+//
+// The text and image encoders are not run here: the caller passes their outputs.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <vector>
+
+#include "models/transformer_packed.h"
+#include "models/vae.h"
+#include "pipeline/section_schedule.h"
+#include "sampling/sample_hunyuan.h"
+
+namespace framesmith::pipeline {
+
+enum class LoopVariant { kOriginal = 1, kF1 };
+
+// FramePack's worker parameters (its UI defaults).
+struct SectionLoopParams {
+  LoopVariant variant = LoopVariant::kOriginal;
+  double total_seconds = 5.0;  // -> total_latent_sections(total_seconds, latent_window_size)
+  int num_sections = 0;        // > 0: this many sections, total_seconds ignored
+  int latent_window_size = 9;  // latent frames per section
+  int steps = 25;
+  double gs = 10.0;  // distilled guidance
+  double cfg = 1.0;  // real guidance; != 1 runs the negative prompt too
+  double rs = 0.0;   // guidance rescale
+  std::uint64_t seed = 31337;
+  std::optional<double> shift;  // fixed flow shift; default: FramePack's resolution-dependent mu
+  bool use_teacache = false;
+  double teacache_threshold = 0.15;
+  // What x, timestep and guidance are cast to for the transformer (FramePack: bfloat16) and the
+  // transformer's device (clean latents and conditioning are moved there once per section).
+  at::ScalarType sample_dtype = at::kBFloat16;
+  at::Device transformer_device = at::kCPU;
+  VaeTiling tiling;  // decode (and start-image encode); default = diffusers' temporal tiling
+};
+
+struct SectionLoopInputs {
+  // (1, 16, 1, h, w), already multiplied by the VAE's scaling factor. When undefined,
+  // `start_image` is encoded: posterior mode (FramePack samples; the mode makes the seed decide
+  // everything) times the scaling factor.
+  at::Tensor start_latent;
+  at::Tensor start_image;  // (1, 3, 1, H, W) in [-1, 1]
+  // Negative prompt: used only when cfg != 1 (FramePack feeds zeros otherwise).
+  sampling::HunyuanConditioning conditioning;
+};
+
+struct StepProgress {
+  int section = 0;  // 0-based, in generation order
+  int num_sections = 0;
+  int step = 0;  // 0-based
+  int num_steps = 0;
+  std::int64_t generated_latent_frames = 0;  // before this section
+};
+
+struct SectionLoopCallbacks {
+  // After every sampler step; `preview` is FramePack's vae_decode_fake picture of the current x0
+  // prediction, uint8 (H, window * W, 3) (computed only when this callback is set).
+  std::function<void(const StepProgress&, const at::Tensor& preview_rgb8)> on_step;
+  // After each section's decode: the section's new latents (CPU float32; on the original loop's
+  // last section the start latent is prepended) and the whole video so far (CPU, in [-1, 1]).
+  std::function<void(int section, const at::Tensor& new_latents, const at::Tensor& pixels)>
+      on_section;
+  // Checked before each section and each sampler step; when set the loop throws
+  // framesmith::Cancelled.
+  const std::atomic<bool>* cancel = nullptr;
+  // Wraps each step's flow model (memory governor retry); optional.
+  std::function<sampling::FlowModel(sampling::FlowModel)> wrap_model;
+};
+
+struct SectionLoopResult {
+  at::Tensor start_latent;     // (1, 16, 1, h, w) CPU float32, scaled
+  at::Tensor history_latents;  // generated latents in video order (incl. the start latent)
+  at::Tensor pixels;           // (1, 3, frames, H, W) CPU, the VAE's dtype, in [-1, 1]
+  int num_sections = 0;
+};
+
+// The number of sections `params` asks for.
+int section_count(const SectionLoopParams& params);
+
+// Runs the whole loop. Throws Error for inconsistent inputs, Cancelled when cancelled.
+SectionLoopResult run_section_loop(PackedTransformer& transformer, const Vae& vae,
+                                   const SectionLoopInputs& inputs, const SectionLoopParams& params,
+                                   const SectionLoopCallbacks& callbacks = {});
+
+// FramePack's start latent: vae.encode(image).mode() * scaling_factor, CPU float32.
+at::Tensor encode_start_latent(const Vae& vae, const at::Tensor& image, const VaeTiling& tiling);
+
+// FramePack's vae_decode: decode(latents / scaling_factor), moved to the CPU.
+at::Tensor decode_latents(const Vae& vae, const at::Tensor& latents, const VaeTiling& tiling);
+
+}  // namespace framesmith::pipeline

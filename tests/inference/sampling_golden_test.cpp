@@ -1,0 +1,53 @@
+// Golden checks of the sampler and the section loops against FramePack's reference outputs
+// (shared/golden/README.md): preview_fake, sample_cfg1, sample_cfg, sections, sections_f1.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "golden/golden.h"
+
+namespace golden = framesmith::golden;
+
+namespace {
+
+// FRAMESMITH_SAMPLING_GOLDEN_SET=<folder> runs the same checks on another case set.
+std::string case_set() {
+  const char* env = std::getenv("FRAMESMITH_SAMPLING_GOLDEN_SET");
+  return env != nullptr && *env != '\0' ? std::string(env)
+                                        : std::string(FRAMESMITH_GOLDEN_DIR) + "/framepack-tiny-a";
+}
+
+void check(const std::string& name,
+           std::vector<golden::CaseResult> (*runner)(const golden::Case&)) {
+  const golden::Case c(case_set(), name);
+  const std::vector<golden::CaseResult> results = runner(c);
+  ASSERT_FALSE(results.empty()) << name;
+  for (const auto& r : results) {
+    std::printf("%-12s %-18s rel-L2 %.3e  max-abs %.3e  (tol %.0e)%s%s\n", r.case_name.c_str(),
+                r.output.c_str(), r.rel_l2, r.max_abs, r.tolerance, r.error.empty() ? "" : "  ",
+                r.error.c_str());
+    EXPECT_TRUE(r.passed) << r.case_name << "." << r.output << ": rel-L2 " << r.rel_l2 << " > "
+                          << r.tolerance << " " << r.error;
+  }
+}
+
+}  // namespace
+
+TEST(SamplingGolden, PreviewFake) {
+  check("preview_fake", golden::run_preview_fake);
+}
+TEST(SamplingGolden, SampleCfg1) {
+  check("sample_cfg1", golden::run_sample);
+}
+TEST(SamplingGolden, SampleCfg) {
+  check("sample_cfg", golden::run_sample);
+}
+TEST(SamplingGolden, Sections) {
+  check("sections", golden::run_sections);
+}
+TEST(SamplingGolden, SectionsF1) {
+  check("sections_f1", golden::run_sections_f1);
+}
