@@ -5,6 +5,10 @@
 #include <c10/core/Allocator.h>
 #include <torch/csrc/api/include/torch/version.h>
 
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
 #define FRAMESMITH_TORCH_AT_LEAST(major, minor) \
   (TORCH_VERSION_MAJOR > (major) ||             \
    (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
@@ -16,12 +20,52 @@
 // The CUDA caching allocator learned expandable segments in 2.1.
 #define FRAMESMITH_HAS_EXPANDABLE_SEGMENTS FRAMESMITH_TORCH_AT_LEAST(2, 1)
 
+// LibTorch built with CUDA (and the CUDA toolkit headers on the include path). Debian's 1.13 CPU
+// package ships ATen/cuda headers but no CUDAConfig.h; official CPU builds have AT_CUDA_ENABLED()
+// 0.
+#if !defined(FRAMESMITH_DISABLE_CUDA) && __has_include(<ATen/cuda/CUDAConfig.h>) && \
+    __has_include(<c10/cuda/CUDACachingAllocator.h>) && __has_include(<cuda_runtime_api.h>)
+#include <ATen/cuda/CUDAConfig.h>
+#define FRAMESMITH_HAS_CUDA AT_CUDA_ENABLED()
+#else
+#define FRAMESMITH_HAS_CUDA 0
+#endif
+#if FRAMESMITH_HAS_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
+
 namespace framesmith::compat {
 
-// c10::Allocator::allocate became non-const-qualified-compatible in 2.3 (it is still `const` there,
-// but copy_data became pure virtual in 2.3). Allocators in memory/ derive from this shim so the
-// difference stays here.
-class AllocatorBase : public c10::Allocator {
+// Two c10::Allocator differences: copy_data became pure virtual in 2.3, and `allocate` lost its
+// `const` in 2.x (2.3/2.4). Rather than guess the exact release, the const-ness is read from the
+// declaration itself. Allocators in memory/ derive from AllocatorBase and implement
+// `allocate_bytes`, so neither difference leaks out of this header.
+namespace detail {
+template <typename Base>
+constexpr bool kConstAllocate =
+    std::is_same<decltype(&Base::allocate), c10::DataPtr (Base::*)(std::size_t) const>::value;
+
+template <typename Base, bool kConst = kConstAllocate<Base>>
+class AllocateShim;
+template <typename Base>
+class AllocateShim<Base, true> : public Base {
+ public:
+  c10::DataPtr allocate(std::size_t n) const override { return allocate_bytes(n); }
+
+ protected:
+  virtual c10::DataPtr allocate_bytes(std::size_t n) const = 0;
+};
+template <typename Base>
+class AllocateShim<Base, false> : public Base {
+ public:
+  c10::DataPtr allocate(std::size_t n) override { return allocate_bytes(n); }
+
+ protected:
+  virtual c10::DataPtr allocate_bytes(std::size_t n) const = 0;
+};
+}  // namespace detail
+
+class AllocatorBase : public detail::AllocateShim<c10::Allocator> {
  public:
 #if FRAMESMITH_TORCH_AT_LEAST(2, 3)
   void copy_data(void* dest, const void* src, std::size_t count) const override {
@@ -30,6 +74,38 @@ class AllocatorBase : public c10::Allocator {
 #endif
 };
 
-inline const char* torch_version_string() { return TORCH_VERSION; }
+#if FRAMESMITH_HAS_CUDA
+// The caching allocator's counters. Across versions: DeviceStats moved to
+// c10::CachingDeviceAllocator (2.5+, re-exported), the device argument went from int to
+// DeviceIndex (2.3), emptyCache gained defaulted arguments (2.8). `auto`, a DeviceIndex argument
+// (converts to int) and index 0 (StatType::AGGREGATE in every version) cover all of them.
+struct CudaAllocatorStats {
+  std::int64_t allocated = 0, reserved = 0, active = 0, peak_allocated = 0;
+  std::int64_t num_ooms = 0, num_alloc_retries = 0;
+};
+inline CudaAllocatorStats cuda_allocator_stats(int device) {
+  const auto s =
+      c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(device));
+  constexpr std::size_t kAggregate = 0;
+  CudaAllocatorStats r;
+  r.allocated = s.allocated_bytes[kAggregate].current;
+  r.reserved = s.reserved_bytes[kAggregate].current;
+  r.active = s.active_bytes[kAggregate].current;
+  r.peak_allocated = s.allocated_bytes[kAggregate].peak;
+  r.num_ooms = s.num_ooms;
+  r.num_alloc_retries = s.num_alloc_retries;
+  return r;
+}
+inline void cuda_empty_cache() {
+  c10::cuda::CUDACachingAllocator::emptyCache();
+}
+inline void cuda_reset_peak_stats(int device) {
+  c10::cuda::CUDACachingAllocator::resetPeakStats(static_cast<c10::DeviceIndex>(device));
+}
+#endif
+
+inline const char* torch_version_string() {
+  return TORCH_VERSION;
+}
 
 }  // namespace framesmith::compat

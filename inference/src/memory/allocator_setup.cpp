@@ -1,0 +1,75 @@
+#include "memory/allocator_setup.h"
+
+#include <cstdlib>
+
+#include "compat/torch_compat.h"
+#include "framesmith/error.h"
+
+namespace framesmith::memory {
+
+namespace {
+constexpr const char* kCudaConfVar = "PYTORCH_CUDA_ALLOC_CONF";
+constexpr const char* kConfVar = "PYTORCH_ALLOC_CONF";  // the device-generic name of newer releases
+constexpr const char* kExpandable = "expandable_segments:True";
+
+bool is_set(const char* v) {
+  return v != nullptr && v[0] != '\0';
+}
+
+void set_env(const char* name, const char* value) {
+#ifdef _WIN32
+  const int rc = _putenv_s(name, value);
+#else
+  const int rc = setenv(name, value, /*overwrite=*/1);
+#endif
+  if (rc != 0) throw Error(std::string("cannot set environment variable ") + name);
+}
+}  // namespace
+
+AllocatorChoice choose_allocator_conf(const char* cuda_alloc_conf, const char* alloc_conf,
+                                      bool torch_has_expandable_segments) {
+  AllocatorChoice c;
+  if (is_set(cuda_alloc_conf) || is_set(alloc_conf)) {
+    c.user_override = true;
+    c.variable = is_set(cuda_alloc_conf) ? kCudaConfVar : kConfVar;
+    c.conf = is_set(cuda_alloc_conf) ? cuda_alloc_conf : alloc_conf;
+    c.expandable_segments = c.conf.find(kExpandable) != std::string::npos;
+    c.description = c.variable + "=" + c.conf + " set by the user; left as it is";
+    return c;
+  }
+  if (!torch_has_expandable_segments) {
+    c.description = std::string("LibTorch ") + compat::torch_version_string() +
+                    " has no expandable segments (2.1+); default caching allocator";
+    return c;
+  }
+  c.expandable_segments = true;
+  c.changed_environment = true;
+  c.variable = kCudaConfVar;
+  c.conf = kExpandable;
+  c.description = std::string(kCudaConfVar) + "=" + kExpandable +
+                  " (expandable segments: less fragmentation on long jobs)";
+  return c;
+}
+
+AllocatorChoice configure_cuda_allocator() {
+  AllocatorChoice c = choose_allocator_conf(std::getenv(kCudaConfVar), std::getenv(kConfVar),
+                                            FRAMESMITH_HAS_EXPANDABLE_SEGMENTS);
+  if (c.changed_environment) set_env(kCudaConfVar, c.conf.c_str());
+  return c;
+}
+
+Event allocator_event(const AllocatorChoice& choice, double t_s) {
+  Event e;
+  e.type = EventType::kAllocator;
+  e.t_s = t_s;
+  e.phase = "setup";
+  e.numbers["expandable_segments"] = choice.expandable_segments ? 1 : 0;
+  e.texts["action"] = choice.user_override         ? "user configuration"
+                      : choice.changed_environment ? "expandable segments"
+                                                   : "defaults";
+  if (!choice.variable.empty()) e.texts["conf"] = choice.variable + "=" + choice.conf;
+  e.texts["message"] = choice.description;
+  return e;
+}
+
+}  // namespace framesmith::memory

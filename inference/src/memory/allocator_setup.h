@@ -1,0 +1,33 @@
+// CUDA caching-allocator configuration, decided before CUDA starts (the allocator reads its
+// environment variable once, at its first use). With LibTorch >= 2.1, expandable segments let
+// the cache grow and shrink in place instead of fragmenting into fixed blocks, which is what lets
+// long video jobs run close to the budget; a variable the user set always wins.
+#pragma once
+#include <string>
+
+#include "framesmith/events.h"
+
+namespace framesmith::memory {
+
+struct AllocatorChoice {
+  bool expandable_segments = false;  // in effect (as far as the configuration says)
+  bool user_override = false;        // the user's own variable was left as it was
+  bool changed_environment = false;  // this process set PYTORCH_CUDA_ALLOC_CONF
+  std::string variable;              // the variable in effect ("" = none)
+  std::string conf;                  // its value ("" = LibTorch defaults)
+  std::string description;           // one sentence for the log and the `allocator` event
+};
+
+// The decision alone, for tests: the values of PYTORCH_CUDA_ALLOC_CONF and PYTORCH_ALLOC_CONF
+// (nullptr or "" = unset) and whether this LibTorch has expandable segments.
+AllocatorChoice choose_allocator_conf(const char* cuda_alloc_conf, const char* alloc_conf,
+                                      bool torch_has_expandable_segments);
+
+// Reads the environment, sets PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True when chosen, and
+// returns the choice. Call once, before the first CUDA tensor.
+AllocatorChoice configure_cuda_allocator();
+
+// The `allocator` event describing the choice (phase "setup").
+Event allocator_event(const AllocatorChoice& choice, double t_s = 0.0);
+
+}  // namespace framesmith::memory

@@ -1,0 +1,188 @@
+#include "memory/oom_retry.h"
+
+#include <c10/util/Exception.h>
+
+#include <algorithm>
+#include <cctype>
+#include <new>
+
+#include "framesmith/error.h"
+#include "memory/device_probe.h"
+
+namespace framesmith::memory {
+
+namespace {
+
+std::string first_line(const std::string& s) {
+  return s.substr(0, s.find('\n'));
+}
+
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// Messages of allocation failures from the CUDA caching allocator (before c10::OutOfMemoryError
+// existed), from cudaMalloc itself, and from cuBLAS/cuDNN workspaces.
+bool message_says_oom(const std::string& message) {
+  const std::string m = lower(message);
+  return m.find("out of memory") != std::string::npos ||
+         m.find("status_alloc_failed") != std::string::npos ||
+         m.find("not enough memory") != std::string::npos;
+}
+
+struct Failure {
+  std::string message;
+  std::int64_t requested = -1;
+};
+
+Event oom_event(const std::string& phase, std::size_t rung, const Failure& f,
+                const OomLadderHooks& hooks) {
+  Event e;
+  e.type = EventType::kOomRecovered;
+  e.t_s = hooks.now_s ? hooks.now_s() : 0.0;
+  e.phase = phase;
+  e.numbers["rung"] = static_cast<double>(rung);
+  if (f.requested >= 0) e.numbers["requested"] = static_cast<double>(f.requested);
+  if (hooks.probe) {
+    const MemorySnapshot s = hooks.probe->snapshot();
+    const std::int64_t free = free_bytes(s);
+    if (free >= 0) e.numbers["free"] = static_cast<double>(free);
+    e.numbers["allocated"] = static_cast<double>(s.allocated);
+    e.numbers["budget"] = static_cast<double>(s.budget);
+  }
+  if (!f.message.empty()) e.texts["message"] = f.message;
+  return e;
+}
+
+std::string failure_text(const std::string& phase, const std::string& rung, const Event& e,
+                         const Failure& f) {
+  std::string text =
+      "out of memory in phase \"" + phase + "\" even at its smallest setting \"" + rung + "\"";
+  if (f.requested >= 0) text += ": it tried to allocate " + format_size(f.requested);
+  if (e.numbers.count("free")) {
+    text += f.requested >= 0 ? " with " : ": ";
+    text += format_size(static_cast<std::int64_t>(e.number("free"))) + " free";
+  }
+  if (e.numbers.count("budget"))
+    text += " (budget " + format_size(static_cast<std::int64_t>(e.number("budget"))) + ", " +
+            format_size(static_cast<std::int64_t>(e.number("allocated"))) + " in use)";
+  text +=
+      ". Lower the resolution or the frame count, or free device memory used by other "
+      "programs. [" +
+      f.message + "]";
+  return text;
+}
+
+}  // namespace
+
+bool is_out_of_memory(const std::exception& e, std::string* message) {
+  std::string text;
+  if (const auto* oom = dynamic_cast<const c10::OutOfMemoryError*>(&e)) {
+    text = oom->what_without_backtrace();
+  } else if (const auto* error = dynamic_cast<const c10::Error*>(&e)) {
+    text = error->what_without_backtrace();
+    if (!message_says_oom(text)) return false;
+  } else if (dynamic_cast<const std::bad_alloc*>(&e)) {
+    text = "host out of memory (std::bad_alloc)";
+  } else {
+    return false;
+  }
+  if (message) *message = first_line(text);
+  return true;
+}
+
+std::int64_t requested_bytes_from_message(const std::string& message) {
+  const std::string tried = "Tried to allocate ";
+  const std::size_t at = message.find(tried);
+  if (at == std::string::npos) return -1;
+  // The simulated device gives the exact count: "Tried to allocate 1.0 MiB (1048576 bytes)".
+  const std::size_t open = message.find('(', at);
+  const std::size_t close = message.find(" bytes)", at);
+  if (open != std::string::npos && close != std::string::npos && open < close) {
+    const std::string digits = message.substr(open + 1, close - open - 1);
+    if (!digits.empty() &&
+        std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      try {
+        return parse_size(digits);
+      } catch (const Error&) {
+      }
+    }
+  }
+  // CUDA: "Tried to allocate 20.00 MiB (GPU 0; ...)", "Tried to allocate 512 bytes".
+  std::size_t i = at + tried.size();
+  std::string number, unit;
+  while (i < message.size() &&
+         (std::isdigit(static_cast<unsigned char>(message[i])) || message[i] == '.'))
+    number += message[i++];
+  while (i < message.size() && message[i] == ' ') ++i;
+  while (i < message.size() && std::isalpha(static_cast<unsigned char>(message[i])))
+    unit += message[i++];
+  if (unit == "bytes") unit = "B";
+  try {
+    return parse_size(number + unit);
+  } catch (const Error&) {
+    return -1;
+  }
+}
+
+std::string rung_change_text(const std::string& from, const std::string& to) {
+  // Share the words both names start with: "chunk 16" + "chunk 4" -> "chunk 16→4".
+  std::size_t common = 0;
+  for (std::size_t i = 0; i < std::min(from.size(), to.size()) && from[i] == to[i]; ++i)
+    if (from[i] == ' ') common = i + 1;
+  return from + "\xE2\x86\x92" + to.substr(common);
+}
+
+std::size_t run_with_oom_ladder(const std::string& phase, const std::vector<std::string>& rungs,
+                                const std::function<void(std::size_t rung)>& attempt,
+                                const std::function<void(const Event&)>& on_event,
+                                const OomLadderHooks& hooks) {
+  if (rungs.empty()) throw Error("OOM ladder of phase \"" + phase + "\" has no rungs");
+  const auto emit = [&](const Event& e) {
+    if (on_event) on_event(e);
+  };
+  bool retried = false;
+  for (std::size_t rung = 0; rung < rungs.size(); ++rung) {
+    bool out_of_memory = false;
+    Failure failure;
+    try {
+      attempt(rung);
+    } catch (const std::exception& e) {
+      if (!is_out_of_memory(e, &failure.message)) throw;
+      out_of_memory = true;
+      // Nothing of the attempt survives here: its locals (the tensors it made) were destroyed
+      // while the exception unwound, and the exception object holds only text, no tensors. The
+      // cache is emptied below, outside this handler, once even the exception is gone.
+    }
+    if (!out_of_memory) {
+      if (retried) {
+        Event ok = oom_event(phase, rung, failure, hooks);
+        ok.texts["action"] = rungs[rung];
+        ok.texts["outcome"] = "ok";
+        emit(ok);
+      }
+      return rung;
+    }
+    failure.requested = requested_bytes_from_message(failure.message);
+    if (hooks.empty_cache)
+      hooks.empty_cache();
+    else if (hooks.probe)
+      hooks.probe->empty_cache();
+    Event e = oom_event(phase, rung, failure, hooks);
+    if (rung + 1 < rungs.size()) {
+      e.texts["action"] = rung_change_text(rungs[rung], rungs[rung + 1]);
+      e.texts["outcome"] = "retry";
+      emit(e);
+      retried = true;
+      continue;
+    }
+    e.texts["action"] = rungs[rung] + " (no smaller setting)";
+    e.texts["outcome"] = "failed";
+    emit(e);
+    throw Error(failure_text(phase, rungs[rung], e, failure));
+  }
+  return rungs.size();  // not reached: the last rung returns or throws
+}
+
+}  // namespace framesmith::memory

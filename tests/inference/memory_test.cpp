@@ -1,0 +1,626 @@
+// Memory governor foundation: the simulated device (budgeted CPU allocator), probes, telemetry,
+// allocator set-up and the OOM ladder. Every test that installs the simulated device does so with
+// an RAII SimulatedDeviceScope, so LibTorch's CPU allocator is restored even when a check fails.
+#include <ATen/ATen.h>
+#include <c10/core/CPUAllocator.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <mutex>
+#include <random>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "compat/torch_compat.h"
+#include "framesmith/error.h"
+#include "framesmith/events.h"
+#include "memory/allocator_setup.h"
+#include "memory/device_probe.h"
+#include "memory/oom_retry.h"
+#include "memory/phase.h"
+#include "memory/simulated_device.h"
+#include "memory/telemetry.h"
+
+using framesmith::Error;
+using framesmith::Event;
+using framesmith::EventType;
+using namespace framesmith::memory;
+
+namespace {
+
+constexpr std::int64_t kKiB = 1024;
+constexpr std::int64_t kMiB = 1024 * 1024;
+
+std::int64_t allocated() {
+  return simulated_device::stats().allocated;
+}
+
+std::string temp_path(const std::string& name) {
+  static std::string dir = [] {
+    char tmpl[] = "/tmp/fs_mem_XXXXXX";
+    return std::string(::mkdtemp(tmpl));
+  }();
+  return dir + "/" + name;
+}
+
+// ----------------------------------------------------------------------------------------------
+// Simulated device
+
+TEST(SimulatedDevice, InstallsAndRestoresTheCpuAllocator) {
+  c10::Allocator* before = c10::GetCPUAllocator();
+  {
+    SimulatedDeviceScope sim(64 * kMiB);
+    EXPECT_NE(c10::GetCPUAllocator(), before);
+    EXPECT_TRUE(simulated_device::installed());
+    EXPECT_EQ(simulated_device::stats().budget, 64 * kMiB);
+    EXPECT_THROW(SimulatedDeviceScope nested(kMiB), Error);
+    EXPECT_EQ(c10::GetCPUAllocator()->raw_deleter() != nullptr, true);
+  }
+  EXPECT_EQ(c10::GetCPUAllocator(), before);
+  EXPECT_FALSE(simulated_device::installed());
+  EXPECT_THROW(SimulatedDeviceScope bad(0), Error);
+  EXPECT_EQ(c10::GetCPUAllocator(), before);
+}
+
+TEST(SimulatedDevice, CountsDeviceScopeBytesOnly) {
+  SimulatedDeviceScope sim(64 * kMiB);
+  const std::int64_t base = allocated();
+  at::Tensor host = at::empty({1024}, at::kFloat);
+  EXPECT_EQ(allocated(), base) << "allocations outside OnDeviceScope are host memory";
+  EXPECT_GE(simulated_device::stats().host_allocated, 4096);
+  at::Tensor device;
+  {
+    OnDeviceScope on_device;
+    device = at::empty({1000}, at::kFloat);
+    EXPECT_EQ(allocated(), base + 4000);
+    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(device.data_ptr()) % 64, 0u);
+    host = at::Tensor();  // a host block freed while on the device is still a host block
+    EXPECT_EQ(allocated(), base + 4000);
+    {
+      HostScope host_scope;
+      at::Tensor staged = at::empty({256}, at::kFloat);
+      EXPECT_EQ(allocated(), base + 4000) << "HostScope allocations are not device bytes";
+    }
+    EXPECT_EQ(simulated_device::stats().num_allocations, 1);
+  }
+  EXPECT_EQ(allocated(), base + 4000);
+  device = at::Tensor();  // freed outside the scope: still attributed to the device
+  EXPECT_EQ(allocated(), base);
+  EXPECT_EQ(simulated_device::stats().peak, base + 4000);
+}
+
+TEST(SimulatedDevice, FreeAfterUninstallIsStillAttributed) {
+  at::Tensor survivor;
+  std::int64_t base = 0;
+  {
+    SimulatedDeviceScope sim(kMiB);
+    base = allocated();
+    OnDeviceScope on_device;
+    survivor = at::ones({64, 64});
+    EXPECT_EQ(allocated(), base + 64 * 64 * 4);
+  }
+  EXPECT_FLOAT_EQ(survivor.sum().item<float>(), 4096.0f);
+  survivor = at::Tensor();
+  EXPECT_EQ(allocated(), base);
+}
+
+TEST(SimulatedDevice, CopyToDeviceCountsTheCopy) {
+  at::Tensor weight = at::randn({32, 32});
+  SimulatedDeviceScope sim(kMiB);
+  const std::int64_t base = allocated();
+  at::Tensor on_device = simulated_device::copy_to_device(weight);
+  EXPECT_EQ(allocated(), base + 32 * 32 * 4);
+  EXPECT_TRUE(on_device.equal(weight));
+}
+
+TEST(SimulatedDevice, MatmulPastTheBudgetThrowsCatchableOomWithoutLeaking) {
+  at::Tensor a = at::randn({256, 256});
+  at::Tensor b = at::randn({256, 256});
+  SimulatedDeviceScope sim(200 * kKiB);  // the 256 KiB product does not fit
+  const std::int64_t base = allocated();
+  {
+    OnDeviceScope on_device;
+    PhaseScope phase("matmul test");
+    try {
+      at::Tensor c = at::matmul(a, b);
+      FAIL() << "matmul should not fit in 200 KiB";
+    } catch (const c10::OutOfMemoryError& e) {
+      const std::string msg = e.what_without_backtrace();
+      EXPECT_NE(msg.find("Tried to allocate 256.0 KiB (262144 bytes)"), std::string::npos) << msg;
+      EXPECT_NE(msg.find("free of 200.0 KiB budget"), std::string::npos) << msg;
+      EXPECT_NE(msg.find("matmul test"), std::string::npos) << msg;
+      EXPECT_EQ(requested_bytes_from_message(msg), 262144);
+    }
+  }
+  EXPECT_EQ(allocated(), base);
+  EXPECT_EQ(simulated_device::stats().num_ooms, 1);
+  EXPECT_LE(simulated_device::stats().peak, 200 * kKiB);
+}
+
+// Runs conv3d on the simulated device: past a small budget, then fitting, then with each of its
+// device allocations failed in turn (scratch buffers inside the kernel too). Every failure must be
+// a catchable OutOfMemoryError and leave no device bytes behind.
+void check_conv3d_oom(const char* label, at::IntArrayRef x_shape, at::IntArrayRef w_shape) {
+  at::Tensor x = at::randn(x_shape);
+  at::Tensor w = at::randn(w_shape);
+  at::Tensor bias = at::randn({w_shape[0]});
+  const at::Tensor expected = at::conv3d(x, w, bias, 1, 1);
+  const std::int64_t out_bytes = expected.numel() * 4;
+  SimulatedDeviceScope sim(1024 * kMiB);
+  const std::int64_t base = allocated();
+
+  {  // Too small a budget: the output alone does not fit.
+    simulated_device::set_budget(base + out_bytes / 2);
+    OnDeviceScope on_device;
+    EXPECT_THROW(at::conv3d(x, w, bias, 1, 1), c10::OutOfMemoryError) << label;
+  }
+  EXPECT_EQ(allocated(), base) << label;
+
+  simulated_device::set_budget(1024 * kMiB);
+  simulated_device::reset_counters();
+  at::Tensor y;
+  {
+    OnDeviceScope on_device;
+    y = at::conv3d(x, w, bias, 1, 1);
+  }
+  const SimulatedDeviceStats clean = simulated_device::stats();  // the conv's allocations only
+  EXPECT_TRUE(y.allclose(expected, 1e-4, 1e-4)) << label;
+  y = at::Tensor();
+  EXPECT_EQ(allocated(), base) << label;
+  ASSERT_GE(clean.num_allocations, 1) << label;
+  EXPECT_GE(clean.peak, base + out_bytes) << label;
+  std::cout << "[conv3d " << label << "] " << clean.num_allocations << " device allocations, peak "
+            << format_size(clean.peak - base) << "\n";
+
+  for (std::int64_t n = 1; n <= clean.num_allocations; ++n) {
+    simulated_device::fail_nth_allocation(n);
+    OnDeviceScope on_device;
+    EXPECT_THROW(at::conv3d(x, w, bias, 1, 1), c10::OutOfMemoryError)
+        << label << ": allocation " << n;
+    EXPECT_EQ(allocated(), base) << label << ": leak after failing allocation " << n;
+  }
+  simulated_device::clear_faults();
+}
+
+TEST(SimulatedDevice, Conv3dOomIsCatchableAtEveryAllocationAndLeaksNothing) {
+  check_conv3d_oom("small (native kernel)", {1, 8, 6, 24, 24}, {16, 8, 3, 3, 3});
+  // Large enough for LibTorch to pick MKLDNN, whose scratchpad goes through raw_allocate.
+  check_conv3d_oom("large (mkldnn)", {1, 64, 16, 32, 32}, {32, 64, 3, 3, 3});
+}
+
+TEST(SimulatedDevice, PeakNeverExceedsTheBudgetUnderConcurrentAllocations) {
+  const std::int64_t budget = 4 * kMiB;
+  SimulatedDeviceScope sim(budget);
+  const std::int64_t base = allocated();
+  OnDeviceScope on_device;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([t] {
+      std::mt19937 rng(t);
+      std::uniform_int_distribution<std::int64_t> size(1, 512 * 1024);
+      std::vector<at::Tensor> live;
+      for (int i = 0; i < 400; ++i) {
+        try {
+          live.push_back(at::empty({size(rng)}, at::kByte));
+        } catch (const c10::OutOfMemoryError&) {
+          live.clear();
+        }
+        if (live.size() > 12) live.erase(live.begin());
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  const SimulatedDeviceStats s = simulated_device::stats();
+  EXPECT_EQ(s.allocated, base);
+  EXPECT_LE(s.peak, budget);
+  EXPECT_GT(s.num_ooms, 0);
+  EXPECT_GT(s.peak, budget / 2);
+}
+
+TEST(SimulatedDevice, FaultInjectionFailsTheNthAllocation) {
+  SimulatedDeviceScope sim(64 * kMiB);
+  OnDeviceScope on_device;
+  simulated_device::fail_nth_allocation(3);
+  at::Tensor a = at::empty({10});
+  at::Tensor b = at::empty({10});
+  try {
+    at::Tensor c = at::empty({10});
+    FAIL() << "third allocation should fail";
+  } catch (const c10::OutOfMemoryError& e) {
+    EXPECT_NE(std::string(e.what_without_backtrace()).find("injected"), std::string::npos);
+  }
+  at::Tensor d = at::empty({10});  // one-shot
+  EXPECT_EQ(simulated_device::stats().num_ooms, 1);
+  EXPECT_EQ(simulated_device::stats().num_allocations, 3);
+}
+
+TEST(SimulatedDevice, FaultInjectionFailsALargeAllocationInAPhase) {
+  SimulatedDeviceScope sim(64 * kMiB);
+  OnDeviceScope on_device;
+  simulated_device::fail_next_allocation_larger_than(1000, "decode");
+  {
+    PhaseScope phase("encode");
+    at::Tensor big = at::empty({4000}, at::kByte);  // other phase: fine
+  }
+  PhaseScope phase("decode");
+  at::Tensor small = at::empty({500}, at::kByte);  // small: fine
+  EXPECT_THROW(at::empty({4000}, at::kByte), c10::OutOfMemoryError);
+  at::Tensor again = at::empty({4000}, at::kByte);  // one-shot
+  EXPECT_EQ(simulated_device::stats().num_ooms, 1);
+
+  simulated_device::fail_next_allocation_larger_than(100);  // any phase
+  simulated_device::clear_faults();
+  at::Tensor cleared = at::empty({4000}, at::kByte);
+  EXPECT_EQ(simulated_device::stats().num_ooms, 1);
+}
+
+// ----------------------------------------------------------------------------------------------
+// Probe, sizes
+
+TEST(DeviceProbe, SimulatedProbeReadsTheAllocator) {
+  SimulatedDeviceScope sim(8 * kMiB);
+  auto probe = make_simulated_probe();
+  EXPECT_EQ(probe->name(), "simulated");
+  OnDeviceScope on_device;
+  at::Tensor t = at::empty({kMiB}, at::kByte);
+  const MemorySnapshot s = probe->snapshot();
+  EXPECT_EQ(s.allocated, allocated());
+  EXPECT_EQ(s.reserved, s.allocated);
+  EXPECT_EQ(s.device_used, s.allocated);
+  EXPECT_EQ(s.total, 8 * kMiB);
+  EXPECT_EQ(s.budget, 8 * kMiB);
+  EXPECT_EQ(free_bytes(s), 8 * kMiB - s.allocated);
+  t = at::Tensor();
+  probe->reset_peak();
+  EXPECT_EQ(probe->snapshot().peak, allocated());
+}
+
+TEST(DeviceProbe, FreeBytesUsesTheTighterLimit) {
+  MemorySnapshot s;
+  s.allocated = 2 * kMiB;
+  s.reserved = 3 * kMiB;  // 1 MiB cached, reusable
+  s.device_used = 10 * kMiB;
+  s.total = 12 * kMiB;
+  s.budget = 12 * kMiB;
+  EXPECT_EQ(free_bytes(s), 3 * kMiB);  // device: 2 free + 1 cached
+  s.budget = 4 * kMiB;
+  EXPECT_EQ(free_bytes(s), 2 * kMiB);  // budget: 4 - 2
+  EXPECT_EQ(free_bytes(MemorySnapshot{}), -1);
+}
+
+TEST(DeviceProbe, CudaProbeOnlyWithCuda) {
+  if (cuda_probe_available()) GTEST_SKIP() << "CUDA build: covered on a GPU machine";
+  try {
+    make_cuda_probe(0);
+    FAIL() << "expected Error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("without CUDA"), std::string::npos);
+  }
+}
+
+TEST(Sizes, ParseSize) {
+  EXPECT_EQ(parse_size("6GiB"), 6LL << 30);
+  EXPECT_EQ(parse_size("512MiB"), 512LL << 20);
+  EXPECT_EQ(parse_size("50331648"), 50331648);
+  EXPECT_EQ(parse_size(" 1.5 GiB "), 3LL << 29);
+  EXPECT_EQ(parse_size("2g"), 2LL << 30);
+  EXPECT_EQ(parse_size("64K"), 64 * 1024);
+  EXPECT_EQ(parse_size("1TiB"), 1LL << 40);
+  EXPECT_EQ(parse_size("3GB"), 3000000000LL);
+  EXPECT_EQ(parse_size("7B"), 7);
+  EXPECT_EQ(parse_size("0"), 0);
+  EXPECT_EQ(parse_size("20.00 MiB"), 20 * kMiB);
+  for (const char* junk : {"", "  ", "GiB", "6 gigs", "-5", "1.5", "6GiB6", "1e9", "x6",
+                           "99999999999999999999", "9000000TiB", "."}) {
+    try {
+      parse_size(junk);
+      ADD_FAILURE() << "accepted \"" << junk << "\"";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(std::string("\"") + junk + "\""), std::string::npos)
+          << e.what();
+    }
+  }
+}
+
+TEST(Sizes, FormatSize) {
+  EXPECT_EQ(format_size(0), "0 B");
+  EXPECT_EQ(format_size(512), "512 B");
+  EXPECT_EQ(format_size(1024), "1.0 KiB");
+  EXPECT_EQ(format_size(3328599654LL), "3.1 GiB");
+  EXPECT_EQ(format_size(1536 * kMiB), "1.5 GiB");
+  EXPECT_EQ(format_size(kMiB - 1), "1.0 MiB");
+  EXPECT_EQ(format_size(-2 * kMiB), "-2.0 MiB");
+  EXPECT_EQ(parse_size("6GiB"), parse_size(format_size(6LL << 30)));
+}
+
+// ----------------------------------------------------------------------------------------------
+// Allocator set-up
+
+TEST(AllocatorSetup, ChoosesExpandableSegmentsUnlessTheUserSetTheVariable) {
+  AllocatorChoice c = choose_allocator_conf(nullptr, nullptr, true);
+  EXPECT_TRUE(c.expandable_segments);
+  EXPECT_TRUE(c.changed_environment);
+  EXPECT_FALSE(c.user_override);
+  EXPECT_EQ(c.conf, "expandable_segments:True");
+
+  c = choose_allocator_conf("", nullptr, true);  // empty counts as unset
+  EXPECT_TRUE(c.changed_environment);
+
+  c = choose_allocator_conf("garbage_collection_threshold:0.6", nullptr, true);
+  EXPECT_TRUE(c.user_override);
+  EXPECT_FALSE(c.changed_environment);
+  EXPECT_FALSE(c.expandable_segments);
+  EXPECT_NE(c.description.find("set by the user"), std::string::npos);
+
+  c = choose_allocator_conf(nullptr, "expandable_segments:True,max_split_size_mb:128", true);
+  EXPECT_TRUE(c.user_override);
+  EXPECT_TRUE(c.expandable_segments);
+  EXPECT_EQ(c.variable, "PYTORCH_ALLOC_CONF");
+
+  c = choose_allocator_conf(nullptr, nullptr, false);
+  EXPECT_FALSE(c.expandable_segments);
+  EXPECT_FALSE(c.changed_environment);
+  EXPECT_NE(c.description.find("no expandable segments"), std::string::npos);
+
+  const Event e = framesmith::event_from_json_line(framesmith::to_json_line(allocator_event(c)));
+  EXPECT_EQ(e.type, EventType::kAllocator);
+  EXPECT_EQ(e.text("message"), c.description);
+}
+
+TEST(AllocatorSetup, ConfigureRespectsTheEnvironment) {
+  const char* saved_cuda = std::getenv("PYTORCH_CUDA_ALLOC_CONF");
+  const char* saved_generic = std::getenv("PYTORCH_ALLOC_CONF");
+  const std::string keep_cuda = saved_cuda ? saved_cuda : "";
+  const std::string keep_generic = saved_generic ? saved_generic : "";
+  ::unsetenv("PYTORCH_CUDA_ALLOC_CONF");
+  ::unsetenv("PYTORCH_ALLOC_CONF");
+
+  AllocatorChoice c = configure_cuda_allocator();
+  const char* now = std::getenv("PYTORCH_CUDA_ALLOC_CONF");
+  if (FRAMESMITH_HAS_EXPANDABLE_SEGMENTS) {
+    ASSERT_NE(now, nullptr);
+    EXPECT_EQ(std::string(now), "expandable_segments:True");
+  } else {
+    EXPECT_EQ(now, nullptr);
+    EXPECT_FALSE(c.expandable_segments);
+  }
+  ::setenv("PYTORCH_CUDA_ALLOC_CONF", "max_split_size_mb:64", 1);
+  c = configure_cuda_allocator();
+  EXPECT_TRUE(c.user_override);
+  EXPECT_EQ(std::string(std::getenv("PYTORCH_CUDA_ALLOC_CONF")), "max_split_size_mb:64");
+
+  if (saved_cuda)
+    ::setenv("PYTORCH_CUDA_ALLOC_CONF", keep_cuda.c_str(), 1);
+  else
+    ::unsetenv("PYTORCH_CUDA_ALLOC_CONF");
+  if (saved_generic) ::setenv("PYTORCH_ALLOC_CONF", keep_generic.c_str(), 1);
+}
+
+// ----------------------------------------------------------------------------------------------
+// Telemetry
+
+TEST(Telemetry, SamplesAtLeastTenPerSecondWithPhaseTagsAndStopsCleanly) {
+  SimulatedDeviceScope sim(64 * kMiB);
+  auto probe = make_simulated_probe();
+  std::mutex mutex;
+  std::vector<Event> events;
+  TelemetryOptions options;
+  options.period = std::chrono::milliseconds(50);
+  options.jsonl_path = temp_path("memory.jsonl");
+  MemoryTelemetry telemetry(
+      *probe,
+      [&](const Event& e) {
+        std::lock_guard<std::mutex> lock(mutex);
+        events.push_back(e);
+      },
+      options);
+
+  const auto start = std::chrono::steady_clock::now();
+  telemetry.start();
+  // The "job": allocates on the device in two phases while the sampler runs.
+  std::int64_t job_allocations = 0;
+  for (const char* phase : {"vae encode", "section 1 step 3"}) {
+    telemetry.set_phase(phase);
+    OnDeviceScope on_device;
+    std::vector<at::Tensor> live;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(600);
+    while (std::chrono::steady_clock::now() < until) {
+      live.push_back(at::empty({64 * 1024}, at::kByte));
+      if (live.size() > 32) live.erase(live.begin());
+      ++job_allocations;
+    }
+  }
+  const auto stop_begin = std::chrono::steady_clock::now();
+  telemetry.stop();
+  const auto stop_end = std::chrono::steady_clock::now();
+  set_current_phase("");
+
+  const double seconds = std::chrono::duration<double>(stop_begin - start).count();
+  const double stop_ms = std::chrono::duration<double, std::milli>(stop_end - stop_begin).count();
+  const double rate = static_cast<double>(telemetry.samples()) / seconds;
+  const double per_sample_us = telemetry.busy_seconds() * 1e6 / telemetry.samples();
+  std::cout << "[telemetry] " << telemetry.samples() << " samples in " << seconds << " s = " << rate
+            << " Hz; " << per_sample_us << " us per sample (probe+event+callback+file); stop took "
+            << stop_ms << " ms; job made " << job_allocations << " device allocations\n";
+  EXPECT_GE(rate, 10.0);
+  EXPECT_LT(stop_ms, 200.0);
+  EXPECT_FALSE(telemetry.running());
+
+  std::set<std::string> phases;
+  bool saw_device_bytes = false;
+  for (const Event& e : events) {
+    EXPECT_EQ(e.type, EventType::kMemory);
+    EXPECT_EQ(e.number("budget"), 64.0 * kMiB);
+    EXPECT_EQ(e.number("total"), 64.0 * kMiB);
+    saw_device_bytes |= e.number("allocated") > 0;
+    phases.insert(e.phase);
+  }
+  EXPECT_TRUE(phases.count("vae encode"));
+  EXPECT_TRUE(phases.count("section 1 step 3"));
+  EXPECT_TRUE(saw_device_bytes);
+  for (std::size_t i = 1; i < events.size(); ++i) EXPECT_GE(events[i].t_s, events[i - 1].t_s);
+
+  std::ifstream file(options.jsonl_path);
+  std::string line;
+  std::size_t lines = 0;
+  while (std::getline(file, line)) {
+    const Event e = framesmith::event_from_json_line(line);
+    EXPECT_EQ(e.type, EventType::kMemory);
+    EXPECT_TRUE(e.numbers.count("device_used"));
+    ++lines;
+  }
+  EXPECT_EQ(lines, events.size());
+
+  telemetry.stop();  // idempotent
+}
+
+TEST(Telemetry, CallbackFailureSurfacesOnStop) {
+  auto probe = make_simulated_probe();
+  MemoryTelemetry telemetry(
+      *probe, [](const Event&) { throw std::runtime_error("gui went away"); },
+      TelemetryOptions{std::chrono::milliseconds(10), "", std::chrono::steady_clock::now()});
+  telemetry.start();
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  EXPECT_THROW(telemetry.stop(), std::runtime_error);
+  EXPECT_EQ(telemetry.samples(), 0);
+}
+
+// ----------------------------------------------------------------------------------------------
+// OOM ladder
+
+// Device bytes a "chunk c" attempt of the test phase needs.
+std::int64_t chunk_bytes(std::int64_t chunk) {
+  return chunk * 96 * kKiB;
+}
+
+TEST(OomLadder, RetriesWithTheNextRungAndReports) {
+  SimulatedDeviceScope sim(kMiB);
+  const std::int64_t base = allocated();
+  auto probe = make_simulated_probe();
+  const std::vector<std::int64_t> chunks = {16, 4, 1};
+  std::vector<Event> events;
+  int cache_flushes = 0;
+  OomLadderHooks hooks;
+  hooks.probe = probe.get();
+  hooks.empty_cache = [&] { ++cache_flushes; };
+  hooks.now_s = [] { return 1.25; };
+  std::vector<std::size_t> tried;
+  const std::size_t used = run_with_oom_ladder(
+      "decode chunk 3", {"chunk 16", "chunk 4", "chunk 1"},
+      [&](std::size_t rung) {
+        tried.push_back(rung);
+        OnDeviceScope on_device;
+        at::Tensor work = at::empty({chunk_bytes(chunks[rung])}, at::kByte);
+        work.fill_(1);
+      },
+      [&](const Event& e) { events.push_back(e); }, hooks);
+  EXPECT_EQ(used, 1u);
+  EXPECT_EQ(tried, (std::vector<std::size_t>{0, 1}));
+  EXPECT_EQ(cache_flushes, 1);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].type, EventType::kOomRecovered);
+  EXPECT_EQ(events[0].phase, "decode chunk 3");
+  EXPECT_EQ(events[0].text("action"),
+            "chunk 16\xE2\x86\x92"
+            "4");
+  EXPECT_EQ(events[0].text("outcome"), "retry");
+  EXPECT_EQ(events[0].number("requested"), static_cast<double>(chunk_bytes(16)));
+  EXPECT_EQ(events[0].number("free"), static_cast<double>(kMiB - base));
+  EXPECT_EQ(events[0].t_s, 1.25);
+  EXPECT_EQ(events[1].text("outcome"), "ok");
+  EXPECT_EQ(events[1].text("action"), "chunk 4");
+  EXPECT_EQ(allocated(), base);  // nothing left behind
+  const Event round_trip = framesmith::event_from_json_line(framesmith::to_json_line(events[0]));
+  EXPECT_EQ(round_trip.text("action"), events[0].text("action"));
+}
+
+TEST(OomLadder, FailsWithAClearMessageOnTheLastRung) {
+  SimulatedDeviceScope sim(64 * kKiB);
+  const std::int64_t base = allocated();
+  auto probe = make_simulated_probe();
+  const std::vector<std::int64_t> chunks = {16, 4, 1};
+  std::vector<Event> events;
+  OomLadderHooks hooks;
+  hooks.probe = probe.get();
+  try {
+    run_with_oom_ladder(
+        "decode", {"chunk 16", "chunk 4", "chunk 1"},
+        [&](std::size_t rung) {
+          OnDeviceScope on_device;
+          at::Tensor work = at::empty({chunk_bytes(chunks[rung])}, at::kByte);
+        },
+        [&](const Event& e) { events.push_back(e); }, hooks);
+    FAIL() << "expected Error";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("phase \"decode\""), std::string::npos) << msg;
+    EXPECT_NE(msg.find("\"chunk 1\""), std::string::npos) << msg;
+    EXPECT_NE(msg.find("tried to allocate 96.0 KiB"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("64.0 KiB free"), std::string::npos) << msg;
+  }
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[0].text("outcome"), "retry");
+  EXPECT_EQ(events[1].text("action"),
+            "chunk 4\xE2\x86\x92"
+            "1");
+  EXPECT_EQ(events[2].text("outcome"), "failed");
+  EXPECT_EQ(allocated(), base);
+}
+
+TEST(OomLadder, OtherErrorsPassThrough) {
+  int calls = 0;
+  EXPECT_THROW(run_with_oom_ladder(
+                   "text", {"a", "b"},
+                   [&](std::size_t) {
+                     ++calls;
+                     TORCH_CHECK(false, "shape mismatch in text encoder");
+                   },
+                   nullptr),
+               c10::Error);
+  EXPECT_EQ(calls, 1);
+  EXPECT_THROW(run_with_oom_ladder(
+                   "text", {"a"}, [](std::size_t) { throw framesmith::Cancelled(); }, nullptr),
+               framesmith::Cancelled);
+  EXPECT_THROW(run_with_oom_ladder(
+                   "text", {}, [](std::size_t) {}, nullptr),
+               Error);
+}
+
+TEST(OomLadder, OldStyleCudaOomMessageIsRecognised) {
+  std::vector<Event> events;
+  const std::size_t used = run_with_oom_ladder(
+      "section 1 step 1", {"full", "tiled"},
+      [](std::size_t rung) {
+        TORCH_CHECK(rung > 0,
+                    "CUDA out of memory. Tried to allocate 20.00 MiB (GPU 0; 6.00 GiB total "
+                    "capacity; 5.10 GiB already allocated; 9.19 MiB free; 5.30 GiB reserved)");
+      },
+      [&](const Event& e) { events.push_back(e); });
+  EXPECT_EQ(used, 1u);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].number("requested"), 20.0 * kMiB);
+  EXPECT_EQ(events[0].text("action"), "full\xE2\x86\x92tiled");
+  EXPECT_EQ(events[0].numbers.count("free"), 0u);  // no probe given
+}
+
+TEST(OomLadder, MessageHelpers) {
+  std::string msg;
+  EXPECT_TRUE(is_out_of_memory(std::bad_alloc(), &msg));
+  EXPECT_FALSE(is_out_of_memory(std::runtime_error("out of memory")));  // not a LibTorch error
+  EXPECT_EQ(requested_bytes_from_message("Tried to allocate 512 bytes (GPU 0)"), 512);
+  EXPECT_EQ(requested_bytes_from_message("Tried to allocate 2.00 GiB (GPU 0; 1 GiB free)"),
+            2LL << 30);
+  EXPECT_EQ(requested_bytes_from_message("CUBLAS_STATUS_ALLOC_FAILED"), -1);
+  EXPECT_EQ(rung_change_text("tile 64x64", "tile 32x32"),
+            "tile 64x64\xE2\x86\x92"
+            "32x32");
+  EXPECT_EQ(rung_change_text("fp16 full", "offload blocks"), "fp16 full\xE2\x86\x92offload blocks");
+}
+
+}  // namespace
