@@ -71,8 +71,8 @@ at::Tensor encoder_layer(const Layer& l, const at::Tensor& h, const at::Tensor& 
   const at::Tensor q = split_heads(at::linear(x, l.q_w, l.q_b), heads);
   const at::Tensor k = split_heads(at::linear(x, l.k_w, l.k_b), heads);
   const at::Tensor v = split_heads(at::linear(x, l.v_w, l.v_b), heads);
-  const at::Tensor r = h + at::linear(merge_heads(eager_attention(q, k, v, keep, scale)), l.out_w,
-                                      l.out_b);
+  const at::Tensor r =
+      h + at::linear(merge_heads(eager_attention(q, k, v, keep, scale)), l.out_w, l.out_b);
   x = at::layer_norm(r, {d}, l.ln2_w, l.ln2_b, c.layer_norm_eps);
   x = at::linear(activation(at::linear(x, l.fc1_w, l.fc1_b), c.hidden_act), l.fc2_w, l.fc2_b);
   return r + x;
@@ -106,8 +106,7 @@ void ClipTextConfig::validate() const {
   require_positive(max_position_embeddings, "max_position_embeddings");
   if (hidden_size % num_attention_heads != 0)
     throw Error("config: hidden_size " + std::to_string(hidden_size) +
-                " is not a multiple of num_attention_heads " +
-                std::to_string(num_attention_heads));
+                " is not a multiple of num_attention_heads " + std::to_string(num_attention_heads));
   if (!(layer_norm_eps > 0)) throw Error("config field \"layer_norm_eps\" must be > 0");
   if (!known_activation(hidden_act))
     throw Error("config field \"hidden_act\": unsupported activation \"" + hidden_act + "\"");
@@ -143,8 +142,7 @@ std::vector<std::int64_t> ClipTextModel::pool_positions(const at::Tensor& input_
     const std::int64_t* row = p + b * S;
     std::int64_t best = 0;
     for (std::int64_t s = 0; s < S; ++s) {
-      const bool better = cfg_.eos_token_id == 2 ? row[s] > row[best]
-                                                 : row[s] == cfg_.eos_token_id;
+      const bool better = cfg_.eos_token_id == 2 ? row[s] > row[best] : row[s] == cfg_.eos_token_id;
       if (better) {
         best = s;
         if (cfg_.eos_token_id != 2) break;  // the first end-of-text

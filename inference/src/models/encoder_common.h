@@ -60,8 +60,7 @@ inline bool cfg_bool(const nlohmann::json& j, const char* key, bool def) {
 inline std::string cfg_string(const nlohmann::json& j, const char* key, const std::string& def) {
   if (!j.contains(key) || j[key].is_null()) return def;
   if (!j[key].is_string())
-    throw Error(std::string("config field \"") + key + "\" must be a string, got " +
-                j[key].dump());
+    throw Error(std::string("config field \"") + key + "\" must be a string, got " + j[key].dump());
   return j[key].get<std::string>();
 }
 
@@ -71,8 +70,9 @@ inline const nlohmann::json& sub_config(const nlohmann::json& j, const char* key
 }
 
 inline void require_positive(std::int64_t v, const char* field) {
-  if (v <= 0) throw Error(std::string("config field \"") + field + "\" must be > 0, got " +
-                          std::to_string(v));
+  if (v <= 0)
+    throw Error(std::string("config field \"") + field + "\" must be > 0, got " +
+                std::to_string(v));
 }
 
 // The activations transformers' ACT2FN maps these names to.

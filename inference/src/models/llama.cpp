@@ -175,7 +175,7 @@ at::Tensor llama_inv_freq(const LlamaConfig& cfg) {
   const double old_len = static_cast<double>(s.original_max_position_embeddings);
   const double low_wavelen = old_len / s.low_freq_factor;
   const double high_wavelen = old_len / s.high_freq_factor;
-  const at::Tensor wavelen = 2 * M_PI / inv;
+  const at::Tensor wavelen = 2 * 3.14159265358979323846 / inv;  // 2 pi / inv_freq
   at::Tensor scaled = at::where(wavelen > low_wavelen, inv / s.factor, inv);
   const at::Tensor smooth =
       (old_len / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
@@ -221,10 +221,10 @@ std::vector<at::Tensor> LlamaModel::hidden_states(const at::Tensor& input_ids,
   for (std::int64_t i = 0; i + 1 < count; ++i) {
     const Layer& l = layers_[static_cast<std::size_t>(i)];
     at::Tensor x = rms_norm(h, l.input_layernorm, cfg_.rms_norm_eps);
-    const at::Tensor q = apply_rope(
-        split_heads(at::linear(x, l.q_w, l.q_b), cfg_.num_attention_heads), cos, sin);
-    const at::Tensor k = apply_rope(
-        split_heads(at::linear(x, l.k_w, l.k_b), cfg_.num_key_value_heads), cos, sin);
+    const at::Tensor q =
+        apply_rope(split_heads(at::linear(x, l.q_w, l.q_b), cfg_.num_attention_heads), cos, sin);
+    const at::Tensor k =
+        apply_rope(split_heads(at::linear(x, l.k_w, l.k_b), cfg_.num_key_value_heads), cos, sin);
     const at::Tensor v = split_heads(at::linear(x, l.v_w, l.v_b), cfg_.num_key_value_heads);
     h = h + at::linear(merge_heads(eager_attention(q, k, v, keep, scale)), l.o_w, l.o_b);
     x = rms_norm(h, l.post_attention_layernorm, cfg_.rms_norm_eps);

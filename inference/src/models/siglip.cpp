@@ -74,8 +74,7 @@ at::Tensor encoder_layer(const Layer& l, const at::Tensor& h, const SiglipVision
   const at::Tensor k = split_heads(at::linear(x, l.k_w, l.k_b), heads);
   const at::Tensor v = split_heads(at::linear(x, l.v_w, l.v_b), heads);
   const at::Tensor r =
-      h + at::linear(merge_heads(eager_attention(q, k, v, at::Tensor(), scale)), l.out_w,
-                     l.out_b);
+      h + at::linear(merge_heads(eager_attention(q, k, v, at::Tensor(), scale)), l.out_w, l.out_b);
   x = at::layer_norm(r, {d}, l.ln2_w, l.ln2_b, c.layer_norm_eps);
   x = at::linear(activation(at::linear(x, l.fc1_w, l.fc1_b), c.hidden_act), l.fc2_w, l.fc2_b);
   return r + x;
@@ -110,8 +109,7 @@ void SiglipVisionConfig::validate() const {
   require_positive(patch_size, "patch_size");
   if (hidden_size % num_attention_heads != 0)
     throw Error("config: hidden_size " + std::to_string(hidden_size) +
-                " is not a multiple of num_attention_heads " +
-                std::to_string(num_attention_heads));
+                " is not a multiple of num_attention_heads " + std::to_string(num_attention_heads));
   if (patch_size > image_size)
     throw Error("config: patch_size " + std::to_string(patch_size) + " exceeds image_size " +
                 std::to_string(image_size));

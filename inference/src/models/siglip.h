@@ -38,9 +38,7 @@ struct SiglipVisionConfig {
   // Reads a SiglipVisionConfig, or the "vision_config" of a SiglipConfig.
   static SiglipVisionConfig from_json(const nlohmann::json& j);
   void validate() const;
-  std::int64_t num_patches() const {
-    return (image_size / patch_size) * (image_size / patch_size);
-  }
+  std::int64_t num_patches() const { return (image_size / patch_size) * (image_size / patch_size); }
 };
 
 // Every parameter the forward reads (full checkpoint key, "vision_model." included).
