@@ -1,6 +1,7 @@
 // The table of case runners: kept apart from golden.cpp so that a part's own test links without
 // every other part's runner.
 #include <dirent.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cmath>
@@ -8,6 +9,8 @@
 
 #include "framesmith/error.h"
 #include "golden/golden.h"
+#include "golden/golden_encoders.h"
+#include "golden/golden_text.h"
 
 namespace framesmith::golden {
 
@@ -25,6 +28,11 @@ const std::vector<std::pair<std::string, Runner>>& runners() {
       {"sample_cfg", run_sample},
       {"sections", run_sections},
       {"sections_f1", run_sections_f1},
+      {"clip_tokenize", run_clip_tokenize},
+      {"clip_text_forward", run_clip_text_forward},
+      {"llama_forward", run_llama_forward},
+      {"image_prep", run_image_prep},
+      {"siglip_forward", run_siglip_forward},
   };
   return table;
 }
@@ -69,6 +77,19 @@ std::vector<CaseResult> run_case_set(const std::string& set_dir) {
       all.push_back(r);
     }
   }
+  // The LLaMA tokenizer case is JSON (made by Hugging Face's JS tokenizer), not safetensors.
+  struct stat st {};
+  if (::stat((set_dir + "/llama_tokenize.json").c_str(), &st) == 0) {
+    try {
+      for (auto& r : run_llama_tokenize(set_dir)) all.push_back(std::move(r));
+    } catch (const std::exception& e) {
+      CaseResult r;
+      r.case_name = "llama_tokenize";
+      r.error = e.what();
+      all.push_back(r);
+    }
+  }
+  if (all.empty()) throw Error(set_dir + ": no cases found (expected <case>.safetensors files)");
   return all;
 }
 

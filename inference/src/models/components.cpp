@@ -9,6 +9,9 @@
 
 #include "framesmith/error.h"
 #include "io/safetensors.h"
+#include "models/clip_text.h"
+#include "models/llama.h"
+#include "models/siglip.h"
 #include "models/transformer_packed.h"
 #include "models/vae.h"
 #include "models/weights.h"
@@ -111,7 +114,13 @@ ComponentInfo inspect_component(Component c, const std::string& dir) {
     info.bytes = store.total_bytes();
     if (const WeightedKind* kind = kind_for(c)) {
       info.config_summary = kind->summary(cfg);
-      for (auto& p : check_specs(store, kind->specs(cfg))) info.problems.push_back(p);
+      std::vector<ParamSpec> specs = kind->specs(cfg);
+      // LLaMA checkpoints sit behind a prefix that depends on how they were saved (Llava, ...).
+      if (c == Component::kTextEncoder) {
+        const std::string prefix = detect_llama_prefix(store);
+        for (ParamSpec& p : specs) p.name = prefix + p.name;
+      }
+      for (auto& p : check_specs(store, specs)) info.problems.push_back(p);
     }
   } catch (const std::exception& e) {
     info.problems.push_back(e.what());

@@ -1,0 +1,112 @@
+// The engine's one entry point for generation: a request struct with FramePack's defaults, plain
+// callbacks, an atomic cancel flag, and a status at the boundary (no exceptions escape).
+// Plain C++: app/ and ui/ include this; torch stays inside the engine.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "framesmith/events.h"
+#include "framesmith/model_set.h"
+
+namespace framesmith {
+
+// RGB8 frames, row-major, no padding: count × height × width × 3 bytes.
+struct Frames {
+  int width = 0;
+  int height = 0;
+  int count = 0;
+  std::vector<std::uint8_t> rgb;
+  const std::uint8_t* frame(int i) const {
+    return rgb.data() + std::size_t(i) * width * height * 3;
+  }
+};
+
+struct GenerationRequest {
+  std::string model_dir;  // diffusers-layout folder or "hf"
+  TransformerVariant variant = TransformerVariant::kOriginal;
+
+  Frames image;  // the start image (count 1), any size
+  std::string prompt;
+  std::string negative_prompt;
+  std::string conditioning_file;  // optional: embeddings instead of encoding the prompt
+
+  double seconds = 5.0;  // video length
+  std::uint64_t seed = 31337;
+  int steps = 25;
+  double distilled_cfg = 10.0;  // gs
+  double cfg = 1.0;             // real CFG (1 = off)
+  double cfg_rescale = 0.0;     // rs
+  int latent_window = 9;
+  int resolution = 640;  // bucket family
+  bool teacache = true;
+  double shift = 0.0;  // 0: resolution-dependent flux shift
+
+  std::string device = "cpu";          // "cpu", "cuda", "cuda:N"
+  std::int64_t vram_budget_bytes = 0;  // 0: the device's own size
+  std::int64_t preserved_memory_bytes = 6LL << 30;
+
+  // The job folder (optional; framesmith/job_folder.h lists what it holds): parameters, the
+  // cropped start image, the embeddings, the start latent and every finished section's latents,
+  // each written atomically before the next section starts. Empty: nothing is kept.
+  std::string job_dir;
+  // Continue the job saved in job_dir instead of starting it: its saved parameters and start
+  // image are used (this request's device, budgets and model_dir, when not empty, replace the
+  // saved ones; its other fields are ignored), finished sections are not sampled again, and the
+  // video is the one an uninterrupted run with the same seed makes.
+  bool resume = false;
+};
+
+enum class StatusCode { kOk = 1, kCancelled, kOutOfMemory, kBadInput, kFailed };
+const char* to_string(StatusCode s);
+
+struct Progress {
+  std::string phase;  // "text", "image", "vae encode", "sampling", "decode"
+  int section = 0;    // 1-based; 0 outside the section loop
+  int sections = 0;
+  int step = 0;  // 1-based within the section
+  int steps = 0;
+  double elapsed_s = 0.0;
+};
+
+// A section's latents are final and saved in the job folder (before the next section starts).
+struct SectionSaved {
+  int section = 0;  // 1-based, in generation order
+  int sections = 0;
+  // Latent frames generated so far, the start latent included when it is part of the video
+  // (FramePack's total_generated_latent_frames, which names its partial videos).
+  std::int64_t latent_frames = 0;
+  std::string latents_path;  // empty without a job folder
+};
+
+struct GenerationCallbacks {
+  std::function<void(const Progress&)> on_progress;
+  std::function<void(const Frames& preview, const Progress&)> on_preview;  // per step
+  // The whole video so far, after each section (frames blended as FramePack does).
+  std::function<void(const Frames& video, int section, int sections)> on_video;
+  // Once, before any model runs: the start image as cropped to its bucket (count 1).
+  std::function<void(const Frames& image)> on_input_image;
+  // After each new section's latents are saved (also without a job folder), before on_video.
+  std::function<void(const SectionSaved&)> on_section_saved;
+  std::function<void(const Event&)> on_event;
+  const std::atomic<bool>* cancel = nullptr;  // checked between steps and between decode chunks
+};
+
+struct GenerationResult {
+  StatusCode status = StatusCode::kFailed;
+  std::string message;  // one readable sentence when status != kOk
+  Frames video;         // what was made (possibly partial when stopped)
+  int sections_done = 0;
+  int sections_total = 0;
+  int sections_resumed = 0;  // sections taken from the job folder instead of being sampled
+  Frames input_image;        // the start image as cropped and used
+};
+
+GenerationResult generate(const GenerationRequest& request, const GenerationCallbacks& callbacks);
+
+// Version of the engine and of the LibTorch it was built against.
+std::string engine_version();
+
+}  // namespace framesmith

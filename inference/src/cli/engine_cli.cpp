@@ -1,0 +1,127 @@
+#include "framesmith/engine_cli.h"
+
+#include <cmath>
+#include <iomanip>
+#include <sstream>
+
+#include "framesmith/error.h"
+#include "framesmith/model_set.h"
+#include "framesmith/pipeline.h"
+#include "framesmith/units.h"
+#include "golden/golden.h"
+#include "memory/estimate_command.h"
+#include "models/components.h"
+
+namespace framesmith {
+namespace {
+
+int cmd_inspect(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  if (args.size() < 2) {
+    err << "usage: inspect-model PATH|hf [--variant original|f1]\n";
+    return 2;
+  }
+  TransformerVariant variant = TransformerVariant::kOriginal;
+  for (std::size_t i = 2; i + 1 < args.size(); ++i)
+    if (args[i] == "--variant" && args[i + 1] == "f1") variant = TransformerVariant::kF1;
+  ModelSet set = locate_model_set(args[1], variant);
+  out << "model set: " << set.description << "\n";
+  int problems = 0;
+  for (Component c : all_components()) {
+    const ComponentPath* p = set.find(c);
+    out << "\n[" << folder_name(c) << "]\n";
+    if (!p) {
+      out << "  MISSING: no " << folder_name(c)
+          << "/ found (real weights: " << hub_repo_for(c, variant) << ")\n";
+      ++problems;
+      continue;
+    }
+    out << "  path:   " << p->path << "\n  origin: " << p->origin << "\n";
+    ComponentInfo info = inspect_component(c, p->path);
+    if (!info.class_name.empty()) out << "  class:  " << info.class_name << "\n";
+    if (!info.config_summary.empty()) out << "  config: " << info.config_summary << "\n";
+    if (info.parameters > 0) {
+      out << "  params: " << info.parameters << " (" << std::fixed << std::setprecision(2)
+          << info.parameters / 1e6 << " M), " << format_size(double(info.bytes)) << " stored\n";
+      out << "  dtype:  ";
+      bool first = true;
+      for (const auto& [dt, n] : info.dtypes) {
+        out << (first ? "" : ", ") << dt << " x" << n;
+        first = false;
+      }
+      out << "\n";
+    }
+    for (const auto& pr : info.problems) {
+      out << "  PROBLEM: " << pr << "\n";
+      ++problems;
+    }
+    if (info.problems.empty()) out << "  ok\n";
+  }
+  out << "\n"
+      << (problems ? std::to_string(problems) + " problem(s) found" : "all components ok") << "\n";
+  return problems ? 1 : 0;
+}
+
+int cmd_make_tiny(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  if (args.size() < 2) {
+    err << "usage: make-tiny-model DIR [--seed N]\n";
+    return 2;
+  }
+  unsigned long long seed = 0;
+  for (std::size_t i = 2; i + 1 < args.size(); ++i)
+    if (args[i] == "--seed") seed = std::stoull(args[i + 1]);
+  make_tiny_model(args[1], seed);
+  out << "tiny model written to " << args[1]
+      << " (random weights: its videos are noise; see README for the real weights)\n";
+  return 0;
+}
+
+int cmd_check_golden(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  if (args.size() < 2) {
+    err << "usage: check-golden DIR [DIR...]\n";
+    return 2;
+  }
+  int failed = 0, total = 0;
+  for (std::size_t i = 1; i < args.size(); ++i) {
+    out << "case set " << args[i] << "\n";
+    for (const auto& r : golden::run_case_set(args[i])) {
+      ++total;
+      out << "  " << std::left << std::setw(20) << r.case_name << " " << std::setw(26) << r.output;
+      if (!r.error.empty()) {
+        out << " ERROR " << r.error << "\n";
+        ++failed;
+        continue;
+      }
+      out << std::scientific << std::setprecision(2) << " rel-L2 " << r.rel_l2 << "  max-abs "
+          << r.max_abs << "  tol " << r.tolerance << (r.passed ? "  ok" : "  FAIL") << "\n"
+          << std::defaultfloat;
+      if (!r.passed) ++failed;
+    }
+  }
+  out << (total - failed) << " passed, " << failed << " failed\n";
+  return failed ? 1 : 0;
+}
+
+}  // namespace
+
+std::string engine_commands_help() {
+  return "  inspect-model PATH|hf     components, configs, dtypes, sizes and what is missing\n"
+         "  make-tiny-model DIR [--seed N]  write the tiny random-weight model set\n"
+         "  check-golden DIR...       run reference case sets, print rel-L2 per output\n" +
+         memory::estimate_command_help();
+}
+
+int run_engine_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  if (args.empty()) return -1;
+  try {
+    if (args[0] == "inspect-model") return cmd_inspect(args, out, err);
+    if (args[0] == "make-tiny-model") return cmd_make_tiny(args, out, err);
+    if (args[0] == "check-golden") return cmd_check_golden(args, out, err);
+    if (args[0] == "estimate") return memory::run_estimate_command(args, out, err);
+  } catch (const std::exception& e) {
+    err << "error: " << e.what() << "\n";
+    return 1;
+  }
+  return -1;
+}
+
+}  // namespace framesmith

@@ -1,0 +1,41 @@
+// Everything FramePack computes before sampling: the start image cropped to its bucket, the
+// prompt embeddings (LLaMA hidden[-3] + CLIP pooled, or a conditioning file), and the SigLIP
+// image embeddings. Conditioning files use FramePack's variable names.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <string>
+
+#include "framesmith/model_set.h"
+#include "framesmith/pipeline.h"
+#include "sampling/sample_hunyuan.h"
+
+namespace framesmith::pipeline {
+
+// Tensor names of a conditioning file (FramePack's variable names).
+constexpr const char* kLlamaVec = "llama_vec";
+constexpr const char* kLlamaMask = "llama_attention_mask";
+constexpr const char* kClipPooler = "clip_l_pooler";
+constexpr const char* kLlamaVecNeg = "llama_vec_n";
+constexpr const char* kLlamaMaskNeg = "llama_attention_mask_n";
+constexpr const char* kClipPoolerNeg = "clip_l_pooler_n";
+constexpr const char* kImageEmbeddings = "image_encoder_last_hidden_state";
+
+// The start image at its bucket: uint8 (H, W, 3), FramePack's resize-and-center-crop.
+at::Tensor prepare_start_image(const Frames& image, int resolution);
+
+// Reads a conditioning file; checks names, ranks and that widths agree.
+sampling::HunyuanConditioning load_conditioning(const std::string& path);
+void save_conditioning(const std::string& path, const sampling::HunyuanConditioning& c);
+
+// Encodes prompt and negative prompt with the model set's LLaMA and CLIP text encoders (with
+// cfg == 1 the negative conditioning is zeros, as FramePack). Missing components: Error naming
+// them.
+void encode_text(const ModelSet& models, const std::string& prompt,
+                 const std::string& negative_prompt, double cfg, at::Device device,
+                 sampling::HunyuanConditioning& out);
+
+// SigLIP last_hidden_state of the start image (uint8 H x W x 3) through the feature extractor.
+at::Tensor encode_image(const ModelSet& models, const at::Tensor& image_hw3, at::Device device);
+
+}  // namespace framesmith::pipeline

@@ -1,0 +1,183 @@
+// Prompt and image conditioning as FramePack computes it (diffusers_helper/hunyuan.py
+// encode_prompt_conds, clip_vision.py hf_clip_vision_encode, utils.crop_or_pad_yield_mask).
+#include <cstring>
+#include <list>
+#include <mutex>
+
+#include "framesmith/error.h"
+#include "image/image_prep.h"
+#include "models/clip_text.h"
+#include "models/llama.h"
+#include "models/siglip.h"
+#include "pipeline/conditioning.h"
+#include "text/tokenizer_clip.h"
+#include "text/tokenizer_llama.h"
+
+namespace framesmith::pipeline {
+namespace {
+
+// diffusers' HunyuanVideo DEFAULT_PROMPT_TEMPLATE, as FramePack uses it.
+const char* kTemplatePrefix =
+    "<|start_header_id|>system<|end_header_id|>\n\nDescribe the video by detailing the following "
+    "aspects: 1. The main content and theme of the video.2. The color, shape, size, texture, "
+    "quantity, text, and spatial relationships of the objects.3. Actions, events, behaviors "
+    "temporal relationships, physical movement changes of the objects.4. background environment, "
+    "light, style and atmosphere.5. camera angles, movements, and transitions used in the "
+    "video:<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n";
+const char* kTemplateSuffix = "<|eot_id|>";
+constexpr int kLlamaMaxLength = 256;  // FramePack's max_length (prompt tokens after the template)
+constexpr int kPromptPad = 512;       // crop_or_pad_yield_mask length
+constexpr int kClipLength = 77;
+
+const ComponentPath& need(const ModelSet& m, Component c) {
+  const ComponentPath* p = m.find(c);
+  if (!p)
+    throw Error(std::string("the model set has no ") + folder_name(c) + "/ (needed to encode " +
+                (c == Component::kImageEncoder || c == Component::kFeatureExtractor
+                     ? "the image"
+                     : "the prompt") +
+                "; real weights: " + hub_repo_for(c, TransformerVariant::kOriginal) + ")");
+  return *p;
+}
+
+// FramePack's crop_or_pad_yield_mask: (1, F, C) -> (1, length, C) and a mask of the real rows.
+std::pair<at::Tensor, at::Tensor> crop_or_pad(const at::Tensor& x, std::int64_t length) {
+  const std::int64_t f = x.size(1);
+  if (f >= length)
+    return {x.slice(1, 0, length).contiguous(), at::ones({x.size(0), length}, at::kLong)};
+  at::Tensor y = at::zeros({x.size(0), length, x.size(2)}, x.options());
+  y.slice(1, 0, f).copy_(x);
+  at::Tensor mask = at::zeros({x.size(0), length}, at::kLong);
+  mask.slice(1, 0, f).fill_(1);
+  return {y, mask};
+}
+
+at::Tensor ids_tensor(const std::vector<std::int64_t>& ids) {
+  return at::tensor(ids, at::kLong).unsqueeze(0);
+}
+
+struct TextEncoders {
+  std::string key;
+  std::shared_ptr<text::LlamaTokenizer> llama_tok;
+  std::shared_ptr<text::ClipTokenizer> clip_tok;
+  std::shared_ptr<LlamaModel> llama;
+  std::shared_ptr<ClipTextModel> clip;
+  std::int64_t crop_start = 0;
+};
+
+struct Encoded {
+  at::Tensor llama_vec, pooler;
+};
+
+TextEncoders load_text_encoders(const ModelSet& m, at::Device device) {
+  TextEncoders t;
+  const at::ScalarType dtype = device.is_cuda() ? at::kHalf : at::kFloat;
+  t.llama_tok = std::make_shared<text::LlamaTokenizer>(
+      text::LlamaTokenizer::from_file(need(m, Component::kTokenizer).path + "/tokenizer.json"));
+  t.clip_tok = std::make_shared<text::ClipTokenizer>(
+      text::ClipTokenizer::from_folder(need(m, Component::kTokenizer2).path));
+  t.llama = load_llama(need(m, Component::kTextEncoder).path, dtype, device);
+  t.clip = load_clip_text(need(m, Component::kTextEncoder2).path, dtype, device);
+  // HunyuanVideo's crop_start (95 with its tokenizer) is the template prefix's token count,
+  // special tokens included; computing it keeps other tokenizers (the tiny model's) right.
+  t.crop_start =
+      static_cast<std::int64_t>(t.llama_tok->encode(kTemplatePrefix, 0, true, false).ids.size());
+  return t;
+}
+
+Encoded encode_prompt(const TextEncoders& t, const std::string& prompt) {
+  const std::string templated = std::string(kTemplatePrefix) + prompt + kTemplateSuffix;
+  const auto enc =
+      t.llama_tok->encode(templated, static_cast<int>(kLlamaMaxLength + t.crop_start), true, true);
+  std::int64_t length = 0;
+  for (auto m : enc.attention_mask) length += m != 0;
+  const at::Device dev = t.llama->device();
+  at::Tensor ids = ids_tensor(enc.ids).to(dev);
+  at::Tensor mask = ids_tensor(enc.attention_mask).to(dev);
+  at::Tensor hidden = t.llama->hidden_state(ids, mask, -3);
+  Encoded e;
+  e.llama_vec =
+      hidden.slice(1, t.crop_start, std::max(length, t.crop_start)).to(at::kCPU).to(at::kFloat);
+  const auto cenc = t.clip_tok->encode(prompt, kClipLength, true);
+  e.pooler =
+      t.clip->forward(ids_tensor(cenc.ids).to(dev)).pooler_output.to(at::kCPU).to(at::kFloat);
+  return e;
+}
+
+// A small session cache: the same prompt with the same encoders is not encoded twice.
+class PromptCache {
+ public:
+  bool get(const std::string& key, Encoded* out) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [k, v] : entries_)
+      if (k == key) {
+        *out = v;
+        return true;
+      }
+    return false;
+  }
+  void put(const std::string& key, const Encoded& e) {
+    std::lock_guard<std::mutex> lock(mu_);
+    entries_.emplace_front(key, e);
+    if (entries_.size() > kMaxEntries) entries_.pop_back();
+  }
+
+ private:
+  static constexpr std::size_t kMaxEntries = 16;
+  std::mutex mu_;
+  std::list<std::pair<std::string, Encoded>> entries_;
+};
+
+PromptCache& prompt_cache() {
+  static PromptCache cache;
+  return cache;
+}
+
+}  // namespace
+
+at::Tensor prepare_start_image(const Frames& image, int resolution) {
+  image::check_image_size(image.height, image.width, "start image");
+  at::Tensor hw3 = at::empty({image.height, image.width, 3}, at::kByte);
+  std::memcpy(hw3.data_ptr(), image.rgb.data(), static_cast<std::size_t>(hw3.numel()));
+  const image::Bucket b = image::find_nearest_bucket(image.height, image.width, resolution);
+  return image::resize_and_center_crop(hw3, b.width, b.height);
+}
+
+void encode_text(const ModelSet& models, const std::string& prompt,
+                 const std::string& negative_prompt, double cfg, at::Device device,
+                 sampling::HunyuanConditioning& out) {
+  const std::string base = need(models, Component::kTextEncoder).path + "|" +
+                           need(models, Component::kTextEncoder2).path + "|" + device.str() + "|";
+  std::unique_ptr<TextEncoders> enc;
+  auto encode_cached = [&](const std::string& text) {
+    Encoded e;
+    if (prompt_cache().get(base + text, &e)) return e;
+    if (!enc) enc = std::make_unique<TextEncoders>(load_text_encoders(models, device));
+    e = encode_prompt(*enc, text);
+    prompt_cache().put(base + text, e);
+    return e;
+  };
+  const Encoded pos = encode_cached(prompt);
+  auto [vec, mask] = crop_or_pad(pos.llama_vec, kPromptPad);
+  out.positive = {vec, mask, pos.pooler};
+  if (cfg == 1.0) {
+    // FramePack: with CFG 1 the negative branch never runs; its conditioning is zeros.
+    auto [nvec, nmask] = crop_or_pad(at::zeros_like(pos.llama_vec), kPromptPad);
+    out.negative = {nvec, nmask, at::zeros_like(pos.pooler)};
+  } else {
+    const Encoded neg = encode_cached(negative_prompt);
+    auto [nvec, nmask] = crop_or_pad(neg.llama_vec, kPromptPad);
+    out.negative = {nvec, nmask, neg.pooler};
+  }
+}
+
+at::Tensor encode_image(const ModelSet& models, const at::Tensor& image_hw3, at::Device device) {
+  const auto cfg = image::ImageProcessorConfig::load(
+      need(models, Component::kFeatureExtractor).path + "/preprocessor_config.json");
+  const at::Tensor pixels = image::preprocess_image(image_hw3, cfg);
+  auto siglip = load_siglip_vision(need(models, Component::kImageEncoder).path,
+                                   device.is_cuda() ? at::kHalf : at::kFloat, device);
+  return siglip->forward(pixels.to(device)).to(at::kCPU).to(at::kFloat);
+}
+
+}  // namespace framesmith::pipeline

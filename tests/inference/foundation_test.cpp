@@ -1,0 +1,160 @@
+// Units, events, request JSON and model-set location (folder and Hugging Face cache).
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "framesmith/error.h"
+#include "framesmith/events.h"
+#include "framesmith/model_set.h"
+#include "framesmith/request_json.h"
+#include "framesmith/units.h"
+
+using namespace framesmith;
+
+namespace {
+
+std::string make_temp_dir() {
+  char tmpl[] = "/tmp/fs_found_XXXXXX";
+  return ::mkdtemp(tmpl);
+}
+
+void mkdirs(const std::string& path) {
+  std::string partial;
+  for (std::size_t i = 0; i <= path.size(); ++i) {
+    if (i == path.size() || path[i] == '/') {
+      if (!partial.empty()) ::mkdir(partial.c_str(), 0755);
+    }
+    if (i < path.size()) partial += path[i];
+  }
+}
+
+void touch(const std::string& path, const std::string& text = "{}") {
+  std::ofstream(path) << text;
+}
+
+}  // namespace
+
+TEST(Units, ParseSize) {
+  EXPECT_EQ(parse_size("50331648"), 50331648);
+  EXPECT_EQ(parse_size("6GiB"), 6LL << 30);
+  EXPECT_EQ(parse_size("512MiB"), 512LL << 20);
+  EXPECT_EQ(parse_size("1.5 GiB"), 3LL << 29);
+  EXPECT_EQ(parse_size("2GB"), 2000000000LL);
+  EXPECT_EQ(parse_size("64k"), 65536);
+  for (const char* bad : {"", "GiB", "-5", "6 parsecs", "1e400", "12abc"})
+    EXPECT_THROW(parse_size(bad), Error) << bad;
+}
+
+TEST(Units, FormatSize) {
+  EXPECT_EQ(format_size(17), "17 B");
+  EXPECT_EQ(format_size(3.1 * (1 << 30)), "3.1 GiB");
+  EXPECT_EQ(format_size(512.0 * (1 << 20)), "512.0 MiB");
+}
+
+TEST(Events, JsonLineRoundTrip) {
+  Event e;
+  e.type = EventType::kOomRecovered;
+  e.t_s = 12.0345;
+  e.phase = "decode chunk 3";
+  e.numbers = {{"requested", 3189000000.0}, {"free", 1024}};
+  e.texts = {{"action", "chunk 16→4"}, {"outcome", "ok"}};
+  const std::string line = to_json_line(e);
+  EXPECT_EQ(line.find('\n'), std::string::npos);
+  EXPECT_NE(line.find("\"type\":\"oom_recovered\""), std::string::npos) << line;
+  EXPECT_NE(line.find("\"requested\":3189000000"), std::string::npos) << line;
+  const Event back = event_from_json_line(line);
+  EXPECT_EQ(back.type, e.type);
+  EXPECT_NEAR(back.t_s, 12.035, 1e-9);
+  EXPECT_EQ(back.phase, e.phase);
+  EXPECT_EQ(back.number("requested"), 3189000000.0);
+  EXPECT_EQ(back.text("action"), "chunk 16→4");
+  EXPECT_THROW(event_from_json_line("{\"type\":\"bogus\"}"), Error);
+  EXPECT_THROW(event_from_json_line("not json"), Error);
+}
+
+TEST(RequestJson, RoundTripAndValidation) {
+  GenerationRequest r;
+  r.prompt = "a cat \"dances\"";
+  r.seed = 42;
+  r.variant = TransformerVariant::kF1;
+  r.cfg = 2.5;
+  r.vram_budget_bytes = 6LL << 30;
+  GenerationRequest back;
+  request_from_json(request_to_json(r), back);
+  EXPECT_EQ(back.prompt, r.prompt);
+  EXPECT_EQ(back.seed, 42u);
+  EXPECT_EQ(back.variant, TransformerVariant::kF1);
+  EXPECT_DOUBLE_EQ(back.cfg, 2.5);
+  EXPECT_EQ(back.vram_budget_bytes, 6LL << 30);
+
+  GenerationRequest bad;
+  EXPECT_THROW(request_from_json(R"({"steps": 0})", bad), Error);
+  EXPECT_THROW(request_from_json(R"({"variant": "f2"})", bad), Error);
+  EXPECT_THROW(request_from_json(R"({"seed": "x"})", bad), Error);
+  EXPECT_THROW(request_from_json("[", bad), Error);
+  try {
+    GenerationRequest q;
+    request_from_json(R"({"seconds": 500})", q);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("seconds"), std::string::npos);
+  }
+}
+
+TEST(ModelSet, DiffusersFolder) {
+  const std::string root = make_temp_dir();
+  mkdirs(root + "/transformer");
+  touch(root + "/transformer/config.json");
+  mkdirs(root + "/tokenizer_2");
+  touch(root + "/tokenizer_2/vocab.json");  // merges.txt missing: not found
+  const ModelSet set = locate_model_set(root);
+  ASSERT_NE(set.find(Component::kTransformer), nullptr);
+  EXPECT_EQ(set.find(Component::kTransformer)->path, root + "/transformer");
+  EXPECT_EQ(set.find(Component::kTokenizer2), nullptr);
+  EXPECT_EQ(set.missing.size(), all_components().size() - 1);
+  EXPECT_THROW(locate_model_set(root + "/nope"), Error);
+}
+
+TEST(ModelSet, HubCacheFollowsRefsMain) {
+  const std::string cache = make_temp_dir();
+  const std::string fp = cache + "/models--lllyasviel--FramePackI2V_HY";
+  mkdirs(fp + "/refs");
+  mkdirs(fp + "/snapshots/abc123");
+  mkdirs(fp + "/snapshots/old999");
+  touch(fp + "/snapshots/abc123/config.json");
+  touch(fp + "/snapshots/old999/config.json");
+  touch(fp + "/refs/main", "abc123");
+  const std::string hv = cache + "/models--hunyuanvideo-community--HunyuanVideo";
+  mkdirs(hv + "/refs");
+  mkdirs(hv + "/snapshots/r1/vae");
+  touch(hv + "/snapshots/r1/vae/config.json");
+  touch(hv + "/refs/main", "r1\n");
+
+  ::setenv("HF_HUB_CACHE", cache.c_str(), 1);
+  const ModelSet set = locate_model_set("hf");
+  ::unsetenv("HF_HUB_CACHE");
+  ASSERT_NE(set.find(Component::kTransformer), nullptr);
+  EXPECT_EQ(set.find(Component::kTransformer)->path, fp + "/snapshots/abc123");
+  EXPECT_NE(set.find(Component::kTransformer)->origin.find("FramePackI2V_HY"), std::string::npos);
+  ASSERT_NE(set.find(Component::kVae), nullptr);
+  EXPECT_EQ(set.find(Component::kVae)->path, hv + "/snapshots/r1/vae");
+  EXPECT_EQ(set.find(Component::kImageEncoder), nullptr);
+
+  // F1 looks in its own repository, which is absent here.
+  const ModelSet f1 = locate_model_set("hf:" + cache, TransformerVariant::kF1);
+  EXPECT_EQ(f1.find(Component::kTransformer), nullptr);
+  EXPECT_NE(f1.find(Component::kVae), nullptr);
+}
+
+TEST(ModelSet, HubCacheRefusesPathTricks) {
+  const std::string cache = make_temp_dir();
+  const std::string fp = cache + "/models--lllyasviel--FramePackI2V_HY";
+  mkdirs(fp + "/refs");
+  mkdirs(fp + "/snapshots");
+  touch(fp + "/refs/main", "../../../etc");
+  const ModelSet set = locate_model_set("hf:" + cache);
+  EXPECT_EQ(set.find(Component::kTransformer), nullptr);
+}
