@@ -1,0 +1,99 @@
+// The engine's subcommands as a user meets them: make-tiny-model, inspect-model (including
+// broken and incomplete model sets) and check-golden.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <sstream>
+
+#include "framesmith/engine_cli.h"
+#include "io/safetensors.h"
+
+using namespace framesmith;
+
+namespace {
+
+struct CmdResult {
+  int rc;
+  std::string out, err;
+};
+
+CmdResult run(const std::vector<std::string>& args) {
+  std::ostringstream out, err;
+  const int rc = run_engine_command(args, out, err);
+  return {rc, out.str(), err.str()};
+}
+
+std::string tiny_dir() {
+  static std::string dir = [] {
+    char tmpl[] = "/tmp/fs_cli_XXXXXX";
+    std::string d = std::string(::mkdtemp(tmpl)) + "/tiny";
+    make_tiny_model(d, 0);
+    return d;
+  }();
+  return dir;
+}
+
+}  // namespace
+
+TEST(EngineCli, UnknownCommandIsNotOurs) {
+  EXPECT_EQ(run({"frobnicate"}).rc, -1);
+}
+
+TEST(EngineCli, TinyModelIsCompleteAndDeterministic) {
+  const CmdResult r = run({"inspect-model", tiny_dir()});
+  EXPECT_EQ(r.rc, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("all components ok"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("HunyuanVideoTransformer3DModelPacked"), std::string::npos);
+  EXPECT_NE(r.out.find("SiglipVisionModel"), std::string::npos);
+
+  // The same seed writes the same weights.
+  char tmpl[] = "/tmp/fs_cli2_XXXXXX";
+  const std::string again = std::string(::mkdtemp(tmpl)) + "/tiny";
+  ASSERT_EQ(run({"make-tiny-model", again, "--seed", "0"}).rc, 0);
+  auto a = io::TensorStore::open(tiny_dir() + "/transformer");
+  auto b = io::TensorStore::open(again + "/transformer");
+  for (const auto& n : a.names()) ASSERT_TRUE(at::equal(a.tensor(n), b.tensor(n))) << n;
+}
+
+TEST(EngineCli, InspectNamesWhatIsMissingOrMisshapen) {
+  char tmpl[] = "/tmp/fs_cli3_XXXXXX";
+  const std::string dir = std::string(::mkdtemp(tmpl)) + "/broken";
+  make_tiny_model(dir, 1);
+  // Remove the VAE and give one transformer tensor a shape its config does not imply.
+  ASSERT_EQ(std::system(("rm -rf '" + dir + "/vae'").c_str()), 0);
+  auto store = io::TensorStore::open(dir + "/transformer");
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  for (const auto& n : store.names()) {
+    at::Tensor t = store.tensor(n).clone();
+    if (n == "proj_out.weight") t = at::zeros({t.size(0), t.size(1) + 1});
+    if (n == "norm_out.linear.bias") continue;  // and drop one
+    tensors.emplace_back(n, t);
+  }
+  io::save_safetensors(dir + "/transformer/diffusion_pytorch_model.safetensors", tensors);
+  const CmdResult r = run({"inspect-model", dir});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.out.find("MISSING: no vae/"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"proj_out.weight\" has shape"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("missing tensor \"norm_out.linear.bias\""), std::string::npos) << r.out;
+}
+
+TEST(EngineCli, InspectRefusesPickles) {
+  char tmpl[] = "/tmp/fs_cli4_XXXXXX";
+  const std::string dir = ::mkdtemp(tmpl);
+  ASSERT_EQ(std::system(("mkdir -p " + dir + "/transformer && echo '{}' > " + dir +
+                         "/transformer/config.json && echo x > " + dir +
+                         "/transformer/diffusion_pytorch_model.bin")
+                            .c_str()),
+            0);
+  const CmdResult r = run({"inspect-model", dir});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.out.find("pickled checkpoints are refused"), std::string::npos) << r.out;
+}
+
+TEST(EngineCli, CheckGoldenFailsClearlyOnAMissingFolder) {
+  const CmdResult r = run({"check-golden", "/nonexistent/case-set"});
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE((r.out + r.err).find("/nonexistent/case-set"), std::string::npos) << r.out << r.err;
+}

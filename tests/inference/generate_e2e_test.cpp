@@ -1,0 +1,136 @@
+// Whole generations through the public API on the tiny model: frame counts, cancel, bad input.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <atomic>
+
+#include "framesmith/engine_cli.h"
+#include "framesmith/pipeline.h"
+
+using namespace framesmith;
+
+namespace {
+
+std::string tiny_dir() {
+  static std::string dir = [] {
+    char tmpl[] = "/tmp/fs_gen_XXXXXX";
+    std::string d = std::string(::mkdtemp(tmpl)) + "/tiny";
+    make_tiny_model(d, 0);
+    return d;
+  }();
+  return dir;
+}
+
+Frames gradient(int w, int h) {
+  Frames f;
+  f.width = w;
+  f.height = h;
+  f.count = 1;
+  f.rgb.resize(std::size_t(w) * h * 3);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) {
+      std::uint8_t* p = f.rgb.data() + (std::size_t(y) * w + x) * 3;
+      p[0] = std::uint8_t(x * 255 / w);
+      p[1] = std::uint8_t(y * 255 / h);
+      p[2] = 128;
+    }
+  return f;
+}
+
+GenerationRequest small_request() {
+  GenerationRequest r;
+  r.model_dir = tiny_dir();
+  r.image = gradient(96, 64);
+  r.prompt = "a gradient that moves";
+  r.seconds = 1.0;
+  r.steps = 3;
+  r.latent_window = 2;
+  r.resolution = 64;
+  r.teacache = false;
+  return r;
+}
+
+}  // namespace
+
+TEST(Generate, OriginalLoopMakesTheExpectedFrames) {
+  GenerationRequest r = small_request();
+  int videos = 0, progress = 0;
+  GenerationCallbacks cb;
+  cb.on_video = [&](const Frames& v, int section, int sections) {
+    ++videos;
+    EXPECT_LE(section, sections);
+    EXPECT_GT(v.count, 0);
+  };
+  cb.on_progress = [&](const Progress&) { ++progress; };
+  const GenerationResult res = generate(r, cb);
+  ASSERT_EQ(res.status, StatusCode::kOk) << res.message;
+  // 1 s at 30 fps with window 2: round(30 / 8) = 4 sections; each adds 4·window frames after the
+  // first decode of window + 1 latents (FramePack's arithmetic).
+  EXPECT_EQ(res.sections_total, 4);
+  EXPECT_EQ(res.sections_done, 4);
+  EXPECT_EQ(videos, 4);
+  EXPECT_GT(progress, 4 * 3);
+  EXPECT_EQ(res.video.count, 1 + 4 * (4 * 2 + 1 - 1));
+  EXPECT_EQ(res.input_image.height % 16, 0);
+  EXPECT_EQ(res.video.width, res.input_image.width);
+  EXPECT_EQ(res.video.height, res.input_image.height);
+}
+
+TEST(Generate, SameSeedSameVideo) {
+  GenerationRequest r = small_request();
+  r.seconds = 0.5;
+  const GenerationResult a = generate(r, {});
+  const GenerationResult b = generate(r, {});
+  ASSERT_EQ(a.status, StatusCode::kOk) << a.message;
+  EXPECT_EQ(a.video.rgb, b.video.rgb);
+  r.seed += 1;
+  const GenerationResult c = generate(r, {});
+  EXPECT_NE(a.video.rgb, c.video.rgb);
+}
+
+TEST(Generate, F1LoopAppendsSections) {
+  GenerationRequest r = small_request();
+  r.variant = TransformerVariant::kF1;
+  const GenerationResult res = generate(r, {});
+  ASSERT_EQ(res.status, StatusCode::kOk) << res.message;
+  EXPECT_EQ(res.sections_done, 4);
+  EXPECT_GT(res.video.count, 4 * 2 * 4 - 4);
+}
+
+TEST(Generate, CancelStopsBetweenStepsAndKeepsFinishedSections) {
+  GenerationRequest r = small_request();
+  std::atomic<bool> cancel{false};
+  GenerationCallbacks cb;
+  cb.cancel = &cancel;
+  cb.on_video = [&](const Frames&, int section, int) {
+    if (section == 1) cancel.store(true);
+  };
+  const GenerationResult res = generate(r, cb);
+  EXPECT_EQ(res.status, StatusCode::kCancelled);
+  EXPECT_EQ(res.sections_done, 1);
+  EXPECT_GT(res.video.count, 0);  // the finished section's frames are kept
+}
+
+TEST(Generate, BadInputIsAStatusNotACrash) {
+  GenerationRequest r = small_request();
+  r.model_dir = "/nonexistent/model";
+  GenerationResult res = generate(r, {});
+  EXPECT_EQ(res.status, StatusCode::kBadInput);
+  EXPECT_NE(res.message.find("/nonexistent/model"), std::string::npos) << res.message;
+
+  r = small_request();
+  r.image = Frames{};
+  res = generate(r, {});
+  EXPECT_EQ(res.status, StatusCode::kBadInput);
+
+  r = small_request();
+  r.steps = 0;
+  res = generate(r, {});
+  EXPECT_EQ(res.status, StatusCode::kBadInput);
+  EXPECT_NE(res.message.find("steps"), std::string::npos);
+
+  r = small_request();
+  r.conditioning_file = "/nonexistent/cond.safetensors";
+  res = generate(r, {});
+  EXPECT_EQ(res.status, StatusCode::kBadInput);
+}
