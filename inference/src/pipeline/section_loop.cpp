@@ -92,6 +92,13 @@ class SectionSampler {
                                     hooks);
   }
 
+  // A resumed section: its noise is drawn as sample() would draw it and dropped, so that the
+  // following sections get the noise of an uninterrupted run (the generator is used for nothing
+  // else).
+  void skip_noise() {
+    sampling::initial_noise(sp_, inputs_.conditioning.positive.embeds.size(0), generator_);
+  }
+
  private:
   PackedTransformer& transformer_;
   const SectionLoopInputs& inputs_;
@@ -106,10 +113,30 @@ void check_cancel(const SectionLoopCallbacks& cb) {
   if (cb.cancel != nullptr && cb.cancel->load()) throw Cancelled();
 }
 
+// decode_latents, or the caller's replacement (SectionLoopCallbacks::decode).
+at::Tensor decode_section(const Vae& vae, const at::Tensor& latents, const SectionLoopParams& p,
+                          const SectionLoopCallbacks& cb) {
+  return cb.decode ? cb.decode(latents) : decode_latents(vae, latents, p.tiling);
+}
+
+// A saved section's latents, checked against the shape this section generates.
+at::Tensor resumed_latents(const at::Tensor& saved, const at::Tensor& start, std::int64_t frames,
+                           std::size_t section) {
+  if (saved.dim() != 5 || saved.size(0) != 1 || saved.size(1) != start.size(1) ||
+      saved.size(2) != frames || saved.size(3) != start.size(3) || saved.size(4) != start.size(4)) {
+    std::ostringstream o;
+    o << "section loop: the saved latents of section " << section + 1 << " are " << saved.sizes()
+      << ", this job's sections are (1, " << start.size(1) << ", " << frames << ", "
+      << start.size(3) << ", " << start.size(4) << ")";
+    throw Error(o.str());
+  }
+  return host_float(saved);
+}
+
 // demo_gradio.py: sections from the end of the video back to its start.
 void run_original(SectionSampler& sampler, const Vae& vae, const at::Tensor& start,
                   const SectionLoopParams& p, const SectionLoopCallbacks& cb, int num_sections,
-                  SectionLoopResult& result) {
+                  const std::vector<at::Tensor>& resume, SectionLoopResult& result) {
   const std::int64_t window = p.latent_window_size;
   const std::int64_t overlap = window * 4 - 3;
   at::Tensor history =
@@ -131,20 +158,27 @@ void run_original(SectionSampler& sampler, const Vae& vae, const at::Tensor& sta
     ctx.clean_latents_2x = frames(history, kContext1x, kContext1x + kContext2x);
     ctx.clean_latents_4x = frames(history, kContext1x + kContext2x, kContextFrames);
 
-    at::Tensor generated = host_float(sampler.sample(static_cast<int>(si), ctx, total));
-    if (last) generated = at::cat({start, generated}, 2);
+    const bool resumed = si < resume.size();
+    at::Tensor generated;
+    if (resumed) {
+      sampler.skip_noise();
+      generated = resumed_latents(resume[si], start, window + (last ? 1 : 0), si);
+    } else {
+      generated = host_float(sampler.sample(static_cast<int>(si), ctx, total));
+      if (last) generated = at::cat({start, generated}, 2);
+    }
     total += generated.size(2);
     history = at::cat({generated, history}, 2);
     const at::Tensor real = frames(history, 0, total);
 
     if (!pixels.defined()) {
-      pixels = decode_latents(vae, real, p.tiling);
+      pixels = decode_section(vae, real, p, cb);
     } else {
       const std::int64_t n = last ? window * 2 + 1 : window * 2;
-      const at::Tensor current = decode_latents(vae, frames(real, 0, n), p.tiling);
+      const at::Tensor current = decode_section(vae, frames(real, 0, n), p, cb);
       pixels = soft_append_bcthw(current, pixels, overlap);
     }
-    if (cb.on_section) cb.on_section(static_cast<int>(si), generated, pixels);
+    if (cb.on_section && !resumed) cb.on_section(static_cast<int>(si), generated, pixels);
     result.history_latents = real;
     if (last) break;
   }
@@ -154,7 +188,7 @@ void run_original(SectionSampler& sampler, const Vae& vae, const at::Tensor& sta
 // demo_gradio_f1.py: sections forwards from the start latent, appended.
 void run_f1(SectionSampler& sampler, const Vae& vae, const at::Tensor& start,
             const SectionLoopParams& p, const SectionLoopCallbacks& cb, int num_sections,
-            SectionLoopResult& result) {
+            const std::vector<at::Tensor>& resume, SectionLoopResult& result) {
   const std::int64_t window = p.latent_window_size;
   const std::int64_t overlap = window * 4 - 3;
   at::Tensor history = at::cat(
@@ -177,19 +211,26 @@ void run_f1(SectionSampler& sampler, const Vae& vae, const at::Tensor& start,
     ctx.clean_latents_2x = frames(history, t - kContext2x - kContext1x, t - kContext1x);
     ctx.clean_latents = at::cat({start, frames(history, t - kContext1x, t)}, 2);
 
-    const at::Tensor generated = host_float(sampler.sample(si, ctx, total));
+    const bool resumed = si < static_cast<int>(resume.size());
+    at::Tensor generated;
+    if (resumed) {
+      sampler.skip_noise();
+      generated = resumed_latents(resume[si], start, window, si);
+    } else {
+      generated = host_float(sampler.sample(si, ctx, total));
+    }
     total += generated.size(2);
     history = at::cat({history, generated}, 2);
     const at::Tensor real = frames(history, history.size(2) - total, history.size(2));
 
     if (!pixels.defined()) {
-      pixels = decode_latents(vae, real, p.tiling);
+      pixels = decode_section(vae, real, p, cb);
     } else {
       const at::Tensor current =
-          decode_latents(vae, frames(real, real.size(2) - window * 2, real.size(2)), p.tiling);
+          decode_section(vae, frames(real, real.size(2) - window * 2, real.size(2)), p, cb);
       pixels = soft_append_bcthw(pixels, current, overlap);
     }
-    if (cb.on_section) cb.on_section(si, generated, pixels);
+    if (cb.on_section && !resumed) cb.on_section(si, generated, pixels);
     result.history_latents = real;
   }
   result.pixels = pixels;
@@ -225,13 +266,21 @@ SectionLoopResult run_section_loop(PackedTransformer& transformer, const Vae& va
                             : encode_start_latent(vae, inputs.start_image, params.tiling);
   check_start_latent(result.start_latent);
   const at::Tensor& start = result.start_latent;
+  if (static_cast<int>(inputs.resume_sections.size()) > result.num_sections) {
+    throw Error("section loop: " + std::to_string(inputs.resume_sections.size()) +
+                " saved sections given to resume, but the job has only " +
+                std::to_string(result.num_sections));
+  }
+  if (callbacks.on_start_latent) callbacks.on_start_latent(start);
 
   SectionSampler sampler(transformer, inputs, params, callbacks, start.size(3), start.size(4),
                          result.num_sections);
   if (params.variant == LoopVariant::kF1) {
-    run_f1(sampler, vae, start, params, callbacks, result.num_sections, result);
+    run_f1(sampler, vae, start, params, callbacks, result.num_sections, inputs.resume_sections,
+           result);
   } else {
-    run_original(sampler, vae, start, params, callbacks, result.num_sections, result);
+    run_original(sampler, vae, start, params, callbacks, result.num_sections,
+                 inputs.resume_sections, result);
   }
   return result;
 }

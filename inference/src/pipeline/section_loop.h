@@ -52,6 +52,11 @@ struct SectionLoopInputs {
   at::Tensor start_image;  // (1, 3, 1, H, W) in [-1, 1]
   // Negative prompt: used only when cfg != 1 (FramePack feeds zeros otherwise).
   sampling::HunyuanConditioning conditioning;
+  // Resuming a job: the first sections' latents, first section first, exactly as on_section
+  // passed them. They are not sampled again: their noise is drawn and discarded (so the seeded
+  // generator is where an uninterrupted run has it) and the video is decoded from them as it was
+  // (so the blend is the same). Give the saved start latent with them.
+  std::vector<at::Tensor> resume_sections;
 };
 
 struct StepProgress {
@@ -70,11 +75,17 @@ struct SectionLoopCallbacks {
   // last section the start latent is prepended) and the whole video so far (CPU, in [-1, 1]).
   std::function<void(int section, const at::Tensor& new_latents, const at::Tensor& pixels)>
       on_section;
+  // Once, before the first section: the start latent (CPU float32, scaled), e.g. to save it with
+  // the job. Resumed sections (SectionLoopInputs::resume_sections) get no on_section call.
+  std::function<void(const at::Tensor& start_latent)> on_start_latent;
   // Checked before each section and each sampler step; when set the loop throws
   // framesmith::Cancelled.
   const std::atomic<bool>* cancel = nullptr;
   // Wraps each step's flow model (memory governor retry); optional.
   std::function<sampling::FlowModel(sampling::FlowModel)> wrap_model;
+  // Replaces decode_latents (the memory governor's chunked decode): scaled latents (CPU float32)
+  // -> pixels (CPU, in [-1, 1]) as decode_latents would give them; optional.
+  std::function<at::Tensor(const at::Tensor& scaled_latents)> decode;
 };
 
 struct SectionLoopResult {

@@ -1,0 +1,143 @@
+#include "job_output.h"
+
+#include <QDir>
+#include <QFile>
+#include <QFileInfo>
+#include <QSaveFile>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "framesmith/error.h"
+#include "framesmith/request_json.h"
+#include "png_export.h"
+#include "video_reader.h"
+#include "video_writer.h"
+
+namespace framesmith::app {
+namespace {
+
+constexpr const char* kSavedOutputFile = "output.json";
+
+std::string stem_of(const std::string& path) {
+  const QFileInfo fi(QString::fromStdString(path));
+  return (fi.dir().path() + "/" + fi.completeBaseName()).toStdString();
+}
+
+void make_folder(const std::string& path, const char* what) {
+  const QString dir = QString::fromStdString(path);
+  const QFileInfo fi(dir);
+  if (fi.isDir()) return;
+  if (fi.exists()) throw Error(path + ": " + what + " is a file, not a folder");
+  if (!QDir().mkpath(dir)) throw Error(path + ": " + what + " does not exist and cannot be made");
+}
+
+// QSaveFile: a temporary file renamed over `path` on commit; on failure `path` is untouched.
+void write_file(const std::string& path, const std::string& bytes, const char* what) {
+  QSaveFile f(QString::fromStdString(path));
+  if (!f.open(QIODevice::WriteOnly) || f.write(QByteArray::fromStdString(bytes)) < 0 || !f.commit())
+    throw Error(path + ": cannot write " + what + " (" + f.errorString().toStdString() + ")");
+}
+
+// "video.job" -> "video": the job's name in its partial videos, as FramePack's job_id.
+std::string job_name(const std::string& job_dir) {
+  QString name = QFileInfo(QDir::cleanPath(QString::fromStdString(job_dir))).fileName();
+  if (name.endsWith(".job") && name.size() > 4) name.chop(4);
+  return name.isEmpty() ? std::string("job") : name.toStdString();
+}
+
+}  // namespace
+
+std::string default_job_dir(const std::string& video_path) {
+  return stem_of(video_path) + ".job";
+}
+
+JobOutput::JobOutput(std::string video_path, int crf, const GenerationRequest& request,
+                     std::string job_dir)
+    : video_path_(std::move(video_path)),
+      crf_(crf),
+      params_json_(request_to_json(request)),
+      job_dir_(job_dir.empty() ? request.job_dir : std::move(job_dir)) {
+  make_folder(QFileInfo(QString::fromStdString(video_path_)).dir().path().toStdString(),
+              "output folder");
+  // Real writes, not permission bits: they also catch read-only mounts, full disks and root.
+  write_file(sidecar_path(), params_json_, "the parameters");
+  if (job_dir_.empty()) return;
+  make_folder(job_dir_, "job folder");
+  nlohmann::ordered_json saved;
+  saved["video"] = QFileInfo(QString::fromStdString(video_path_)).absoluteFilePath().toStdString();
+  saved["crf"] = crf_;
+  write_file(job_dir_ + "/" + kSavedOutputFile, saved.dump(2) + "\n", "the job's output settings");
+}
+
+std::string JobOutput::sidecar_path() const {
+  return stem_of(video_path_) + ".json";
+}
+
+std::string JobOutput::input_image_path() const {
+  return stem_of(video_path_) + ".input.png";
+}
+
+std::string JobOutput::partial_path(std::int64_t latent_frames) const {
+  return job_dir_ + "/" + job_name(job_dir_) + "_" + std::to_string(latent_frames) + ".mp4";
+}
+
+void JobOutput::write_video(const std::string& path, const Frames& video) {
+  std::map<std::string, std::string> meta = {{"framesmith_params", params_json_},
+                                             {"comment", "made with Framesmith"}};
+  VideoWriter w;  // writes path.partial and renames it on finish()
+  w.open(path, video.width, video.height, 30, crf_, "medium", meta);
+  for (int i = 0; i < video.count; ++i) w.write_frame(video.frame(i), video.width * 3);
+  w.finish();
+}
+
+void JobOutput::write_partial(const Frames& video, std::int64_t latent_frames) {
+  if (job_dir_.empty()) {
+    write_video(video_path_, video);
+    return;
+  }
+  const std::string path = partial_path(latent_frames);
+  write_video(path, video);
+  last_partial_ = path;
+}
+
+void JobOutput::write_partial(const Frames& video, int /*section*/, int /*sections*/) {
+  write_video(video_path_, video);
+}
+
+void JobOutput::write_final(const Frames& video) {
+  write_video(video_path_, video);
+}
+
+void JobOutput::write_input_image(const Frames& image) {
+  export_png(image, 0, input_image_path());
+  if (!job_dir_.empty()) export_png(image, 0, job_dir_ + "/input.png");
+}
+
+SavedOutput read_saved_output(const std::string& job_dir) {
+  const std::string path = job_dir + "/" + kSavedOutputFile;
+  QFile f(QString::fromStdString(path));
+  if (!f.open(QIODevice::ReadOnly))
+    throw Error(path + ": cannot read the job's output settings (" + f.errorString().toStdString() +
+                "); give --out FILE.mp4");
+  SavedOutput out;
+  try {
+    const auto j = nlohmann::json::parse(f.readAll().toStdString());
+    out.video_path = j.at("video").get<std::string>();
+    out.crf = j.value("crf", 16);
+  } catch (const std::exception& e) {
+    throw Error(path + ": damaged job output settings (" + e.what() + ")");
+  }
+  return out;
+}
+
+std::string read_params_text(const std::string& path, const std::string& text) {
+  if (QFileInfo(QString::fromStdString(path)).suffix().toLower() != "mp4") return text;
+  VideoReader r;
+  r.open(path);
+  const auto meta = r.metadata();
+  auto it = meta.find("framesmith_params");
+  if (it == meta.end()) throw Error(path + ": this video has no Framesmith parameters in it");
+  return it->second;
+}
+
+}  // namespace framesmith::app

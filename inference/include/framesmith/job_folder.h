@@ -1,0 +1,36 @@
+// Job folders: what a generation keeps on disk so that a stopped, failed or killed job can be
+// resumed (GenerationRequest::job_dir and ::resume in pipeline.h). The engine writes
+//   job.json                   the parameters (request_to_json)
+//   start_image.safetensors    "image": the start image as cropped to its bucket (uint8 H x W x 3)
+//   conditioning.safetensors   prompt and image embeddings (conditioning-file tensor names)
+//   start_latent.safetensors   "latent": the encoded start image (float32, scaled)
+//   section_0000.safetensors   "latents": each finished section's new latents, generation order
+// every file to a temporary name renamed into place, each section's before the next one starts.
+// Front ends add their own files (videos, a PNG of the input); the engine leaves those alone.
+#pragma once
+#include <string>
+
+#include "framesmith/pipeline.h"
+
+namespace framesmith {
+
+struct JobFolderInfo {
+  bool has_job = false;   // job.json is there
+  int sections_done = 0;  // finished sections saved, consecutive from the first
+  int sections_total = 0;
+  bool finished() const { return has_job && sections_done >= sections_total; }
+};
+
+// What `dir` holds; a missing folder or one without job.json gives has_job == false. Throws Error
+// for an unreadable job.json.
+JobFolderInfo inspect_job_folder(const std::string& dir);
+
+// The saved request: parameters and the cropped start image, with job_dir = dir and
+// resume = true. Throws Error naming the file when the folder holds no job or is damaged.
+GenerationRequest load_job_request(const std::string& dir);
+
+// The file names above (for front ends and tests).
+std::string job_params_path(const std::string& dir);
+std::string job_section_path(const std::string& dir, int section);  // 0-based section
+
+}  // namespace framesmith

@@ -1,0 +1,231 @@
+#include "pipeline/job_store.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
+#include "framesmith/error.h"
+#include "framesmith/job_folder.h"
+#include "framesmith/request_json.h"
+#include "io/safetensors.h"
+#include "pipeline/conditioning.h"
+#include "pipeline/section_schedule.h"
+
+namespace framesmith {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kParamsFile = "job.json";
+constexpr const char* kStartImageFile = "start_image.safetensors";
+constexpr const char* kConditioningFile = "conditioning.safetensors";
+constexpr const char* kStartLatentFile = "start_latent.safetensors";
+constexpr const char* kSectionPrefix = "section_";
+constexpr const char* kSafetensors = ".safetensors";
+
+std::string section_file(int section) {
+  char name[48];
+  std::snprintf(name, sizeof name, "%s%04d%s", kSectionPrefix, section, kSafetensors);
+  return name;
+}
+
+bool is_section_file(const std::string& name) {
+  const std::string pre = kSectionPrefix, suf = kSafetensors;
+  if (name.size() <= pre.size() + suf.size() || name.rfind(pre, 0) != 0 ||
+      name.compare(name.size() - suf.size(), suf.size(), suf) != 0)
+    return false;
+  for (std::size_t i = pre.size(); i < name.size() - suf.size(); ++i)
+    if (name[i] < '0' || name[i] > '9') return false;
+  return true;
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path + ": cannot read (" + std::strerror(errno) + ")");
+  return std::string((std::istreambuf_iterator<char>(in)), {});
+}
+
+// Temporary file + rename, like io::save_safetensors: a crash or a full disk leaves either the
+// old file or the new one, never half of one.
+void write_text_atomically(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) throw Error(path + ": cannot write (" + std::strerror(errno) + ")");
+    out << text;
+    out.flush();
+    if (!out) {
+      const int e = errno;
+      std::remove(tmp.c_str());
+      throw Error(path + ": write failed (" + std::strerror(e) + "; disk full?)");
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int e = errno;
+    std::remove(tmp.c_str());
+    throw Error(path + ": cannot rename into place (" + std::strerror(e) + ")");
+  }
+}
+
+void make_folder(const std::string& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec || !fs::is_directory(dir))
+    throw Error(dir + ": cannot create the job folder (" +
+                (ec ? ec.message() : std::string("a file has that name")) + ")");
+}
+
+// An earlier job's engine files: a fresh job must not be resumed from them. Videos and anything
+// else a front end put there stay.
+void remove_engine_files(const std::string& dir) {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    std::string name = entry.path().filename().string();
+    const std::string base = name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0
+                                 ? name.substr(0, name.size() - 4)
+                                 : name;
+    if (base == kParamsFile || base == kStartImageFile || base == kConditioningFile ||
+        base == kStartLatentFile || is_section_file(base)) {
+      std::error_code rm;
+      fs::remove(entry.path(), rm);
+      if (rm)
+        throw Error(entry.path().string() + ": cannot remove an earlier job's file (" +
+                    rm.message() + ")");
+    }
+  }
+  if (ec) throw Error(dir + ": cannot list the job folder (" + ec.message() + ")");
+}
+
+at::Tensor read_tensor(const std::string& path, const char* name) {
+  auto f = io::SafeTensorsFile::open(path);
+  if (!f->has(name)) throw Error(path + ": no tensor \"" + name + "\" in this job file");
+  return f->tensor(name).clone();
+}
+
+bool exists(const std::string& path) {
+  std::error_code ec;
+  return fs::is_regular_file(path, ec);
+}
+
+GenerationRequest read_params(const std::string& dir) {
+  const std::string p = job_params_path(dir);
+  if (!exists(p)) throw Error(dir + ": no job here (" + kParamsFile + " is missing)");
+  GenerationRequest r;
+  try {
+    request_from_json(read_text(p), r);
+  } catch (const Error& e) {
+    throw Error(p + ": " + e.what());
+  }
+  return r;
+}
+
+}  // namespace
+
+std::string job_params_path(const std::string& dir) {
+  return dir + "/" + kParamsFile;
+}
+
+std::string job_section_path(const std::string& dir, int section) {
+  return dir + "/" + section_file(section);
+}
+
+JobFolderInfo inspect_job_folder(const std::string& dir) {
+  JobFolderInfo info;
+  if (!exists(job_params_path(dir))) return info;
+  const GenerationRequest r = read_params(dir);
+  info.has_job = true;
+  info.sections_total = pipeline::total_latent_sections(r.seconds, r.latent_window);
+  while (info.sections_done < info.sections_total &&
+         exists(job_section_path(dir, info.sections_done)))
+    ++info.sections_done;
+  return info;
+}
+
+GenerationRequest load_job_request(const std::string& dir) {
+  GenerationRequest r = read_params(dir);
+  const std::string image_path = dir + "/" + kStartImageFile;
+  if (!exists(image_path))
+    throw Error(dir + ": the job stopped before its start image was saved (" + kStartImageFile +
+                " is missing); start it again");
+  const at::Tensor img = read_tensor(image_path, "image");
+  if (img.dim() != 3 || img.size(2) != 3 || img.scalar_type() != at::kByte)
+    throw Error(image_path + ": \"image\" must be uint8 (H, W, 3)");
+  const at::Tensor c = img.contiguous();
+  r.image.count = 1;
+  r.image.height = static_cast<int>(c.size(0));
+  r.image.width = static_cast<int>(c.size(1));
+  r.image.rgb.assign(c.data_ptr<std::uint8_t>(), c.data_ptr<std::uint8_t>() + c.numel());
+  r.job_dir = dir;
+  r.resume = true;
+  return r;
+}
+
+namespace pipeline {
+
+GenerationRequest resumed_request(const GenerationRequest& caller) {
+  GenerationRequest r = load_job_request(caller.job_dir);
+  if (!caller.model_dir.empty()) r.model_dir = caller.model_dir;
+  r.device = caller.device;
+  r.vram_budget_bytes = caller.vram_budget_bytes;
+  r.preserved_memory_bytes = caller.preserved_memory_bytes;
+  return r;
+}
+
+JobStore::JobStore(const GenerationRequest& request) : dir_(request.job_dir) {
+  // F1 counts its start latent from the first section on; the original loop adds it with the
+  // last section's latents.
+  latent_frames_ = request.variant == TransformerVariant::kF1 ? 1 : 0;
+  if (!enabled()) return;
+  if (!request.resume) {
+    make_folder(dir_);
+    remove_engine_files(dir_);
+    write_text_atomically(path(kParamsFile), request_to_json(request));
+    return;
+  }
+  has_image_ = exists(path(kStartImageFile));
+  if (exists(path(kConditioningFile))) cond_ = load_conditioning(path(kConditioningFile));
+  if (exists(path(kStartLatentFile))) start_latent_ = read_tensor(path(kStartLatentFile), "latent");
+  const int total = total_latent_sections(request.seconds, request.latent_window);
+  for (int s = 0; s < total && exists(job_section_path(dir_, s)); ++s) {
+    sections_.push_back(read_tensor(job_section_path(dir_, s), "latents"));
+    latent_frames_ += sections_.back().size(2);
+  }
+}
+
+void JobStore::save_start_image(const at::Tensor& image_hw3) {
+  if (!enabled() || has_image_) return;
+  io::save_safetensors(path(kStartImageFile), {{"image", image_hw3.contiguous()}},
+                       {{"framesmith", "job start image"}});
+  has_image_ = true;
+}
+
+void JobStore::save_conditioning(const sampling::HunyuanConditioning& c) {
+  if (!enabled() || cond_) return;
+  pipeline::save_conditioning(path(kConditioningFile), c);
+  cond_ = c;
+}
+
+void JobStore::save_start_latent(const at::Tensor& latent) {
+  if (!enabled() || start_latent_.defined()) return;
+  io::save_safetensors(path(kStartLatentFile), {{"latent", latent}},
+                       {{"framesmith", "job start latent"}});
+  start_latent_ = latent;
+}
+
+std::string JobStore::save_section(int section, int sections, const at::Tensor& latents) {
+  latent_frames_ += latents.size(2);
+  if (!enabled()) return std::string();
+  const std::string p = job_section_path(dir_, section);
+  io::save_safetensors(p, {{"latents", latents}},
+                       {{"framesmith", "job section latents"},
+                        {"section", std::to_string(section + 1)},
+                        {"sections", std::to_string(sections)},
+                        {"latent_frames", std::to_string(latent_frames_)}});
+  return p;
+}
+
+}  // namespace pipeline
+}  // namespace framesmith

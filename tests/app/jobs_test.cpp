@@ -1,0 +1,324 @@
+// Job output without a model: the job folder's files and names, loading parameters back from the
+// sidecar and from the MP4, PNG export from the command line, and the error paths (unwritable
+// folders, a file size limit as a stand-in for a full disk): one clear line, nothing made lost.
+#include <gtest/gtest.h>
+
+#include <QImage>
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#ifdef __linux__
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <csignal>
+#endif
+
+#include "cli.h"
+#include "framesmith/error.h"
+#include "framesmith/job_folder.h"
+#include "framesmith/pipeline.h"
+#include "framesmith/request_json.h"
+#include "job_output.h"
+#include "png_export.h"
+#include "video_reader.h"
+#include "video_writer.h"
+
+namespace fs = std::filesystem;
+using namespace framesmith;
+using namespace framesmith::app;
+
+namespace {
+
+Frames make_frames(int w, int h, int n, std::uint32_t seed = 1) {
+  Frames f;
+  f.width = w;
+  f.height = h;
+  f.count = n;
+  f.rgb.resize(std::size_t(w) * h * 3 * n);
+  for (int t = 0; t < n; ++t)
+    for (int y = 0; y < h; ++y)
+      for (int x = 0; x < w; ++x)
+        for (int k = 0; k < 3; ++k)
+          f.rgb[((std::size_t(t) * h + y) * w + x) * 3 + k] =
+              std::uint8_t((x * 3 + y * 2 + t * 9 + k * 60 + seed * 17) % 256);
+  return f;
+}
+
+// Noise compresses badly: a video of it is large enough to pass a small file size limit.
+Frames noise_frames(int w, int h, int n) {
+  Frames f = make_frames(w, h, n);
+  std::uint32_t s = 777;
+  for (auto& b : f.rgb) b = std::uint8_t((s = s * 1664525u + 1013904223u) >> 24);
+  return f;
+}
+
+GenerationRequest request() {
+  GenerationRequest r;
+  r.model_dir = "/models/tiny";
+  r.prompt = "a lighthouse at dusk";
+  r.negative_prompt = "blurry";
+  r.seconds = 2.5;
+  r.seed = 4242;
+  r.steps = 7;
+  r.distilled_cfg = 9.5;
+  r.latent_window = 5;
+  r.resolution = 320;
+  r.teacache = false;
+  r.variant = TransformerVariant::kF1;
+  return r;
+}
+
+void expect_same_params(const GenerationRequest& a, const GenerationRequest& b) {
+  EXPECT_EQ(a.model_dir, b.model_dir);
+  EXPECT_EQ(a.prompt, b.prompt);
+  EXPECT_EQ(a.negative_prompt, b.negative_prompt);
+  EXPECT_EQ(a.seconds, b.seconds);
+  EXPECT_EQ(a.seed, b.seed);
+  EXPECT_EQ(a.steps, b.steps);
+  EXPECT_EQ(a.distilled_cfg, b.distilled_cfg);
+  EXPECT_EQ(a.latent_window, b.latent_window);
+  EXPECT_EQ(a.resolution, b.resolution);
+  EXPECT_EQ(a.teacache, b.teacache);
+  EXPECT_EQ(a.variant, b.variant);
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), {});
+}
+
+int lines(const std::string& s) {
+  return static_cast<int>(std::count(s.begin(), s.end(), '\n'));
+}
+
+class JobsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = fs::temp_directory_path() / ("framesmith_jobs_test_" + std::string(info->name()) + "_" +
+                                        std::to_string(std::random_device{}()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    quiet_ffmpeg_logging();
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::permissions(dir_ / "ro", fs::perms::owner_all, ec);
+    fs::remove_all(dir_);
+  }
+  std::string file(const std::string& name) const { return (dir_ / name).string(); }
+
+  // run_cli in this process; returns the exit code.
+  int cli(const std::vector<std::string>& args) {
+    out_.str("");
+    err_.str("");
+    return run_cli(args, out_, err_);
+  }
+
+  fs::path dir_;
+  std::ostringstream out_, err_;
+};
+
+TEST_F(JobsTest, DefaultJobFolderIsBesideTheVideo) {
+  EXPECT_EQ(default_job_dir("/a/b/clip.mp4"), "/a/b/clip.job");
+  EXPECT_EQ(default_job_dir("/a/b/clip.v2.mp4"), "/a/b/clip.v2.job");
+}
+
+TEST_F(JobsTest, FolderFilesAndFramePackNames) {
+  const GenerationRequest req = request();
+  JobOutput out(file("out/clip.mp4"), 20, req, file("out/clip.job"));
+  EXPECT_TRUE(fs::is_directory(file("out/clip.job")));
+  EXPECT_TRUE(fs::exists(file("out/clip.json")));
+  const SavedOutput saved = read_saved_output(file("out/clip.job"));
+  EXPECT_EQ(saved.video_path, fs::absolute(file("out/clip.mp4")).string());
+  EXPECT_EQ(saved.crf, 20);
+
+  out.write_input_image(make_frames(40, 24, 1));
+  EXPECT_TRUE(fs::exists(file("out/clip.input.png")));
+  EXPECT_TRUE(fs::exists(file("out/clip.job/input.png")));
+
+  out.write_partial(make_frames(32, 32, 5), 2);
+  out.write_partial(make_frames(32, 32, 13), 5);
+  EXPECT_EQ(out.last_partial(), file("out/clip.job/clip_5.mp4"));
+  for (const auto& [name, frames] :
+       {std::pair<std::string, int>{"clip_2.mp4", 5}, {"clip_5.mp4", 13}}) {
+    VideoReader r;
+    r.open(file("out/clip.job/" + name));
+    EXPECT_EQ(r.read_all().count, frames) << name;
+  }
+  EXPECT_FALSE(fs::exists(file("out/clip.mp4")));  // the final name only ever holds the end
+  out.write_final(make_frames(32, 32, 13));
+  VideoReader r;
+  r.open(file("out/clip.mp4"));
+  EXPECT_EQ(r.read_all().count, 13);
+  for (const auto& e : fs::recursive_directory_iterator(dir_))
+    EXPECT_EQ(e.path().string().find(".partial"), std::string::npos) << e.path();
+}
+
+TEST_F(JobsTest, ParametersComeBackFromSidecarAndVideo) {
+  const GenerationRequest req = request();
+  JobOutput out(file("p.mp4"), 16, req, "");
+  out.write_final(make_frames(16, 16, 3));
+  for (const std::string& path : {file("p.json"), file("p.mp4")}) {
+    GenerationRequest back;
+    request_from_json(read_params_text(path, read_file(path)), back);
+    expect_same_params(back, req);
+  }
+  // A video made elsewhere has none.
+  VideoWriter w;
+  w.open(file("plain.mp4"), 16, 16);
+  for (int i = 0; i < 2; ++i) w.write_frame(make_frames(16, 16, 1).frame(0), 48);
+  w.finish();
+  EXPECT_THROW(read_params_text(file("plain.mp4"), ""), Error);
+}
+
+TEST_F(JobsTest, UnwritableFoldersAreReportedBeforeWork) {
+  std::ofstream(file("a_file")) << "not a folder";
+  // Below a regular file nothing can be made, whoever runs the test (root included).
+  try {
+    JobOutput out(file("a_file/sub/clip.mp4"), 16, request(), file("job"));
+    ADD_FAILURE() << "no error for an output folder below a file";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(file("a_file/sub")), std::string::npos) << e.what();
+  }
+  try {
+    JobOutput out(file("clip.mp4"), 16, request(), file("a_file/job"));
+    ADD_FAILURE() << "no error for a job folder below a file";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(file("a_file/job")), std::string::npos) << e.what();
+  }
+#ifdef __linux__
+  if (::geteuid() != 0) {  // root writes into read-only folders anyway
+    fs::create_directories(dir_ / "ro");
+    fs::permissions(dir_ / "ro", fs::perms::owner_read | fs::perms::owner_exec);
+    EXPECT_THROW(JobOutput(file("ro/clip.mp4"), 16, request(), ""), Error);
+  }
+#endif
+}
+
+TEST_F(JobsTest, CliReportsAnUnwritableFolderInOneLine) {
+  const Frames img = make_frames(64, 48, 1);
+  write_png(img.frame(0), 64, 48, 64 * 3, file("in.png"));
+  std::ofstream(file("a_file")) << "x";
+  const int rc =
+      cli({"generate", "--model", file("no-model"), "--image", file("in.png"), "--conditioning",
+           file("c.safetensors"), "--out", file("a_file/clip.mp4"), "--quiet"});
+  EXPECT_EQ(rc, 1);
+  EXPECT_EQ(lines(err_.str()), 1) << err_.str();
+  EXPECT_EQ(err_.str().rfind("error: ", 0), 0u) << err_.str();
+  EXPECT_NE(err_.str().find("a_file"), std::string::npos) << err_.str();
+  std::cout << "[ info ] " << err_.str();
+
+  EXPECT_EQ(cli({"resume", file("nothing-here")}), 1);
+  EXPECT_EQ(lines(err_.str()), 1) << err_.str();
+  EXPECT_NE(err_.str().find("no job here"), std::string::npos) << err_.str();
+}
+
+TEST_F(JobsTest, AnUnfinishedJobIsNotOverwritten) {
+  // A job folder with 1 of 3 sections saved (job.json as the engine writes it).
+  GenerationRequest req = request();
+  req.seconds = 0.8;
+  req.latent_window = 2;
+  fs::create_directories(dir_ / "clip.job");
+  std::ofstream(job_params_path(file("clip.job"))) << request_to_json(req);
+  std::ofstream(job_section_path(file("clip.job"), 0)) << "latents";
+  const JobFolderInfo info = inspect_job_folder(file("clip.job"));
+  EXPECT_EQ(info.sections_done, 1);
+  EXPECT_EQ(info.sections_total, 3);
+
+  const Frames img = make_frames(64, 48, 1);
+  write_png(img.frame(0), 64, 48, 64 * 3, file("in.png"));
+  EXPECT_EQ(cli({"generate", "--model", file("m"), "--image", file("in.png"), "--prompt", "x",
+                 "--out", file("clip.mp4"), "--quiet"}),
+            1);
+  EXPECT_EQ(lines(err_.str()), 1) << err_.str();
+  EXPECT_NE(err_.str().find("framesmith-cli resume " + file("clip.job")), std::string::npos)
+      << err_.str();
+  EXPECT_TRUE(fs::exists(job_section_path(file("clip.job"), 0)));
+}
+
+#ifdef __linux__
+// A file size limit makes writes fail with EFBIG as a full disk fails with ENOSPC. The videos
+// already written stay whole and readable; the failed one leaves nothing under its name.
+TEST_F(JobsTest, FileSizeLimitKeepsWhatWasWritten) {
+  JobOutput out(file("clip.mp4"), 16, request(), file("clip.job"));
+  out.write_partial(make_frames(64, 64, 5), 2);
+  const auto first_size = fs::file_size(file("clip.job/clip_2.mp4"));
+
+  rlimit old{};
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &old), 0);
+  rlimit small = old;
+  small.rlim_cur = std::max<rlim_t>(first_size * 2, 32 * 1024);
+  auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
+  std::string partial_error, final_error;
+  try {
+    out.write_partial(noise_frames(128, 128, 13), 5);
+  } catch (const Error& e) {
+    partial_error = e.what();
+  }
+  try {
+    out.write_final(noise_frames(128, 128, 13));
+  } catch (const Error& e) {
+    final_error = e.what();
+  }
+  setrlimit(RLIMIT_FSIZE, &old);
+  std::signal(SIGXFSZ, old_handler);
+  std::cout << "[ info ] limit " << small.rlim_cur << " bytes: " << partial_error << "\n";
+  ASSERT_FALSE(partial_error.empty()) << "no error past the file size limit";
+  EXPECT_NE(partial_error.find(file("clip.job/clip_5.mp4")), std::string::npos) << partial_error;
+  EXPECT_NE(final_error.find(file("clip.mp4")), std::string::npos) << final_error;
+  EXPECT_FALSE(fs::exists(file("clip.job/clip_5.mp4")));
+  EXPECT_FALSE(fs::exists(file("clip.job/clip_5.mp4.partial")));
+  EXPECT_FALSE(fs::exists(file("clip.mp4")));
+  EXPECT_EQ(out.last_partial(), file("clip.job/clip_2.mp4"));
+  EXPECT_EQ(fs::file_size(file("clip.job/clip_2.mp4")), first_size);
+  VideoReader r;
+  r.open(file("clip.job/clip_2.mp4"));
+  EXPECT_EQ(r.read_all().count, 5);
+}
+#endif
+
+TEST_F(JobsTest, ExportFramesFromTheCommandLine) {
+  const Frames src = make_frames(48, 32, 6);
+  VideoWriter w;
+  w.open(file("v.mp4"), src.width, src.height);
+  for (int i = 0; i < src.count; ++i) w.write_frame(src.frame(i), src.width * 3);
+  w.finish();
+  VideoReader r;
+  r.open(file("v.mp4"));
+  const Frames decoded = r.read_all();
+
+  ASSERT_EQ(cli({"export-frames", file("v.mp4"), file("all")}), 0) << err_.str();
+  for (int i = 0; i < 6; ++i) {
+    const std::string png = file("all/v_0000" + std::to_string(i) + ".png");
+    QImage img(QString::fromStdString(png));
+    ASSERT_FALSE(img.isNull()) << png;
+    img = img.convertToFormat(QImage::Format_RGB888);
+    ASSERT_EQ(img.width(), 48);
+    for (int y = 0; y < 32; ++y)
+      ASSERT_EQ(0, std::memcmp(img.constScanLine(y), decoded.frame(i) + y * 48 * 3, 48 * 3))
+          << png << " row " << y;
+  }
+  EXPECT_FALSE(fs::exists(file("all/v_00006.png")));
+
+  ASSERT_EQ(cli({"export-frames", file("v.mp4"), file("one"), "--frame", "4"}), 0) << err_.str();
+  EXPECT_TRUE(fs::exists(file("one/v_00004.png")));
+  EXPECT_EQ(std::distance(fs::directory_iterator(file("one")), fs::directory_iterator()), 1);
+
+  EXPECT_EQ(cli({"export-frames", file("v.mp4"), file("one"), "--frame", "6"}), 1);
+  EXPECT_EQ(lines(err_.str()), 1) << err_.str();
+  EXPECT_NE(err_.str().find("no frame 6"), std::string::npos) << err_.str();
+  EXPECT_EQ(cli({"export-frames", file("missing.mp4"), file("x")}), 1);
+  EXPECT_EQ(lines(err_.str()), 1) << err_.str();
+}
+
+}  // namespace
