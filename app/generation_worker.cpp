@@ -1,0 +1,118 @@
+#include "generation_worker.h"
+
+#include <QMetaType>
+#include <algorithm>
+#include <memory>
+
+#include "job_output.h"
+
+#ifdef __linux__
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+namespace framesmith::app {
+
+QImage to_image(const Frames& frames, int index) {
+  const QImage view(frames.frame(index), frames.width, frames.height, frames.width * 3,
+                    QImage::Format_RGB888);
+  return view.copy();  // detach from the engine's buffer before it crosses threads
+}
+
+QList<QImage> to_images(const Frames& frames, int max_side) {
+  QList<QImage> out;
+  out.reserve(frames.count);
+  const bool scale = max_side > 0 && std::max(frames.width, frames.height) > max_side;
+  for (int i = 0; i < frames.count; ++i) {
+    if (!scale) {
+      out.push_back(to_image(frames, i));
+      continue;
+    }
+    const QImage view(frames.frame(i), frames.width, frames.height, frames.width * 3,
+                      QImage::Format_RGB888);
+    out.push_back(view.scaled(max_side, max_side, Qt::KeepAspectRatio, Qt::SmoothTransformation));
+  }
+  return out;
+}
+
+GenerationWorker::GenerationWorker(QObject* parent) : QObject(parent) {
+  register_types();
+}
+
+void GenerationWorker::register_types() {
+  qRegisterMetaType<framesmith::Event>("framesmith::Event");
+  qRegisterMetaType<framesmith::Progress>("framesmith::Progress");
+  qRegisterMetaType<framesmith::GenerationRequest>("framesmith::GenerationRequest");
+  qRegisterMetaType<framesmith::app::JobSpec>("framesmith::app::JobSpec");
+  qRegisterMetaType<QList<QImage>>("QList<QImage>");
+}
+
+namespace {
+
+// The job thread (and the compute threads it starts, which inherit this) yields to the GUI
+// thread when cores are short: a slightly higher nice value for this thread only. Lowering a
+// thread's own priority needs no privileges; elsewhere this is a no-op.
+void lower_this_thread_priority() {
+#ifdef __linux__
+  static thread_local bool done = false;
+  if (done) return;
+  done = true;
+  const auto tid = static_cast<id_t>(::syscall(SYS_gettid));
+  const int current = ::getpriority(PRIO_PROCESS, tid);
+  ::setpriority(PRIO_PROCESS, tid, std::min(current + 5, 19));
+#endif
+}
+
+}  // namespace
+
+void GenerationWorker::run(const JobSpec& job) {
+  lower_this_thread_priority();
+  Q_EMIT started(job.id, job.video_path);
+  auto finish = [&](StatusCode status, const QString& message) {
+    Q_EMIT finished(job.id, int(status), message);
+  };
+  std::unique_ptr<JobOutput> output;
+  try {
+    output = std::make_unique<JobOutput>(job.video_path.toStdString(), job.crf, job.request);
+  } catch (const std::exception& e) {
+    finish(StatusCode::kBadInput, QString::fromStdString(e.what()));
+    return;
+  }
+  if (cancel_.load()) {  // stopped before it began: nothing to do, nothing to clean up
+    finish(StatusCode::kCancelled, "stopped by the user");
+    return;
+  }
+
+  GenerationCallbacks cb;
+  cb.cancel = &cancel_;
+  cb.on_event = [this](const Event& e) { Q_EMIT event(e); };
+  cb.on_progress = [this](const Progress& p) { Q_EMIT progress(p); };
+  cb.on_preview = [this](const Frames& f, const Progress& p) {
+    if (f.count) Q_EMIT preview(to_image(f, 0), p);
+  };
+  QString write_error;
+  cb.on_video = [&](const Frames& video, int section, int sections) {
+    try {
+      output->write_partial(video, section, sections);
+    } catch (const std::exception& e) {
+      write_error = QString::fromStdString(e.what());
+    }
+    Q_EMIT video_updated(to_images(video, live_max_side_.load()), section, sections);
+  };
+  const GenerationResult res = generate(job.request, cb);
+  try {
+    if (res.input_image.count) output->write_input_image(res.input_image);
+    // Whatever was made is kept, also when the job stopped or failed half-way.
+    if (res.video.count) output->write_final(res.video);
+  } catch (const std::exception& e) {
+    if (write_error.isEmpty()) write_error = QString::fromStdString(e.what());
+  }
+  if (res.status == StatusCode::kOk && !write_error.isEmpty()) {
+    finish(StatusCode::kFailed, "the video could not be written: " + write_error);
+    return;
+  }
+  finish(res.status, QString::fromStdString(res.message));
+}
+
+}  // namespace framesmith::app

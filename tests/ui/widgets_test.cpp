@@ -1,0 +1,325 @@
+// The studio's widgets on their own (offscreen): memory graph, event log, image input, player,
+// parameters, job queue and the rotating log.
+#include <qcustomplot.h>
+
+#include <QApplication>
+#include <QClipboard>
+#include <QDragEnterEvent>
+#include <QDropEvent>
+#include <QFile>
+#include <QImage>
+#include <QMimeData>
+#include <QSlider>
+#include <QTemporaryDir>
+#include <QTest>
+#include <QUrl>
+
+#include "event_log.h"
+#include "framesmith/image_bucket.h"
+#include "image_input.h"
+#include "job_estimate.h"
+#include "job_queue.h"
+#include "log_file.h"
+#include "memory_graph.h"
+#include "parameters_form.h"
+#include "preview_player.h"
+#include "ui_test_support.h"
+
+using namespace framesmith;
+using namespace framesmith::ui;
+
+namespace {
+
+Event memory_sample(double t, double allocated, const std::string& phase) {
+  Event e;
+  e.type = EventType::kMemory;
+  e.t_s = t;
+  e.phase = phase;
+  e.numbers = {{"allocated", allocated},
+               {"reserved", allocated * 1.25},
+               {"device_used", allocated * 1.5},
+               {"total", 64.0 * 1024 * 1024},
+               {"budget", 48.0 * 1024 * 1024}};
+  return e;
+}
+
+Event oom_event(double t) {
+  Event e;
+  e.type = EventType::kOomRecovered;
+  e.t_s = t;
+  e.phase = "decode chunk 3";
+  e.numbers = {{"requested", 2.0 * 1024 * 1024 * 1024}, {"free", 512.0 * 1024 * 1024}};
+  e.texts = {{"action", "chunk 16→4"}, {"outcome", "ok"}};
+  return e;
+}
+
+}  // namespace
+
+class WidgetsTest : public QObject {
+  Q_OBJECT
+ private Q_SLOTS:
+  void initTestCase() { QStandardPaths::setTestModeEnabled(true); }
+
+  void graph_draws_samples_bands_and_markers() {
+    MemoryGraph g;
+    g.resize(600, 300);
+    g.show();
+    g.set_preserved_bytes(16.0 * 1024 * 1024);
+    Event alloc;
+    alloc.type = EventType::kAllocator;
+    alloc.phase = "setup";
+    alloc.texts = {{"action", "expandable segments"}};
+    g.add_event(alloc);
+    Event plan;  // plans name phases to come: no band of their own
+    plan.type = EventType::kPlan;
+    plan.phase = "decode";
+    g.add_event(plan);
+    for (int i = 0; i < 40; ++i)
+      g.add_event(
+          memory_sample(i * 0.1, (4 + i) * 1024.0 * 1024, i < 10 ? "text" : "section 1 step 2"));
+    g.add_event(oom_event(3.0));
+    g.flush();
+    QCOMPARE(g.sample_count(), 40);
+    QCOMPARE(g.marker_count(), 2);
+    // setup (the allocator event's phase), text, sampling, decode (the OOM's phase).
+    QCOMPARE(g.band_count(), 4);
+    QCOMPARE(g.band_label(0), QString("setup"));
+    QCOMPARE(g.band_label(1), QString("text"));
+    QCOMPARE(g.band_label(2), QString("sampling"));
+    QCOMPARE(g.band_label(3), QString("decode"));
+    QVERIFY(g.marker_tooltip(0).contains("expandable segments"));
+    const QString tip = g.marker_tooltip(1);
+    QVERIFY2(tip.contains("2.0 GiB") && tip.contains("512.0 MiB") && tip.contains("chunk 16→4") &&
+                 tip.contains("outcome"),
+             qPrintable(tip));
+    // allocated, reserved, device used, total, budget, total - preserved, two marker kinds.
+    int with_data = 0;
+    for (int i = 0; i < g.plot()->graphCount(); ++i)
+      with_data += g.plot()->graph(i)->data()->isEmpty() ? 0 : 1;
+    QCOMPARE(with_data, 8);
+    QVERIFY(g.following());
+    QVERIFY(g.plot()->xAxis->range().upper >= 3.9);
+  }
+
+  void graph_pauses_on_drag_and_drops_old_samples() {
+    MemoryGraph g;
+    g.resize(500, 250);
+    g.show();
+    QTest::mousePress(g.plot(), Qt::LeftButton, {}, QPoint(200, 120));
+    QTest::mouseRelease(g.plot(), Qt::LeftButton, {}, QPoint(220, 120));
+    QVERIFY(!g.following());
+    g.set_following(true);
+    QVERIFY(g.following());
+    // An hour and more of samples: the oldest go (bounded memory), the newest stay.
+    for (int i = 0; i <= 4000; i += 2) g.add_event(memory_sample(i, 1 << 20, "section 1 step 1"));
+    QVERIFY(g.sample_count() < 2001);
+    QVERIFY(g.plot()->graph(0)->data()->size() < 2001);
+    g.flush();
+    QVERIFY(g.plot()->xAxis->range().lower > 3000);
+  }
+
+  void graph_replots_only_while_visible() {
+    MemoryGraph g;
+    g.resize(400, 200);
+    QTest::qWait(20);  // QCustomPlot's own first (queued) replot
+    QSignalSpy replots(g.plot(), &QCustomPlot::afterReplot);
+    g.add_event(memory_sample(0.5, 1 << 20, "text"));
+    QTest::qWait(350);  // hidden: samples are kept, nothing is drawn
+    QCOMPARE(replots.count(), 0);
+    g.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&g));
+    QTRY_VERIFY(replots.count() > 0);
+    g.hide();
+    QTest::qWait(50);
+    const int drawn = replots.count();
+    for (int i = 1; i < 20; ++i) g.add_event(memory_sample(0.5 + i * 0.05, 2 << 20, "text"));
+    QTest::qWait(350);
+    QCOMPARE(replots.count(), drawn);
+    QCOMPARE(g.sample_count(), 20);
+  }
+
+  void graph_exports_png_and_csv() {
+    QTemporaryDir dir;
+    MemoryGraph g;
+    g.resize(500, 250);
+    g.show();
+    for (int i = 0; i < 5; ++i)
+      g.add_event(memory_sample(i, (i + 1) * 1048576.0, "decode chunk 1"));
+    g.add_event(oom_event(2.5));
+    QVERIFY(g.export_png(dir.filePath("m.png")));
+    QVERIFY(!QImage(dir.filePath("m.png")).isNull());
+    QVERIFY(g.export_csv(dir.filePath("m.csv")));
+    QFile f(dir.filePath("m.csv"));
+    QVERIFY(f.open(QIODevice::ReadOnly));
+    const QStringList lines = QString::fromUtf8(f.readAll()).trimmed().split('\n');
+    QCOMPARE(lines.size(), 7);  // header, 5 samples, 1 marker, in time order
+    QVERIFY(lines[0].startsWith("t_s,type,phase,allocated"));
+    QVERIFY2(lines[4].contains("oom_recovered") && lines[4].contains("2147483648") &&
+                 lines[4].contains("chunk 16→4"),
+             qPrintable(lines[4]));
+    QVERIFY(lines[1].contains(",memory,decode chunk 1,1048576,"));
+  }
+
+  void event_log_filters_and_copies() {
+    EventLog log;
+    log.add_event(memory_sample(0.1, 1, "text"));  // samples belong to the graph
+    Event p;
+    p.type = EventType::kProgress;
+    p.phase = "sampling";
+    p.numbers = {{"step", 1}};
+    log.add_event(p);
+    log.add_event(oom_event(1.5));
+    log.add_message("job 1 started");
+    QCOMPARE(log.row_count(), 3);
+    log.set_filter(EventLog::Filter::kOom);
+    QCOMPARE(log.visible_row_count(), 1);
+    QVERIFY(log.visible_text(false).contains("chunk 16→4"));
+    log.set_filter(EventLog::Filter::kAll);
+    log.set_text_filter("JOB 1");
+    QCOMPARE(log.visible_row_count(), 1);
+    log.set_text_filter("");
+    log.copy_to_clipboard();
+    const QString copied = QApplication::clipboard()->text();
+    QCOMPARE(copied.count('\n'), 2);
+    QVERIFY(copied.contains("oom_recovered\tdecode chunk 3\t"));
+  }
+
+  void image_input_shows_bucket_and_refuses_junk() {
+    QTemporaryDir dir;
+    ImageInput input;
+    QSignalSpy rejected(&input, &ImageInput::rejected);
+    QFile junk(dir.filePath("junk.png"));
+    QVERIFY(junk.open(QIODevice::WriteOnly));
+    junk.write("this is not a picture");
+    junk.close();
+    QVERIFY(!input.load_file(junk.fileName()));
+    QCOMPARE(rejected.count(), 1);
+    QVERIFY2(input.error().contains("junk.png"), qPrintable(input.error()));
+    QVERIFY(!input.has_image());
+
+    QVERIFY(input.load_file(test::write_test_image(dir.filePath("a.png"), QSize(1024, 768))));
+    QVERIFY(input.error().isEmpty());
+    QCOMPARE(input.frames().width, 1024);
+    // FramePack's 640 table: 4:3 goes to 544 x 704 (h x w).
+    QCOMPARE(input.bucket().width, 704);
+    QCOMPARE(input.bucket().height, 544);
+    QVERIFY2(input.caption().contains("704 × 544"), qPrintable(input.caption()));
+    input.set_resolution(128);
+    const BucketSize b = start_image_bucket(1024, 768, 128);
+    QCOMPARE(input.bucket().width, b.width);
+    QVERIFY(b.width % 16 == 0 && b.height % 16 == 0 && b.width > b.height);
+
+    // Drop: a file dragged from a file manager.
+    const QString dropped = test::write_test_image(dir.filePath("dropped.png"), QSize(90, 160));
+    QMimeData drop_data;
+    drop_data.setUrls({QUrl::fromLocalFile(dropped)});
+    QDragEnterEvent enter(QPoint(10, 10), Qt::CopyAction, &drop_data, Qt::LeftButton,
+                          Qt::NoModifier);
+    QCoreApplication::sendEvent(&input, &enter);
+    QVERIFY(enter.isAccepted());
+    QDropEvent drop(QPointF(10, 10), Qt::CopyAction, &drop_data, Qt::LeftButton, Qt::NoModifier);
+    QCoreApplication::sendEvent(&input, &drop);
+    QCOMPARE(input.frames().width, 90);
+    QCOMPARE(input.source(), QFileInfo(dropped).absoluteFilePath());
+
+    // Paste: a picture with transparency is composited on white.
+    QImage transparent(8, 6, QImage::Format_ARGB32);
+    transparent.fill(Qt::transparent);
+    auto* mime = new QMimeData;
+    mime->setImageData(transparent);
+    QApplication::clipboard()->setMimeData(mime);
+    QVERIFY(input.paste_from_clipboard());
+    QCOMPARE(input.frames().width, 8);
+    QCOMPARE(int(input.frames().rgb[0]), 255);
+    QCOMPARE(input.source(), QString("clipboard"));
+  }
+
+  void player_grows_and_scrubs() {
+    PreviewPlayer player;
+    player.resize(400, 300);
+    player.show();
+    QList<QImage> frames;
+    for (int i = 0; i < 5; ++i) {
+      QImage f(32, 24, QImage::Format_RGB888);
+      f.fill(QColor(i * 50, 0, 0));
+      frames << f;
+    }
+    player.show_latent_preview(frames[0], "latent preview");
+    player.set_frames(frames.mid(0, 3));
+    QVERIFY(player.playing());
+    player.set_frames(frames);  // the video grew: playback goes on
+    QCOMPARE(player.frame_count(), 5);
+    auto* slider = player.findChild<QSlider*>();
+    QVERIFY(slider);
+    QCOMPARE(slider->maximum(), 4);
+    player.pause();
+    slider->setValue(3);
+    QCOMPARE(player.current_frame(), 3);
+    QCOMPARE(player.view()->frame().pixelColor(0, 0).red(), 150);
+  }
+
+  void parameters_start_at_framepack_defaults() {
+    ParametersForm form;
+    GenerationRequest r;
+    r.seed = 1;
+    form.fill(r);
+    const GenerationRequest d;
+    QCOMPARE(r.seed, std::uint64_t(31337));
+    QCOMPARE(r.seconds, 5.0);
+    QCOMPARE(r.steps, 25);
+    QCOMPARE(r.distilled_cfg, 10.0);
+    QCOMPARE(r.cfg, 1.0);
+    QCOMPARE(r.cfg_rescale, 0.0);
+    QCOMPARE(r.latent_window, 9);
+    QCOMPARE(r.preserved_memory_bytes, d.preserved_memory_bytes);
+    QVERIFY(r.teacache);
+    QCOMPARE(form.crf(), 16);
+    QCOMPARE(r.resolution, d.resolution);
+    QVERIFY(form.use_demo_settings_if_default());
+    form.fill(r);
+    QCOMPARE(r.resolution, 128);
+    QVERIFY(!form.use_demo_settings_if_default());  // no longer the defaults: left alone
+    // Estimates: FramePack's section count with Python's rounding.
+    GenerationRequest e;
+    e.seconds = 1;
+    e.latent_window = 3;  // 2.5 sections -> 2
+    QCOMPARE(app::estimate_job(e, 0, 0).sections, 2);
+    e.seconds = 5;
+    e.latent_window = 9;  // 4.17 -> 4
+    QCOMPARE(app::estimate_job(e, 0, 0).sections, 4);
+    QCOMPARE(app::estimate_job(e, 0, 0).frames, 4 * 9 * 4 + 1);
+  }
+
+  void queue_is_first_in_first_out() {
+    app::JobQueue q;
+    QSignalSpy changed(&q, &app::JobQueue::changed);
+    GenerationRequest a;
+    a.prompt = "first";
+    GenerationRequest b;
+    b.prompt = "second";
+    const int ia = q.enqueue(a, "a.mp4", 16);
+    const int ib = q.enqueue(b, "b.mp4", 20);
+    QVERIFY(ib > ia);
+    QCOMPARE(q.size(), 2);
+    QVERIFY(app::describe_job(b).startsWith("second · 5.0 s"));
+    QCOMPARE(q.take_next().request.prompt, std::string("first"));
+    QVERIFY(q.remove(ib));
+    QVERIFY(q.empty());
+    QCOMPARE(q.take_next().id, 0);
+    QCOMPARE(changed.count(), 4);
+  }
+
+  void log_file_rotates() {
+    QTemporaryDir dir;
+    app::RotatingLog log(dir.filePath("logs/f.log"), 200, 2);
+    for (int i = 0; i < 40; ++i) log.append(QString("line %1 ").arg(i).repeated(3));
+    QVERIFY(QFile::exists(dir.filePath("logs/f.log")));
+    QVERIFY(QFile::exists(dir.filePath("logs/f.log.1")));
+    QVERIFY(QFile::exists(dir.filePath("logs/f.log.2")));
+    QVERIFY(!QFile::exists(dir.filePath("logs/f.log.3")));
+    QVERIFY(QFileInfo(dir.filePath("logs/f.log")).size() < 400);
+  }
+};
+
+QTEST_MAIN(WidgetsTest)
+#include "widgets_test.moc"

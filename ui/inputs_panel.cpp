@@ -1,0 +1,217 @@
+#include "inputs_panel.h"
+
+#include <QDir>
+#include <QFileDialog>
+#include <QFileInfo>
+#include <QHBoxLayout>
+#include <QLabel>
+#include <QPlainTextEdit>
+#include <QPointer>
+#include <QThread>
+#include <QToolButton>
+#include <QVBoxLayout>
+#include <memory>
+
+#include "framesmith/error.h"
+#include "framesmith/request_json.h"
+#include "image_input.h"
+#include "job_estimate.h"
+#include "model_picker.h"
+#include "parameters_form.h"
+
+namespace framesmith::ui {
+
+InputsPanel::InputsPanel(QWidget* parent) : QWidget(parent) {
+  auto* v = new QVBoxLayout(this);
+  v->setContentsMargins(0, 0, 6, 0);
+  v->setSpacing(5);
+
+  model_ = new ModelPicker;
+  v->addWidget(model_);
+  image_ = new ImageInput;
+  image_->setMinimumHeight(170);
+  v->addWidget(image_, 1);
+  prompt_edit_ = new QPlainTextEdit;
+  prompt_edit_->setObjectName("prompt");
+  prompt_edit_->setPlaceholderText("Prompt: what happens in the video");
+  prompt_edit_->setTabChangesFocus(true);
+  const int line = prompt_edit_->fontMetrics().lineSpacing();
+  prompt_edit_->setFixedHeight(line * 3 + 12);
+  v->addWidget(prompt_edit_);
+  negative_edit_ = new QPlainTextEdit;
+  negative_edit_->setObjectName("negative_prompt");
+  negative_edit_->setPlaceholderText("Negative prompt (used when CFG > 1)");
+  negative_edit_->setTabChangesFocus(true);
+  negative_edit_->setFixedHeight(line * 2 + 10);
+  v->addWidget(negative_edit_);
+  params_ = new ParametersForm;
+  v->addWidget(params_);
+
+  auto* out_row = new QHBoxLayout;
+  output_label_ = new QLabel;
+  output_label_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+  auto* out_button = new QToolButton;
+  out_button->setText("…");
+  out_button->setToolTip("Choose where videos are saved");
+  out_row->addWidget(new QLabel("Save to"));
+  out_row->addWidget(output_label_, 1);
+  out_row->addWidget(out_button);
+  v->addLayout(out_row);
+
+  connect(out_button, &QToolButton::clicked, this, [this] {
+    const QString d = QFileDialog::getExistingDirectory(this, "Save videos to", output_dir_);
+    if (!d.isEmpty()) set_output_dir(d);
+  });
+  connect(image_, &ImageInput::image_changed, this, &InputsPanel::update_estimate);
+  connect(image_, &ImageInput::rejected, this,
+          [this](const QString& m) { Q_EMIT message(m, true); });
+  connect(params_, &ParametersForm::changed, this, &InputsPanel::on_parameters_changed);
+  connect(model_, &ModelPicker::location_changed, this, [this] {
+    if (model_->status().usable && model_->is_tiny() && params_->use_demo_settings_if_default())
+      Q_EMIT message(
+          "Tiny model: demo settings (128 px, 2 s, 8 steps, window 3) so a job takes about a "
+          "minute on a CPU",
+          false);
+    update_estimate();
+  });
+  connect(model_, &ModelPicker::message, this, &InputsPanel::message);
+  plan_timer_.setSingleShot(true);
+  plan_timer_.setInterval(400);
+  connect(&plan_timer_, &QTimer::timeout, this, &InputsPanel::start_plan);
+  update_estimate();
+}
+
+void InputsPanel::on_parameters_changed() {
+  image_->set_resolution(params_->resolution());
+  GenerationRequest r;
+  try {
+    params_->fill(r);
+    model_->set_variant(r.variant);
+  } catch (const std::exception&) {
+    // A half-typed budget or seed: the estimate line says what is wrong.
+  }
+  update_estimate();
+}
+
+GenerationRequest InputsPanel::request() const {
+  GenerationRequest r;
+  r.model_dir = model_->location().toStdString();
+  params_->fill(r);
+  r.image = image_->frames();
+  r.prompt = prompt_edit_->toPlainText().trimmed().toStdString();
+  r.negative_prompt = negative_edit_->toPlainText().trimmed().toStdString();
+  if (r.model_dir.empty()) throw Error("choose a model first (Tiny, HF or a folder)");
+  if (!model_->status().usable && !model_->status().summary.isEmpty())
+    throw Error("the model set is incomplete: " + model_->status().summary.toStdString());
+  if (!image_->has_image()) throw Error("choose a start image first (drop, paste or Ctrl+O)");
+  if (r.prompt.empty()) throw Error("write a prompt first");
+  validate_request(r);
+  return r;
+}
+
+void InputsPanel::apply(const GenerationRequest& r) {
+  if (!r.model_dir.empty() && QString::fromStdString(r.model_dir) != model_->location())
+    model_->set_location(QString::fromStdString(r.model_dir));
+  params_->apply(r);
+  set_prompt(QString::fromStdString(r.prompt));
+  set_negative_prompt(QString::fromStdString(r.negative_prompt));
+  on_parameters_changed();
+}
+
+app::StudioSettings InputsPanel::settings() const {
+  app::StudioSettings st;
+  st.model_dir = model_->location();
+  st.output_dir = output_dir_;
+  st.image_path = QFileInfo::exists(image_->source()) ? image_->source() : QString();
+  try {
+    params_->fill(st.params);
+  } catch (const std::exception&) {
+    // A half-typed budget or seed: the other parameters are still worth keeping.
+  }
+  st.params.model_dir = st.model_dir.toStdString();
+  st.params.prompt = prompt_edit_->toPlainText().toStdString();
+  st.params.negative_prompt = negative_edit_->toPlainText().toStdString();
+  st.crf = params_->crf();
+  st.randomize_seed = params_->randomize_seed();
+  return st;
+}
+
+void InputsPanel::restore(const app::StudioSettings& st) {
+  params_->apply(st.params);
+  params_->set_crf(st.crf);
+  params_->set_randomize_seed(st.randomize_seed);
+  set_prompt(QString::fromStdString(st.params.prompt));
+  set_negative_prompt(QString::fromStdString(st.params.negative_prompt));
+  if (!st.output_dir.isEmpty()) set_output_dir(st.output_dir);
+  if (!st.image_path.isEmpty() && QFileInfo::exists(st.image_path))
+    image_->load_file(st.image_path);
+  on_parameters_changed();
+}
+
+void InputsPanel::set_prompt(const QString& prompt) {
+  prompt_edit_->setPlainText(prompt);
+}
+
+void InputsPanel::set_negative_prompt(const QString& prompt) {
+  negative_edit_->setPlainText(prompt);
+}
+
+void InputsPanel::set_output_dir(const QString& dir) {
+  output_dir_ = QDir::cleanPath(dir);
+  output_label_->setText(
+      output_label_->fontMetrics().elidedText(output_dir_, Qt::ElideMiddle, 230));
+  output_label_->setToolTip(output_dir_);
+  Q_EMIT output_dir_changed(output_dir_);
+}
+
+void InputsPanel::update_estimate() {
+  GenerationRequest r;
+  try {
+    params_->fill(r);
+  } catch (const std::exception& e) {
+    shape_text_ = QString::fromStdString(e.what());
+    plan_summary_.clear();
+    plan_details_.clear();
+    show_estimate();
+    return;
+  }
+  shape_text_ =
+      app::describe_estimate(app::estimate_job(r, image_->frames().width, image_->frames().height));
+  ++plan_serial_;  // a plan still on its way describes other inputs now
+  plan_summary_ = model_->status().usable ? "memory plan: …" : QString();
+  plan_details_.clear();
+  show_estimate();
+  if (model_->status().usable) plan_timer_.start();
+}
+
+void InputsPanel::start_plan() {
+  GenerationRequest r;
+  try {
+    params_->fill(r);
+  } catch (const std::exception&) {
+    return;
+  }
+  r.model_dir = model_->location().toStdString();
+  const int w = image_->frames().width, h = image_->frames().height;
+  const int serial = plan_serial_;
+  // The planner reads configs and weight headers: off the GUI thread.
+  auto plan = std::make_shared<app::MemoryPlanText>();
+  QThread* thread = QThread::create([r, w, h, plan] { *plan = app::memory_plan(r, w, h); });
+  QPointer<InputsPanel> self(this);
+  connect(thread, &QThread::finished, this, [self, thread, plan, serial] {
+    thread->deleteLater();
+    if (!self || serial != self->plan_serial_) return;
+    self->plan_summary_ = plan->summary;
+    self->plan_details_ = plan->details;
+    self->show_estimate();
+  });
+  thread->start();
+}
+
+void InputsPanel::show_estimate() {
+  params_->set_estimate_text(
+      plan_summary_.isEmpty() ? shape_text_ : shape_text_ + "\n" + plan_summary_,
+      plan_details_.isEmpty() ? QString() : "The engine's memory plan:\n" + plan_details_);
+}
+
+}  // namespace framesmith::ui
