@@ -45,10 +45,4 @@ bool cuda_probe_available();
 // means the whole device. Throws Error in builds without CUDA.
 std::unique_ptr<MemoryProbe> make_cuda_probe(int device_index, std::int64_t budget_bytes = 0);
 
-// "6GiB", "512 MiB", "1.5G", "50331648" -> bytes. Units (case-insensitive): B; KiB MiB GiB TiB and
-// K M G T (powers of 1024); KB MB GB TB (powers of 1000). Throws Error naming the text on junk.
-std::int64_t parse_size(const std::string& text);
-// 3328599654 -> "3.1 GiB"; below 1 KiB: "512 B".
-std::string format_size(std::int64_t bytes);
-
 }  // namespace framesmith::memory

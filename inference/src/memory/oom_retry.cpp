@@ -7,6 +7,7 @@
 #include <new>
 
 #include "framesmith/error.h"
+#include "framesmith/units.h"
 #include "memory/device_probe.h"
 
 namespace framesmith::memory {
@@ -127,11 +128,19 @@ std::int64_t requested_bytes_from_message(const std::string& message) {
 }
 
 std::string rung_change_text(const std::string& from, const std::string& to) {
-  // Share the words both names start with: "chunk 16" + "chunk 4" -> "chunk 16→4".
+  // Share the words both names start and end with: "chunk 16" + "chunk 4" -> "chunk 16→4";
+  // "resident 4, attention 64" + "resident 2, attention 64" -> "resident 4→2, attention 64".
   std::size_t common = 0;
   for (std::size_t i = 0; i < std::min(from.size(), to.size()) && from[i] == to[i]; ++i)
     if (from[i] == ' ') common = i + 1;
-  return from + "\xE2\x86\x92" + to.substr(common);
+  const std::string a = from.substr(common), b = to.substr(common);
+  std::size_t tail = 0;
+  for (std::size_t i = 1; i <= std::min(a.size(), b.size()) && a[a.size() - i] == b[b.size() - i];
+       ++i)
+    if (a[a.size() - i] == ',' || a[a.size() - i] == ' ') tail = i;
+  if (tail == a.size() || tail == b.size()) tail = 0;  // one name would vanish: keep them whole
+  return from.substr(0, common) + a.substr(0, a.size() - tail) + "\xE2\x86\x92" +
+         b.substr(0, b.size() - tail) + a.substr(a.size() - tail);
 }
 
 std::size_t run_with_oom_ladder(const std::string& phase, const std::vector<std::string>& rungs,
@@ -180,7 +189,7 @@ std::size_t run_with_oom_ladder(const std::string& phase, const std::vector<std:
     e.texts["action"] = rungs[rung] + " (no smaller setting)";
     e.texts["outcome"] = "failed";
     emit(e);
-    throw Error(failure_text(phase, rungs[rung], e, failure));
+    throw OutOfMemory(failure_text(phase, rungs[rung], e, failure));
   }
   return rungs.size();  // not reached: the last rung returns or throws
 }

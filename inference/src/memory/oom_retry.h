@@ -10,11 +10,19 @@
 #include <string>
 #include <vector>
 
+#include "framesmith/error.h"
 #include "framesmith/events.h"
 
 namespace framesmith::memory {
 
 class MemoryProbe;
+
+// What run_with_oom_ladder throws when even the last rung ran out of memory: an Error (one
+// readable sentence saying what was needed) that callers can tell apart from bad input.
+class OutOfMemory : public Error {
+ public:
+  explicit OutOfMemory(const std::string& what) : Error(what) {}
+};
 
 struct OomLadderHooks {
   // Where `free` numbers come from and whose empty_cache runs between rungs; may be null.
@@ -41,7 +49,7 @@ std::string rung_change_text(const std::string& from, const std::string& to);
 // that rung's index. Between rungs it empties the cache and emits an `oom_recovered` event
 // (phase, rung, requested, free, action "chunk 16→4", outcome "retry"); when a retried rung
 // succeeds, one more (action "chunk 4", outcome "ok"). When the last rung runs out of memory it
-// emits outcome "failed" and throws Error naming the phase, the rung and the bytes asked for.
+// emits outcome "failed" and throws OutOfMemory naming the phase, the rung and the bytes asked for.
 // Other exceptions pass through untouched. `rungs` must not be empty; on_event may be empty.
 std::size_t run_with_oom_ladder(const std::string& phase, const std::vector<std::string>& rungs,
                                 const std::function<void(std::size_t rung)>& attempt,

@@ -10,6 +10,7 @@
 
 #include "compat/torch_compat.h"
 #include "framesmith/error.h"
+#include "framesmith/units.h"
 #include "memory/device_probe.h"
 #include "memory/phase.h"
 

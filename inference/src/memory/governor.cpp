@@ -1,0 +1,393 @@
+#include "memory/governor.h"
+
+#include <algorithm>
+#include <exception>
+
+#include "compat/torch_compat.h"
+#include "framesmith/error.h"
+#include "framesmith/units.h"
+#include "memory/oom_retry.h"
+#include "memory/phase.h"
+#include "memory/simulated_device.h"
+#include "memory/telemetry.h"
+#include "models/transformer_packed.h"
+#include "models/vae.h"
+
+namespace framesmith::memory {
+
+namespace {
+
+// The CUDA caching allocator refuses allocations beyond `fraction` of the device: how a budget
+// below the card's size is enforced for real (and how tools/gpu_memory_check.sh emulates cards).
+void set_cuda_memory_fraction(const ComputeDevice& d, double fraction) {
+#if FRAMESMITH_HAS_CUDA
+  if (d.is_cuda())
+    c10::cuda::CUDACachingAllocator::setMemoryFraction(std::clamp(fraction, 0.0, 1.0),
+                                                       d.device.has_index() ? d.device.index() : 0);
+#else
+  (void)d;
+  (void)fraction;
+#endif
+}
+
+// Calls f when the scope ends, however it ends.
+template <typename F>
+class Finally {
+ public:
+  explicit Finally(F f) : f_(std::move(f)) {}
+  ~Finally() { f_(); }
+  Finally(const Finally&) = delete;
+  Finally& operator=(const Finally&) = delete;
+
+ private:
+  F f_;
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Set-up and events
+
+Governor::Governor(GovernorOptions options, EventSink sink, const std::atomic<bool>* cancel,
+                   std::chrono::steady_clock::time_point t0)
+    : options_(std::move(options)), sink_(std::move(sink)), cancel_(cancel), t0_(t0) {
+  const ComputeDevice& d = options_.device;
+  if (d.simulated) {
+    if (!simulated_device::installed())
+      throw Error("memory governor: the simulated device is not installed");
+    probe_ = make_simulated_probe();
+  } else if (d.is_cuda()) {
+    probe_ = make_cuda_probe(d.device.has_index() ? d.device.index() : 0, options_.budget);
+  }
+  if (probe_) {
+    const MemorySnapshot s = probe_->snapshot();
+    budget_ = options_.budget > 0 ? options_.budget : s.total;
+    if (d.simulated && options_.budget > 0) simulated_device::set_budget(options_.budget);
+    if (d.is_cuda() && options_.budget > 0 && s.total > 0) {
+      set_cuda_memory_fraction(d, double(options_.budget) / double(s.total));
+      memory_fraction_set_ = true;
+    }
+    policy_ =
+        choose_residency_policy(std::min(budget_, free_bytes(probe_->snapshot())), options_.limits);
+  } else {
+    policy_ = make_high_vram_policy(options_.limits);  // plain CPU: nothing moves
+  }
+  profile_ = PeakProfile::load(options_.profile_path);
+  decode_ctx_.device = d;
+  decode_ctx_.cancel = cancel_;
+  decode_ctx_.on_event = ladder_sink();
+  decode_ctx_.hooks = hooks();
+  if (probe_ && options_.telemetry) {
+    TelemetryOptions t;
+    t.period = options_.telemetry_period;
+    t.t0 = t0_;
+    telemetry_ = std::make_unique<MemoryTelemetry>(
+        *probe_, [this](const Event& e) { emit(e); }, t);
+    telemetry_->start();
+  }
+  Event e;
+  e.type = EventType::kResidency;
+  e.t_s = now_s();
+  e.phase = "setup";
+  e.texts["policy"] = policy_->name();
+  e.texts["device"] = d.name();
+  e.texts["action"] = "memory governor: " + policy_->name() + " on " + d.name() +
+                      (budget_ > 0 ? ", budget " + format_size(double(budget_)) : "");
+  if (budget_ > 0) e.numbers["budget"] = double(budget_);
+  emit(e);
+}
+
+Governor::~Governor() {
+  try {
+    finish();
+  } catch (...) {
+  }
+}
+
+double Governor::now_s() const {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+}
+
+void Governor::emit(const Event& e) {
+  if (e.type == EventType::kOomRecovered && e.text("outcome") == "retry") ++recoveries_;
+  if (!sink_) return;
+  std::lock_guard<std::mutex> lock(sink_mutex_);
+  sink_(e);
+}
+
+void Governor::emit_residency(const std::string& phase, const std::string& action) {
+  if (action.empty()) return;
+  Event e;
+  e.type = EventType::kResidency;
+  e.t_s = now_s();
+  e.phase = phase;
+  e.texts["action"] = action;
+  if (probe_) {
+    const MemorySnapshot s = probe_->snapshot();
+    e.numbers["allocated"] = double(s.allocated);
+    e.numbers["free"] = double(free_bytes(s));
+  }
+  emit(e);
+}
+
+OomLadderHooks Governor::hooks() {
+  OomLadderHooks h;
+  h.probe = probe_.get();
+  h.now_s = [this] { return now_s(); };
+  return h;
+}
+
+Governor::EventSink Governor::ladder_sink(std::map<std::string, double> extra) {
+  return [this, extra = std::move(extra)](const Event& e) {
+    Event copy = e;
+    for (const auto& [k, v] : extra) copy.numbers[k] = v;
+    emit(copy);
+  };
+}
+
+std::int64_t Governor::allocated() const {
+  return probe_ ? probe_->snapshot().allocated : 0;
+}
+std::int64_t Governor::peak() const {
+  return probe_ ? probe_->snapshot().peak : 0;
+}
+void Governor::reset_peak() {
+  if (probe_) probe_->reset_peak();
+}
+
+void Governor::record_peak(const std::string& phase, std::int64_t estimate, std::int64_t measured) {
+  if (!probe_ || !plan_ || estimate <= 0 || measured <= 0) return;
+  profile_.record(profile_key(probe_->name(), phase, model_), estimate, measured);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Plan
+
+const MemoryPlan& Governor::plan_job(const ModelFootprint& model, const JobShape& job) {
+  model_ = model;
+  const bool fused = FRAMESMITH_HAS_SDPA && options_.device.is_cuda();
+  plan_ = std::make_unique<MemoryPlan>(make_memory_plan(model, job, probe_ ? budget_ : 0,
+                                                        options_.limits, profile_,
+                                                        probe_ ? probe_->name() : "cpu", fused));
+  for (const PhasePlan& p : plan_->phases) emit(p.event(now_s()));
+  decode_ctx_.rungs = plan_->decode_rungs;
+  decode_ctx_.rung = options_.use_plan ? plan_->decode_rung : 0;
+  attention_chunk_ = options_.use_plan ? plan_->attention_chunk : 1024;
+  if (options_.use_plan && probe_ && plan_->resident_blocks < model.transformer_blocks)
+    resident_cap_ = plan_->resident_blocks;
+  return *plan_;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoders
+
+void Governor::run_encoder(const std::string& phase, std::int64_t weight_bytes,
+                           const std::function<void(at::Device)>& encode) {
+  PhaseScope scope(phase);
+  const ComputeDevice& d = options_.device;
+  std::vector<std::string> rungs;
+  if (d.has_device_memory()) rungs.push_back("on " + d.name());
+  rungs.push_back("on the CPU");
+  run_with_oom_ladder(
+      phase, rungs,
+      [&](std::size_t k) {
+        if (d.has_device_memory() && k == 0) {
+          const WeightReservation weights(d, weight_bytes);
+          DeviceWork work(d);
+          encode(d.device);
+        } else {
+          encode(at::kCPU);
+        }
+      },
+      ladder_sink(), hooks());
+}
+
+at::Tensor Governor::encode_start_latent(
+    const std::function<std::shared_ptr<Vae>(at::Device)>& vae_on, const at::Tensor& image,
+    std::int64_t vae_bytes) {
+  PhaseScope scope("vae encode");
+  const ComputeDevice& d = options_.device;
+  // Encoding one picture is small next to sampling and decoding: when it does not fit, the CPU
+  // computes exactly the same latent (spatial tiles would blend seams into it).
+  std::vector<std::string> rungs = {"whole"};
+  if (d.has_device_memory()) rungs.push_back("on the CPU");
+  at::Tensor latent;
+  reset_peak();
+  const std::int64_t base = allocated();
+  run_with_oom_ladder(
+      "vae encode", rungs,
+      [&](std::size_t k) {
+        const bool on_cpu = k == 1;
+        const std::shared_ptr<Vae> vae = vae_on(on_cpu ? at::Device(at::kCPU) : d.device);
+        at::Tensor out;
+        {
+          const WeightReservation weights(on_cpu ? ComputeDevice{} : d, vae_bytes);
+          std::unique_ptr<DeviceWork> work;
+          if (!on_cpu) work = std::make_unique<DeviceWork>(d);
+          // FramePack's vae_encode: the posterior's mode times the scaling factor.
+          out = vae->encode(image).mode() * vae->config().scaling_factor;
+          out = d.to_host(out).to(at::kCPU, at::kFloat);
+        }
+        latent = out;
+      },
+      ladder_sink(), hooks());
+  if (plan_ && plan_->find("vae encode"))
+    record_peak("vae encode",
+                estimate_vae_encode_activations(model_.vae, image.size(3), image.size(4),
+                                                model_.vae_element_bytes, model_.cpu_convolution),
+                peak() - base - vae_bytes);
+  return latent;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sampling
+
+std::string Governor::SamplingRung::name() const {
+  return "resident " + std::to_string(resident) + ", attention " + std::to_string(attention_chunk);
+}
+
+void Governor::attach_transformer(PackedTransformer& transformer) {
+  residency_.reset();
+  residency_ = std::make_unique<TransformerResidency>(transformer, options_.device);
+  residency_->blocks().cancel = cancel_;
+  transformer.attention_query_chunk = attention_chunk_;
+}
+
+void Governor::prepare_sampling() {
+  if (!residency_) throw Error("memory governor: no transformer attached");
+  BlockStreamer& blocks = residency_->blocks();
+  const int cap = resident_cap_ >= 0 ? resident_cap_ : blocks.num_blocks();
+  if (probe_)
+    emit_residency("sampling", policy_->prepare_sampling(*residency_, *probe_, cap));
+  else
+    blocks.set_resident_count(blocks.num_blocks());
+  // The step ladder from here: fewer resident blocks, then smaller attention blocks.
+  sampling_rungs_.clear();
+  int resident = blocks.resident_count();
+  sampling_rungs_.push_back({resident, attention_chunk_});
+  while (resident > 0) {
+    resident /= 2;
+    sampling_rungs_.push_back({resident, attention_chunk_});
+  }
+  for (std::int64_t c = attention_chunk_ / 4; c >= 16; c /= 4) sampling_rungs_.push_back({0, c});
+  sampling_rung_ = 0;
+}
+
+std::function<sampling::FlowModel(sampling::FlowModel)> Governor::model_wrapper() {
+  return [this](sampling::FlowModel model) -> sampling::FlowModel {
+    const int section = ++section_;
+    step_ = 0;
+    prepare_sampling();
+    return [this, model = std::move(model), section](const at::Tensor& x, const at::Tensor& sigma) {
+      return run_step(model, x, sigma, section, ++step_);
+    };
+  };
+}
+
+at::Tensor Governor::run_step(const sampling::FlowModel& model, const at::Tensor& x,
+                              const at::Tensor& sigma, int section, int step) {
+  const std::string phase = "section " + std::to_string(section) + " step " + std::to_string(step);
+  PhaseScope scope(phase);
+  const std::size_t first = sampling_rung_;
+  std::vector<std::string> names;
+  for (std::size_t i = first; i < sampling_rungs_.size(); ++i)
+    names.push_back(sampling_rungs_[i].name());
+  at::Tensor result;
+  PackedTransformer& transformer = residency_->model();
+  run_with_oom_ladder(
+      phase, names,
+      [&](std::size_t k) {
+        const SamplingRung& r = sampling_rungs_[first + k];
+        BlockStreamer& blocks = residency_->blocks();
+        if (blocks.resident_count() > r.resident) {
+          blocks.set_resident_count(r.resident);
+          resident_cap_ = r.resident;
+        }
+        transformer.attention_query_chunk = r.attention_chunk;
+        attention_chunk_ = r.attention_chunk;
+        sampling_rung_ = first + k;
+        const Finally end([this] { residency_->end_forward(); });
+        DeviceWork work(options_.device);
+        result = options_.device.to_host(model(x, sigma));
+      },
+      ladder_sink({{"section", double(section)}, {"step", double(step)}}), hooks());
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decode
+
+void Governor::attach_decoder(std::shared_ptr<StreamedVaeDecoder> decoder) {
+  decoder_ = std::move(decoder);
+}
+
+at::Tensor Governor::decode(const at::Tensor& scaled_latents, double scaling_factor) {
+  if (!decoder_) throw Error("memory governor: no VAE decoder attached");
+  PhaseScope scope("decode");
+  const ComputeDevice& d = options_.device;
+  if (residency_ && probe_) emit_residency("decode", policy_->prepare_decode(*residency_, *probe_));
+  if (!decoder_->loaded()) {
+    try {
+      decoder_->load(d);
+    } catch (const std::exception& e) {
+      if (!is_out_of_memory(e) || !residency_) throw;
+      // Room for the decoder's weights: every transformer block back to the host.
+      residency_->blocks().offload_all();
+      emit_residency("decode", "transformer: all blocks offloaded to load the VAE decoder");
+      decoder_->load(d);
+    }
+    if (d.has_device_memory())
+      emit_residency("decode", "VAE decoder loaded whole (" +
+                                   format_size(double(decoder_->weight_bytes())) + ")");
+  }
+  at::Tensor z;
+  {
+    HostScope host;
+    z = scaled_latents.to(at::kCPU, at::kFloat) / scaling_factor;
+  }
+  reset_peak();
+  const std::int64_t base = allocated();
+  const std::size_t rung = decode_ctx_.rung;
+  at::Tensor pixels = decoder_->decode(z, options_.decode_tiling, decode_ctx_);
+  if (plan_ && decode_ctx_.rung == rung && rung < decode_ctx_.rungs.size()) {
+    DecodeShape shape;
+    shape.latent_frames = z.size(2);
+    shape.latent_height = z.size(3);
+    shape.latent_width = z.size(4);
+    shape.element_bytes = static_cast<std::int64_t>(c10::elementSize(decoder_->dtype()));
+    shape.cpu_convolution = !d.is_cuda();
+    record_peak("decode",
+                estimate_decode_peak(decoder_->config(), shape, decode_ctx_.rungs[rung],
+                                     options_.decode_tiling.temporal),
+                peak() - base);
+  }
+  if (policy_->unload_after_use() && d.has_device_memory()) {
+    decoder_->unload();
+    emit_residency("decode", "VAE decoder unloaded");
+  }
+  return pixels;
+}
+
+// ---------------------------------------------------------------------------------------------
+// End
+
+void Governor::finish() {
+  if (finished_) return;
+  finished_ = true;
+  residency_.reset();
+  if (decoder_) decoder_->unload();
+  decoder_.reset();
+  if (memory_fraction_set_) set_cuda_memory_fraction(options_.device, 1.0);
+  if (probe_) probe_->empty_cache();
+  profile_.save(options_.profile_path);
+  if (telemetry_) {
+    try {
+      telemetry_->stop();
+    } catch (const std::exception&) {
+      // A failing event callback stops the samples, not the job.
+    }
+    telemetry_.reset();
+  }
+}
+
+}  // namespace framesmith::memory

@@ -1,0 +1,444 @@
+#include "memory/planner.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "framesmith/error.h"
+#include "framesmith/model_set.h"
+#include "framesmith/units.h"
+#include "io/safetensors.h"
+
+namespace framesmith::memory {
+
+namespace {
+
+constexpr double kEstimateMargin = 1.1;  // on top of the profile's correction
+
+std::int64_t ceil_div(std::int64_t a, std::int64_t b) {
+  return (a + b - 1) / b;
+}
+
+nlohmann::json read_json(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw Error(path + ": cannot open");
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const std::exception& e) {
+    throw Error(path + ": invalid JSON (" + e.what() + ")");
+  }
+}
+
+std::int64_t numel_of(const std::vector<std::int64_t>& shape) {
+  std::int64_t n = 1;
+  for (std::int64_t d : shape) n *= d;
+  return n;
+}
+
+// Elements of every tensor in a component folder (0 when the folder has no checkpoint).
+std::int64_t stored_elements(const std::string& folder) {
+  try {
+    const io::TensorStore store = io::TensorStore::open(folder);
+    std::int64_t n = 0;
+    for (const std::string& name : store.names()) n += numel_of(store.info(name).shape);
+    return n;
+  } catch (const Error&) {
+    return 0;
+  }
+}
+
+// An integer field of a transformers config, at the top or under text_config / vision_config.
+std::int64_t config_int(const std::string& folder, const char* key, std::int64_t fallback) {
+  try {
+    const nlohmann::json j = read_json(folder + "/config.json");
+    for (const char* sub : {"", "text_config", "vision_config"}) {
+      const nlohmann::json o = *sub ? (j.contains(sub) ? j[sub] : nlohmann::json()) : j;
+      if (o.is_object() && o.contains(key) && o[key].is_number_integer())
+        return o[key].get<std::int64_t>();
+    }
+  } catch (const Error&) {
+  }
+  return fallback;
+}
+
+std::string decode_setting(const DecodeRung& r) {
+  std::string s = "chunk " + std::to_string(r.latent_frames) + " latent frame" +
+                  (r.latent_frames == 1 ? "" : "s");
+  if (r.row_bands > 1) s += " in " + std::to_string(r.row_bands) + " row bands";
+  return s;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Footprint
+
+ModelFootprint read_model_footprint(const std::string& model_dir, bool cuda) {
+  return read_model_footprint(locate_model_set(model_dir), cuda);
+}
+
+std::string default_profile_path(bool cuda) {
+  if (const char* p = std::getenv("FRAMESMITH_MEMORY_PROFILE")) return p;
+  if (!cuda) return "";
+  std::string base;
+  if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x)
+    base = x;
+  else if (const char* h = std::getenv("HOME"); h && *h)
+    base = std::string(h) + "/.cache";
+  else
+    return "";
+  const std::string dir = base + "/framesmith";
+  std::error_code ignored;  // no folder, no profile: save() then fails quietly
+  std::filesystem::create_directories(dir, ignored);
+  return dir + "/memory-profile.json";
+}
+
+ModelFootprint read_model_footprint(const ModelSet& set, bool cuda) {
+  ModelFootprint m;
+  m.transformer_element_bytes = cuda ? 2 : 4;
+  m.vae_element_bytes = cuda ? 2 : 4;
+  m.encoder_element_bytes = cuda ? 2 : 4;
+  m.cpu_convolution = !cuda;
+  if (const ComponentPath* p = set.find(Component::kTransformer)) {
+    m.transformer = TransformerConfig::from_json(read_json(p->path + "/config.json"));
+    m.has_transformer = true;
+    const io::TensorStore store = io::TensorStore::open(p->path);
+    for (const std::string& name : store.names()) {
+      const std::int64_t bytes = numel_of(store.info(name).shape) * m.transformer_element_bytes;
+      const bool block = name.rfind("transformer_blocks.", 0) == 0 ||
+                         name.rfind("single_transformer_blocks.", 0) == 0;
+      (block ? m.transformer_block_bytes : m.transformer_non_block_bytes) += bytes;
+    }
+    m.transformer_blocks =
+        static_cast<int>(m.transformer.num_layers + m.transformer.num_single_layers);
+  }
+  if (const ComponentPath* p = set.find(Component::kVae)) {
+    m.vae = VaeConfig::from_json(read_json(p->path + "/config.json"));
+    m.has_vae = true;
+    const at::ScalarType dtype = cuda ? at::kHalf : at::kFloat;
+    m.vae_decoder_bytes = decoder_weight_bytes(m.vae, dtype);
+    std::int64_t all = 0;
+    for (const ParamSpec& s : vae_parameter_specs(m.vae)) all += numel_of(s.shape);
+    m.vae_encoder_bytes = all * m.vae_element_bytes - m.vae_decoder_bytes;
+  }
+  const auto encoder = [&](Component c, std::int64_t& bytes, std::int64_t& hidden,
+                           std::int64_t& heads) {
+    if (const ComponentPath* p = set.find(c)) {
+      bytes = stored_elements(p->path) * m.encoder_element_bytes;
+      hidden = config_int(p->path, "hidden_size", hidden);
+      heads = config_int(p->path, "num_attention_heads", heads);
+    }
+  };
+  encoder(Component::kTextEncoder, m.text_encoder_bytes, m.text_hidden, m.text_heads);
+  encoder(Component::kTextEncoder2, m.text_encoder_2_bytes, m.clip_hidden, m.clip_heads);
+  encoder(Component::kImageEncoder, m.image_encoder_bytes, m.image_hidden, m.image_heads);
+  m.fingerprint = "t" + std::to_string(m.transformer.inner_dim()) + "x" +
+                  std::to_string(m.transformer_blocks) + "-v" +
+                  std::to_string(m.has_vae ? m.vae.block_out_channels.front() : 0) + "x" +
+                  std::to_string(m.has_vae ? m.vae.block_out_channels.back() : 0);
+  return m;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Job shape
+
+std::int64_t JobShape::max_decode_latents() const {
+  const std::int64_t total = std::int64_t{sections} * latent_window + 1;
+  return std::min<std::int64_t>(total, 2 * std::int64_t{latent_window} + 1);
+}
+
+std::int64_t JobShape::sampling_tokens(const TransformerConfig& cfg) const {
+  const std::int64_t lh = height / 8, lw = width / 8,
+                     ps = std::max<std::int64_t>(1, cfg.patch_size);
+  std::int64_t n = std::int64_t{latent_window} * (lh / ps) * (lw / ps);
+  if (cfg.has_clean_x_embedder)
+    n += 2 * (lh / 2) * (lw / 2) + ceil_div(lh, 4) * ceil_div(lw, 4) +
+         4 * ceil_div(lh, 8) * ceil_div(lw, 8);
+  n += text_tokens + (cfg.has_image_proj ? image_tokens : 0);
+  return n;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Estimates
+
+std::int64_t estimate_sampling_activations(const TransformerConfig& cfg, std::int64_t tokens,
+                                           std::int64_t e, std::int64_t attention_chunk,
+                                           bool fused_attention) {
+  const std::int64_t d = cfg.inner_dim(), mlp = cfg.mlp_dim();
+  // One block at a time: the residual streams, modulated copies, q/k/v with RoPE, the MLP's
+  // hidden layer and its activation, TeaCache's kept residual.
+  std::int64_t bytes = tokens * (14 * d + 2 * mlp) * e;
+  if (!fused_attention) {
+    // The chunked path upcasts q, k, v to float32 and holds one block of scores (and softmax).
+    const std::int64_t rows = std::min(attention_chunk, tokens);
+    bytes += 3 * tokens * d * 4 + 2 * cfg.num_attention_heads * rows * tokens * 4;
+  }
+  return bytes;
+}
+
+std::int64_t estimate_vae_encode_activations(const VaeConfig& cfg, std::int64_t height,
+                                             std::int64_t width, std::int64_t e, bool cpu) {
+  const std::int64_t c0 = cfg.block_out_channels.front(), positions = height * width;
+  // Full-resolution stage of one frame: the causal padding makes 3 frames of input.
+  std::int64_t bytes = 8 * c0 * positions * e;
+  if (cpu) {
+    const bool onednn = e == 4 && c0 * 3 * height > 20480;
+    bytes += onednn ? 3 * c0 * positions * e : 27 * c0 * positions * 4;
+  }
+  return bytes;
+}
+
+std::int64_t estimate_encoder_activations(std::int64_t tokens, std::int64_t hidden,
+                                          std::int64_t heads, std::int64_t e) {
+  // A transformer layer's hidden states, MLP (~4x) and its attention scores (and softmax).
+  return tokens * hidden * e * 24 + 2 * heads * tokens * tokens * 4;
+}
+
+// ---------------------------------------------------------------------------------------------
+// PhasePlan / MemoryPlan
+
+std::string PhasePlan::line() const {
+  std::string s = phase + ": " + setting + ", est. " + format_size(double(estimate)) + " peak";
+  if (budget > 0) s += " of " + format_size(double(budget)) + " budget";
+  if (!fits) s += " (does not fit)";
+  return s;
+}
+
+Event PhasePlan::event(double t_s) const {
+  Event e;
+  e.type = EventType::kPlan;
+  e.t_s = t_s;
+  e.phase = phase;
+  e.numbers["estimate"] = double(estimate);
+  if (budget > 0) e.numbers["budget"] = double(budget);
+  e.texts["setting"] = setting;
+  e.texts["line"] = line();
+  e.texts["fits"] = fits ? "yes" : "no";
+  return e;
+}
+
+const PhasePlan* MemoryPlan::find(const std::string& phase) const {
+  for (const PhasePlan& p : phases)
+    if (p.phase == phase) return &p;
+  return nullptr;
+}
+
+std::string MemoryPlan::text() const {
+  std::string s = "residency: " + residency +
+                  (budget > 0 ? " (budget " + format_size(double(budget)) + ")" : "") + "\n";
+  for (const PhasePlan& p : phases) s += p.line() + "\n";
+  if (host_bytes > 0)
+    s += "host memory for decoding: about " + format_size(double(host_bytes)) + "\n";
+  return s;
+}
+
+std::string profile_key(const std::string& device_kind, const std::string& phase,
+                        const ModelFootprint& model) {
+  return device_kind + "/" + phase + "/" + model.fingerprint;
+}
+
+// ---------------------------------------------------------------------------------------------
+// PeakProfile
+
+PeakProfile PeakProfile::load(const std::string& path) {
+  PeakProfile p;
+  if (path.empty()) return p;
+  try {
+    const nlohmann::json j = read_json(path);
+    if (!j.contains("entries") || !j["entries"].is_object()) return p;
+    for (const auto& [key, v] : j["entries"].items()) {
+      Entry e;
+      e.ratio = v.value("ratio", 1.0);
+      e.samples = v.value("samples", std::int64_t{0});
+      e.last_estimate = v.value("last_estimate", std::int64_t{0});
+      e.last_measured = v.value("last_measured", std::int64_t{0});
+      if (std::isfinite(e.ratio) && e.ratio > 0) p.entries_[key] = e;
+    }
+  } catch (const std::exception&) {
+    return PeakProfile();
+  }
+  return p;
+}
+
+void PeakProfile::save(const std::string& path) const {
+  if (path.empty()) return;
+  nlohmann::json j;
+  j["version"] = 1;
+  j["what"] = "Framesmith memory profile: measured / estimated device peak per phase";
+  j["entries"] = nlohmann::json::object();
+  for (const auto& [key, e] : entries_)
+    j["entries"][key] = {{"ratio", e.ratio},
+                         {"samples", e.samples},
+                         {"last_estimate", e.last_estimate},
+                         {"last_measured", e.last_measured}};
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    if (!out) return;
+    out << j.dump(2) << "\n";
+    if (!out) return;
+  }
+  std::rename(tmp.c_str(), path.c_str());
+}
+
+double PeakProfile::correction(const std::string& key) const {
+  const auto it = entries_.find(key);
+  if (it == entries_.end()) return 1.0;
+  return std::clamp(it->second.ratio, 0.5, 8.0);
+}
+
+void PeakProfile::record(const std::string& key, std::int64_t estimate, std::int64_t measured) {
+  if (estimate <= 0 || measured <= 0) return;
+  const double observed = double(measured) / double(estimate);
+  Entry& e = entries_[key];
+  // The largest recent ratio wins; older ones fade so that one odd run does not stick forever.
+  e.ratio = e.samples == 0 ? observed : std::max(observed, 0.8 * e.ratio + 0.2 * observed);
+  ++e.samples;
+  e.last_estimate = estimate;
+  e.last_measured = measured;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The plan
+
+MemoryPlan make_memory_plan(const ModelFootprint& m, const JobShape& job, std::int64_t budget,
+                            const ResidencyLimits& limits, const PeakProfile& profile,
+                            const std::string& device_kind, bool fused_attention) {
+  MemoryPlan plan;
+  plan.budget = std::max<std::int64_t>(0, budget);
+  const bool bounded = plan.budget > 0;
+  const bool high = bounded && plan.budget > limits.high_vram_threshold;
+  plan.residency = !bounded ? "cpu" : high ? "high-vram" : "low-vram";
+  const auto corrected = [&](const std::string& phase, std::int64_t estimate) {
+    const double f = profile.correction(profile_key(device_kind, phase, m)) * kEstimateMargin;
+    return static_cast<std::int64_t>(std::ceil(double(estimate) * f));
+  };
+  const auto add = [&](std::string phase, std::string setting, std::int64_t estimate) {
+    PhasePlan p;
+    p.phase = std::move(phase);
+    p.setting = std::move(setting);
+    p.estimate = estimate;
+    p.budget = plan.budget;
+    p.fits = !bounded || estimate <= plan.budget;
+    plan.phases.push_back(p);
+    return &plan.phases.back();
+  };
+  const std::int64_t ee = m.encoder_element_bytes;
+
+  // Text: LLaMA and CLIP, both resident (high) or one after the other (low).
+  {
+    const std::int64_t llama =
+        m.text_encoder_bytes +
+        corrected("text",
+                  estimate_encoder_activations(job.text_tokens, m.text_hidden, m.text_heads, ee));
+    const std::int64_t clip =
+        m.text_encoder_2_bytes +
+        corrected("text", estimate_encoder_activations(77, m.clip_hidden, m.clip_heads, ee));
+    const std::int64_t est = high ? llama + clip : std::max(llama, clip);
+    PhasePlan* p =
+        add("text", high ? "LLaMA and CLIP resident" : "LLaMA, then CLIP, each whole", est);
+    if (!p->fits) p->setting += "; on the CPU instead";
+  }
+  // Image: SigLIP whole.
+  {
+    const std::int64_t est =
+        m.image_encoder_bytes +
+        corrected("image", estimate_encoder_activations(job.image_tokens, m.image_hidden,
+                                                        m.image_heads, ee));
+    PhasePlan* p = add("image", "SigLIP whole", est);
+    if (!p->fits) p->setting += "; on the CPU instead";
+  }
+  // VAE encode of the start image: the VAE whole.
+  if (m.has_vae) {
+    const std::int64_t est = m.vae_encoder_bytes + m.vae_decoder_bytes +
+                             corrected("vae encode", estimate_vae_encode_activations(
+                                                         m.vae, job.height, job.width,
+                                                         m.vae_element_bytes, m.cpu_convolution));
+    PhasePlan* p = add("vae encode", "VAE whole", est);
+    if (!p->fits) p->setting += "; on the CPU instead";
+  }
+  // Sampling: resident blocks and the attention block size.
+  std::int64_t resident_bytes_sampling = 0;
+  if (m.has_transformer) {
+    const int n = std::max(1, m.transformer_blocks);
+    const std::int64_t per_block = ceil_div(m.transformer_block_bytes, n);
+    const std::int64_t tokens = job.sampling_tokens(m.transformer);
+    int resident = n;
+    if (bounded && !high) {
+      const std::int64_t room =
+          plan.budget - m.transformer_non_block_bytes - limits.preserved_memory;
+      resident = static_cast<int>(
+          std::clamp<std::int64_t>(room / std::max<std::int64_t>(1, per_block), 0, n));
+    }
+    const auto estimate = [&](int res, std::int64_t chunk) {
+      const std::int64_t streamed = res < n ? 2 * per_block : 0;
+      return m.transformer_non_block_bytes + res * per_block + streamed +
+             corrected("sampling", estimate_sampling_activations(m.transformer, tokens,
+                                                                 m.transformer_element_bytes, chunk,
+                                                                 fused_attention));
+    };
+    std::int64_t chunk = 1024;
+    std::int64_t est = estimate(resident, chunk);
+    for (std::int64_t c : {256, 64}) {
+      if (!bounded || est <= plan.budget) break;
+      chunk = c;
+      est = estimate(resident, chunk);
+    }
+    while (bounded && est > plan.budget && resident > 0) {
+      resident /= 2;
+      est = estimate(resident, chunk);
+    }
+    plan.resident_blocks = resident;
+    plan.attention_chunk = chunk;
+    resident_bytes_sampling = resident * per_block;
+    add("sampling",
+        std::to_string(resident) + " of " + std::to_string(n) + " blocks resident" +
+            (resident < n ? " (others streamed)" : "") + ", attention " + std::to_string(chunk),
+        est);
+  }
+  // Decode: the largest chunk that fits next to what stays resident.
+  if (m.has_vae) {
+    DecodeShape shape;
+    shape.latent_frames = job.max_decode_latents();
+    shape.latent_height = job.height / m.vae.spatial_compression_ratio;
+    shape.latent_width = job.width / m.vae.spatial_compression_ratio;
+    shape.element_bytes = m.vae_element_bytes;
+    shape.cpu_convolution = m.cpu_convolution;
+    std::int64_t resident_at_decode = resident_bytes_sampling;
+    if (bounded && !high)
+      resident_at_decode = std::min(
+          resident_at_decode, std::max<std::int64_t>(0, plan.budget - limits.decode_free_target -
+                                                            m.transformer_non_block_bytes));
+    const std::int64_t fixed =
+        m.transformer_non_block_bytes + resident_at_decode + m.vae_decoder_bytes;
+    std::vector<std::int64_t> estimates;
+    for (const DecodeRung& r : default_decode_ladder()) {
+      const std::int64_t est =
+          corrected("decode", estimate_decode_peak(m.vae, shape, r, job.temporal_tiles));
+      // A rung joins the ladder only when it needs less than the one before it (on the CPU,
+      // LibTorch's small-input convolution path can make a smaller chunk need more).
+      if (!estimates.empty() && est >= estimates.back()) continue;
+      plan.decode_rungs.push_back(r);
+      estimates.push_back(est);
+    }
+    plan.decode_rung = plan.decode_rungs.size() - 1;
+    for (std::size_t i = 0; i < plan.decode_rungs.size(); ++i) {
+      if (!bounded || fixed + estimates[i] <= plan.budget) {
+        plan.decode_rung = i;
+        break;
+      }
+    }
+    add("decode", decode_setting(plan.decode_rungs[plan.decode_rung]),
+        fixed + estimates[plan.decode_rung]);
+    plan.host_bytes = estimate_decode_host_bytes(m.vae, shape, job.temporal_tiles);
+  } else {
+    plan.decode_rungs = default_decode_ladder();
+  }
+  return plan;
+}
+
+}  // namespace framesmith::memory

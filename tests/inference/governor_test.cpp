@@ -1,0 +1,575 @@
+// Memory governor units on the simulated device (no GPU): the streamed VAE decode against the
+// whole decode at every rung (and its estimates, recovery and cancel), block streaming, the
+// residency policies, the planner and its profile, the step retry of the sampler, telemetry
+// tagging and the `estimate` subcommand.
+#include <ATen/CPUGeneratorImpl.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "framesmith/engine_cli.h"
+#include "framesmith/error.h"
+#include "framesmith/events.h"
+#include "framesmith/units.h"
+#include "golden/golden.h"
+#include "io/safetensors.h"
+#include "memory/chunked_decode.h"
+#include "memory/device_probe.h"
+#include "memory/governor.h"
+#include "memory/phase.h"
+#include "memory/planner.h"
+#include "memory/residency.h"
+#include "memory/simulated_device.h"
+#include "models/transformer_packed.h"
+#include "models/vae.h"
+#include "models/weights.h"
+#include "sampling/sample_hunyuan.h"
+
+namespace framesmith::memory {
+namespace {
+
+const std::string kTinyA = std::string(FRAMESMITH_GOLDEN_DIR) + "/framepack-tiny-a";
+const ComputeDevice kSimulated{at::kCPU, true};
+
+double psnr(const at::Tensor& a, const at::Tensor& b) {
+  // Pixels in [-1, 1]: peak-to-peak range 2.
+  const double mse = (a.to(at::kDouble) - b.to(at::kDouble)).pow(2).mean().item<double>();
+  if (mse == 0) return 300.0;
+  return 10.0 * std::log10(4.0 / mse);
+}
+
+double max_abs(const at::Tensor& a, const at::Tensor& b) {
+  return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
+}
+
+std::vector<Event> recoveries(const std::vector<Event>& events) {
+  std::vector<Event> out;
+  for (const Event& e : events)
+    if (e.type == EventType::kOomRecovered) out.push_back(e);
+  return out;
+}
+
+// The golden tiny-a VAE, its latents and the reference decodes, made once.
+struct TinyVae {
+  std::shared_ptr<Vae> vae;
+  std::unique_ptr<StreamedVaeDecoder> streamed;
+  at::Tensor z;      // unscaled latents of the golden vae_decode case (9 frames)
+  at::Tensor whole;  // Vae::decode without tiling
+  at::Tensor tiled;  // Vae::decode with diffusers' default temporal tiles
+};
+
+TinyVae& tiny_vae() {
+  static TinyVae* t = [] {
+    auto* r = new TinyVae();
+    r->vae = load_vae(kTinyA + "/vae", at::kFloat, at::kCPU);
+    auto store = std::make_shared<const io::TensorStore>(io::TensorStore::open(kTinyA + "/vae"));
+    r->streamed = std::make_unique<StreamedVaeDecoder>(r->vae->config(), Weights(store));
+    golden::Case c(kTinyA, "vae_decode");
+    r->z = c.in("latents") / r->vae->config().scaling_factor;
+    VaeTiling whole;
+    whole.temporal = false;
+    r->whole = r->vae->decode(r->z, whole);
+    r->tiled = r->vae->decode(r->z);
+    return r;
+  }();
+  return *t;
+}
+
+VaeTiling no_tiling() {
+  VaeTiling t;
+  t.temporal = false;
+  return t;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streamed decode
+
+// Every rung, on the simulated device: equal to the whole decode (and far better than diffusers'
+// temporal tiles), with a measured peak the estimate covers and a weight-free peak far below the
+// whole decode's.
+TEST(StreamedDecode, EqualsTheWholeDecodeAtEveryRungWithinItsEstimate) {
+  TinyVae& t = tiny_vae();
+  const double diffusers = psnr(t.tiled, t.whole);
+  std::printf("diffusers' temporal tiles vs the whole decode: %.2f dB\n", diffusers);
+  SimulatedDeviceScope sim(std::int64_t{1} << 34);
+  std::int64_t whole_peak = 0;
+  {
+    OnDeviceScope on_device;
+    const at::Tensor out = t.vae->decode(t.z, no_tiling());
+    whole_peak = simulated_device::stats().peak;
+  }
+  t.streamed->load(kSimulated);
+  const std::int64_t weights = simulated_device::stats().allocated;
+  EXPECT_EQ(weights, t.streamed->weight_bytes());
+  EXPECT_EQ(weights, decoder_weight_bytes(t.vae->config(), at::kFloat));
+  DecodeShape shape;
+  shape.latent_frames = t.z.size(2);
+  shape.latent_height = t.z.size(3);
+  shape.latent_width = t.z.size(4);
+  std::printf("whole decode: peak %s\n", format_size(double(whole_peak)).c_str());
+  for (const DecodeRung& rung : default_decode_ladder()) {
+    simulated_device::reset_peak();
+    DecodeContext ctx;
+    ctx.device = kSimulated;
+    ctx.rungs = {rung};
+    const auto t0 = std::chrono::steady_clock::now();
+    const at::Tensor out = t.streamed->decode(t.z, no_tiling(), ctx);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const std::int64_t peak = simulated_device::stats().peak - weights;
+    const std::int64_t estimate = estimate_decode_tile_peak(t.vae->config(), shape, rung);
+    ASSERT_EQ(out.sizes(), t.whole.sizes());
+    const double p = psnr(out, t.whole);
+    std::printf("%-22s PSNR %6.1f dB  max-abs %.1e  peak %9s  est. %9s  %.2f s\n",
+                rung.name().c_str(), p, max_abs(out, t.whole), format_size(double(peak)).c_str(),
+                format_size(double(estimate)).c_str(), s);
+    EXPECT_GT(p, diffusers) << rung.name();
+    EXPECT_GT(p, 100.0) << rung.name();
+    EXPECT_LT(max_abs(out, t.whole), 1e-4) << rung.name();
+    EXPECT_LE(peak, estimate) << rung.name();
+    EXPECT_LE(estimate, peak + peak / 2) << rung.name();
+    EXPECT_LT(peak, whole_peak / 2) << rung.name();
+  }
+  t.streamed->unload();
+  EXPECT_EQ(simulated_device::stats().allocated, 0);
+}
+
+TEST(StreamedDecode, TemporalTilesEqualDiffusersTiling) {
+  TinyVae& t = tiny_vae();
+  for (const DecodeRung& rung : {DecodeRung{16, 1}, DecodeRung{4, 2}}) {
+    DecodeContext ctx;
+    ctx.rungs = {rung};
+    const at::Tensor out = t.streamed->decode(t.z, VaeTiling{}, ctx);
+    ASSERT_EQ(out.sizes(), t.tiled.sizes());
+    EXPECT_LT(max_abs(out, t.tiled), 1e-4) << rung.name();
+  }
+  DecodeContext ctx;
+  VaeTiling spatial;
+  spatial.spatial = true;
+  EXPECT_THROW(t.streamed->decode(t.z, spatial, ctx), Error);
+}
+
+// The budget fits chunk 4 but not chunk 16: a chunk runs out of memory, the ladder moves to
+// chunk 4 and redoes that chunk, and the result is still the whole decode.
+TEST(StreamedDecode, RecoversInsideTheDecodeAtTheSameChunk) {
+  TinyVae& t = tiny_vae();
+  const at::Tensor z = t.z.narrow(2, 0, 5);
+  const at::Tensor expected = t.vae->decode(z, no_tiling());
+  DecodeShape shape;
+  shape.latent_frames = 5;
+  shape.latent_height = z.size(3);
+  shape.latent_width = z.size(4);
+  SimulatedDeviceScope sim(std::int64_t{1} << 34);
+  t.streamed->load(kSimulated);
+  const std::int64_t weights = simulated_device::stats().allocated;
+  simulated_device::set_budget(weights + estimate_decode_tile_peak(t.vae->config(), shape, {4, 1}) +
+                               1);
+  std::vector<Event> events;
+  auto probe = make_simulated_probe();
+  DecodeContext ctx;
+  ctx.device = kSimulated;
+  ctx.rungs = {{16, 1}, {4, 1}, {1, 4}};
+  ctx.on_event = [&](const Event& e) { events.push_back(e); };
+  ctx.hooks.probe = probe.get();
+  const at::Tensor out = t.streamed->decode(z, no_tiling(), ctx);
+  EXPECT_LT(max_abs(out, expected), 1e-4);
+  EXPECT_EQ(ctx.rung, 1u);  // sticky: later chunks stay at chunk 4
+  const auto r = recoveries(events);
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[0].text("action"),
+            "chunk 16\xE2\x86\x92"
+            "4");
+  EXPECT_EQ(r[0].text("outcome"), "retry");
+  EXPECT_EQ(r[0].phase.rfind("decode chunk ", 0), 0u);
+  EXPECT_GT(r[0].number("requested"), 0);
+  EXPECT_EQ(r[1].text("outcome"), "ok");
+  EXPECT_LE(simulated_device::stats().peak, simulated_device::stats().budget);
+  t.streamed->unload();
+  EXPECT_EQ(simulated_device::stats().allocated, 0);
+}
+
+// Failures injected deep inside stages that write in place (resnets, attention): the retried
+// chunk starts from the saved activation, so the result does not change.
+TEST(StreamedDecode, RetriedChunksOfInPlaceStagesGiveTheSameResult) {
+  TinyVae& t = tiny_vae();
+  const at::Tensor z = t.z.narrow(2, 0, 3);
+  const at::Tensor expected = t.vae->decode(z, no_tiling());
+  SimulatedDeviceScope sim(std::int64_t{1} << 34);
+  t.streamed->load(kSimulated);
+  // Two bands per chunk at first: a failure in the second band comes after the first band was
+  // written in place.
+  const std::vector<DecodeRung> rungs = {{4, 2}, {1, 4}, {1, 8}};
+  std::int64_t total = 0;  // device allocations of one decode at the first rung
+  {
+    const std::int64_t before = simulated_device::stats().num_allocations;
+    DecodeContext ctx;
+    ctx.device = kSimulated;
+    ctx.rungs = {rungs[0]};
+    t.streamed->decode(z, no_tiling(), ctx);
+    total = simulated_device::stats().num_allocations - before;
+  }
+  for (double at : {0.1, 0.35, 0.6, 0.85}) {
+    const std::int64_t n = static_cast<std::int64_t>(at * double(total));
+    simulated_device::fail_nth_allocation(n);
+    DecodeContext ctx;
+    ctx.device = kSimulated;
+    ctx.rungs = rungs;
+    int retries = 0;
+    ctx.on_event = [&](const Event& e) { retries += e.text("outcome") == "retry"; };
+    const at::Tensor out = t.streamed->decode(z, no_tiling(), ctx);
+    simulated_device::clear_faults();
+    EXPECT_EQ(retries, 1) << "failure at allocation " << n << " of " << total;
+    EXPECT_LT(max_abs(out, expected), 1e-4) << "failure at allocation " << n << " of " << total;
+  }
+  t.streamed->unload();
+  EXPECT_EQ(simulated_device::stats().allocated, 0);
+}
+
+TEST(StreamedDecode, StopsBetweenChunksWhenCancelled) {
+  TinyVae& t = tiny_vae();
+  SimulatedDeviceScope sim(std::int64_t{1} << 34);
+  t.streamed->load(kSimulated);
+  const std::int64_t weights = simulated_device::stats().allocated;
+  std::atomic<bool> cancel{true};
+  DecodeContext ctx;
+  ctx.device = kSimulated;
+  ctx.cancel = &cancel;
+  EXPECT_THROW(t.streamed->decode(t.z.narrow(2, 0, 2), no_tiling(), ctx), Cancelled);
+  EXPECT_EQ(simulated_device::stats().allocated, weights);
+  t.streamed->unload();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Block streaming
+
+// A model of 6 blocks of two 64 KiB tensors each.
+struct FakeModel {
+  std::vector<std::vector<at::Tensor>> blocks;
+  FakeModel() {
+    for (int i = 0; i < 6; ++i)
+      blocks.push_back({at::full({16384}, float(i)), at::full({16384}, float(-i))});
+  }
+  BlockStreamer::TensorRefs refs(int i) { return {{"w", &blocks[i][0]}, {"b", &blocks[i][1]}}; }
+};
+
+TEST(BlockStreamer, KeepsResidentBlocksAndStreamsTheRestWithPrefetch) {
+  constexpr std::int64_t kBlock = 2 * 16384 * 4;
+  SimulatedDeviceScope sim(64 * kBlock);
+  FakeModel m;
+  auto probe = make_simulated_probe();
+  {
+    BlockStreamer s(
+        "fake", 6, [&](int i) { return m.refs(i); }, kSimulated);
+    EXPECT_EQ(s.total_bytes(), 6 * kBlock);
+    s.set_resident_count(2);
+    EXPECT_EQ(simulated_device::stats().allocated, 2 * kBlock);
+    EXPECT_EQ(s.resident_count(), 2);
+    simulated_device::reset_peak();
+    for (int i = 0; i < 6; ++i) {
+      s.before_block(i);
+      // The block that runs is on the device (a copy, equal to the host tensor).
+      EXPECT_EQ(m.blocks[i][0][0].item<float>(), float(i));
+      // Resident blocks, the running streamed one and the prefetched next one at most.
+      EXPECT_LE(simulated_device::stats().allocated, 4 * kBlock) << i;
+    }
+    s.release_streamed();
+    EXPECT_EQ(simulated_device::stats().allocated, 2 * kBlock);
+    EXPECT_EQ(s.streamed_blocks_total(), 4);
+    // Offload until 63 blocks' worth are free: one resident block goes.
+    s.offload_until_free(63 * kBlock, *probe);
+    EXPECT_EQ(s.resident_count(), 1);
+    // Load while 60 blocks' worth stay free: 4 blocks resident.
+    EXPECT_EQ(s.load_while_free_above(60 * kBlock, *probe), 4);
+    EXPECT_EQ(s.load_while_free_above(0, *probe, 3), 3);
+    std::atomic<bool> cancel{true};
+    s.cancel = &cancel;
+    EXPECT_THROW(s.before_block(0), Cancelled);
+  }
+  EXPECT_EQ(simulated_device::stats().allocated, 0);
+  EXPECT_EQ(m.blocks[5][1][0].item<float>(), -5.0f);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Residency policies
+
+TEST(ResidencyPolicy, FramePacksThresholdAndPreservedMemory) {
+  EXPECT_EQ(choose_residency_policy(61 * kGiB)->name(), "high-vram");
+  EXPECT_EQ(choose_residency_policy(59 * kGiB)->name(), "low-vram");
+  EXPECT_FALSE(make_high_vram_policy()->stream_text_encoder());
+  EXPECT_TRUE(make_low_vram_policy()->stream_text_encoder());
+  EXPECT_TRUE(make_low_vram_policy()->unload_after_use());
+
+  auto transformer = load_transformer(kTinyA + "/transformer", at::kFloat, at::kCPU);
+  const std::int64_t budget = 4 * kMiB;
+  SimulatedDeviceScope sim(budget);
+  auto probe = make_simulated_probe();
+  {
+    TransformerResidency t(*transformer, kSimulated);
+    const std::int64_t per_block = t.blocks().block_bytes(0);
+    EXPECT_EQ(simulated_device::stats().allocated, t.non_block_bytes());
+    ResidencyLimits limits;
+    limits.preserved_memory = budget - t.non_block_bytes() - 2 * per_block - 1000;
+    limits.decode_free_target = budget - t.non_block_bytes() - per_block / 2;
+    auto low = make_low_vram_policy(limits);
+    EXPECT_NE(low->prepare_sampling(t, *probe, 1 << 30), "");
+    EXPECT_EQ(t.blocks().resident_count(), 2);
+    EXPECT_GE(free_bytes(probe->snapshot()), limits.preserved_memory);
+    EXPECT_NE(low->prepare_decode(t, *probe), "");
+    EXPECT_EQ(t.blocks().resident_count(), 0);
+    auto high = make_high_vram_policy(limits);
+    high->prepare_sampling(t, *probe, 1 << 30);
+    EXPECT_EQ(t.blocks().resident_count(), t.blocks().num_blocks());
+    EXPECT_TRUE(high->offload_more(t));
+    EXPECT_EQ(t.blocks().resident_count(), t.blocks().num_blocks() / 2);
+    EXPECT_EQ(high->prepare_decode(t, *probe), "");
+  }
+  EXPECT_EQ(simulated_device::stats().allocated, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Planner and profile
+
+// FramePack's real model (HunyuanVideo transformer, its VAE, LLaMA 8B, CLIP-L, SigLIP), sized
+// from the configs alone, with CUDA dtypes.
+ModelFootprint framepack_footprint() {
+  ModelFootprint m;
+  m.has_transformer = true;
+  m.transformer.has_image_proj = m.transformer.has_clean_x_embedder = true;
+  for (const ParamSpec& p : transformer_parameter_specs(m.transformer)) {
+    std::int64_t n = 2;
+    for (std::int64_t d : p.shape) n *= d;
+    const bool block = p.name.rfind("transformer_blocks.", 0) == 0 ||
+                       p.name.rfind("single_transformer_blocks.", 0) == 0;
+    (block ? m.transformer_block_bytes : m.transformer_non_block_bytes) += n;
+  }
+  m.transformer_blocks = 60;
+  m.has_vae = true;
+  m.vae_decoder_bytes = decoder_weight_bytes(m.vae, at::kHalf);
+  m.vae_encoder_bytes = 2 * 34'000'000;
+  m.text_encoder_bytes = std::int64_t{15'000'000'000};
+  m.text_encoder_2_bytes = 246'000'000;
+  m.image_encoder_bytes = 856'000'000;
+  m.fingerprint = "framepack";
+  return m;
+}
+
+JobShape framepack_job() {
+  JobShape j;
+  j.height = j.width = 640;
+  j.latent_window = 9;
+  j.sections = 4;
+  return j;
+}
+
+TEST(Planner, PlansFramePackFor6And24And80GiB) {
+  const ModelFootprint m = framepack_footprint();
+  EXPECT_GT(m.transformer_block_bytes, 12 * kGiB);
+  EXPECT_EQ(framepack_job().max_decode_latents(), 19);
+  {
+    DecodeShape shape;
+    shape.latent_frames = 19;
+    shape.latent_height = shape.latent_width = 80;
+    shape.element_bytes = 2;
+    shape.cpu_convolution = false;
+    std::printf("FramePack decode of 19 latents at 640 x 640 on CUDA, activations per rung:\n");
+    for (const DecodeRung& r : default_decode_ladder())
+      std::printf("  %-20s whole %9s   FramePack's tiles %9s\n", r.name().c_str(),
+                  format_size(double(estimate_decode_peak(m.vae, shape, r, false))).c_str(),
+                  format_size(double(estimate_decode_peak(m.vae, shape, r, true))).c_str());
+  }
+  MemoryPlan previous;
+  for (std::int64_t gib : {6, 24, 80}) {
+    const MemoryPlan p = make_memory_plan(m, framepack_job(), gib * kGiB, ResidencyLimits{},
+                                          PeakProfile(), "cuda:0", true);
+    std::printf("--- %lld GiB\n%s", (long long)gib, p.text().c_str());
+    EXPECT_EQ(p.residency, gib == 80 ? "high-vram" : "low-vram");
+    ASSERT_EQ(p.phases.size(), 5u);
+    for (const char* phase : {"vae encode", "sampling", "decode"}) {
+      ASSERT_NE(p.find(phase), nullptr);
+      EXPECT_TRUE(p.find(phase)->fits) << gib << " GiB " << phase;
+    }
+    EXPECT_NE(p.find("decode")->line().find("latent frame"), std::string::npos);
+    if (gib == 6) {
+      EXPECT_FALSE(p.find("text")->fits);  // LLaMA 8B whole: on the CPU instead
+      EXPECT_EQ(p.resident_blocks, 0);
+    }
+    if (gib == 80) {
+      EXPECT_EQ(p.resident_blocks, 60);
+    }
+    if (!previous.phases.empty()) {
+      EXPECT_GE(p.resident_blocks, previous.resident_blocks);
+      EXPECT_LE(p.decode_rung, previous.decode_rung);
+    }
+    // The decode ladder only ever goes down in memory.
+    for (std::size_t i = 1; i < p.decode_rungs.size(); ++i)
+      EXPECT_TRUE(p.decode_rungs[i].latent_frames < p.decode_rungs[i - 1].latent_frames ||
+                  p.decode_rungs[i].row_bands > p.decode_rungs[i - 1].row_bands);
+    previous = p;
+  }
+}
+
+TEST(Planner, MeasuredPeaksCorrectLaterPlansAndAreRemembered) {
+  const std::string path =
+      (std::filesystem::temp_directory_path() / ("fs_profile_" + std::to_string(::getpid())))
+          .string();
+  const ModelFootprint m = framepack_footprint();
+  PeakProfile profile;
+  EXPECT_EQ(profile.correction("x"), 1.0);
+  const MemoryPlan before =
+      make_memory_plan(m, framepack_job(), 6 * kGiB, ResidencyLimits{}, profile, "cuda:0", true);
+  // The decode measured at half its estimate, twice: later plans pick larger chunks.
+  const std::string key = profile_key("cuda:0", "decode", m);
+  profile.record(key, 1000, 500);
+  profile.record(key, 1000, 500);
+  EXPECT_NEAR(profile.correction(key), 0.5, 1e-9);
+  profile.save(path);
+  const PeakProfile loaded = PeakProfile::load(path);
+  EXPECT_NEAR(loaded.correction(key), 0.5, 1e-9);
+  EXPECT_EQ(loaded.entries().at(key).samples, 2);
+  const MemoryPlan after =
+      make_memory_plan(m, framepack_job(), 6 * kGiB, ResidencyLimits{}, loaded, "cuda:0", true);
+  EXPECT_LE(after.decode_rung, before.decode_rung);
+  EXPECT_LT(after.find("decode")->estimate, before.find("decode")->estimate);
+  // A larger measurement wins at once; a broken file is an empty profile.
+  profile.record(key, 1000, 3000);
+  EXPECT_NEAR(profile.correction(key), 3.0, 1e-9);
+  std::ofstream(path) << "{not json";
+  EXPECT_TRUE(PeakProfile::load(path).empty());
+  std::filesystem::remove(path);
+}
+
+TEST(Planner, EstimateSubcommandPrintsThePlan) {
+  std::ostringstream out, err;
+  const int rc =
+      run_engine_command({"estimate", "--model", kTinyA, "--resolution", "640", "--seconds", "5",
+                          "--window", "9", "--vram-budget", "6GiB", "--preserve", "1GiB"},
+                         out, err);
+  EXPECT_EQ(rc, 0) << err.str();
+  std::printf("%s", out.str().c_str());
+  EXPECT_NE(out.str().find("decode: chunk 16 latent frames, est. "), std::string::npos);
+  EXPECT_NE(out.str().find("of 6.0 GiB budget"), std::string::npos);
+  EXPECT_NE(out.str().find("sampling: 4 of 4 blocks resident"), std::string::npos);
+  std::ostringstream out2, err2;
+  EXPECT_EQ(run_engine_command({"estimate"}, out2, err2), 2);
+  EXPECT_NE(err2.str().find("usage: estimate"), std::string::npos);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Governor: the sampler's step retry, a cancel inside a streamed forward, telemetry
+
+struct Sampling {
+  std::shared_ptr<PackedTransformer> transformer =
+      load_transformer(kTinyA + "/transformer", at::kFloat, at::kCPU);
+  sampling::SampleHunyuanParams params;
+  sampling::HunyuanConditioning cond;
+  sampling::SectionContext ctx;
+  Sampling() {
+    const TransformerConfig& c = transformer->config();
+    at::manual_seed(11);
+    cond.positive.embeds = at::randn({1, 7, c.text_embed_dim});
+    cond.positive.mask = at::ones({1, 7}, at::kLong);
+    cond.positive.poolers = at::randn({1, c.pooled_projection_dim});
+    cond.image_embeddings = at::randn({1, 5, c.image_proj_dim});
+    params.width = params.height = 64;
+    params.frames = 5;
+    params.num_inference_steps = 3;
+    params.dtype = at::kFloat;
+  }
+  at::Tensor run(const std::function<sampling::FlowModel(sampling::FlowModel)>& wrap) {
+    at::Generator g = at::detail::createCPUGenerator(3);
+    sampling::SampleHooks hooks;
+    hooks.wrap_model = wrap;
+    return sampling::sample_hunyuan(*transformer, params, cond, ctx, g, hooks);
+  }
+};
+
+GovernorOptions simulated_options(std::int64_t budget) {
+  GovernorOptions o;
+  o.device = kSimulated;
+  o.budget = budget;
+  o.limits.preserved_memory = 0;
+  return o;
+}
+
+TEST(Governor, ARetriedStepGivesExactlyTheUninterruptedResult) {
+  Sampling s;
+  const at::Tensor expected = s.run(nullptr);
+  SimulatedDeviceScope sim(64 * kMiB);
+  std::vector<Event> events;
+  at::Tensor out;
+  {
+    Governor gov(simulated_options(64 * kMiB), [&](const Event& e) { events.push_back(e); });
+    gov.attach_transformer(*s.transformer);
+    simulated_device::fail_next_allocation_larger_than(0, "section 1 step 2");
+    out = s.run(gov.model_wrapper());
+    EXPECT_EQ(gov.recoveries(), 1);
+  }
+  EXPECT_TRUE(at::equal(out, expected));
+  const auto r = recoveries(events);
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[0].phase, "section 1 step 2");
+  EXPECT_EQ(r[0].number("step"), 2);
+  EXPECT_EQ(r[0].text("outcome"), "retry");
+  EXPECT_EQ(r[0].text("action"),
+            "resident 4\xE2\x86\x92"
+            "2, attention 1024");
+  EXPECT_EQ(r[1].text("outcome"), "ok");
+  EXPECT_EQ(simulated_device::stats().allocated, 0);
+}
+
+TEST(Governor, CancelInsideAStreamedForwardLeavesOnlyWhatWasResident) {
+  Sampling s;
+  SimulatedDeviceScope sim(64 * kMiB);
+  std::atomic<bool> cancel{false};
+  {
+    GovernorOptions o = simulated_options(64 * kMiB);
+    o.limits.preserved_memory = 64 * kMiB;  // nothing resident: every block streams
+    Governor gov(o, nullptr, &cancel);
+    gov.attach_transformer(*s.transformer);
+    const std::int64_t before = simulated_device::stats().allocated;  // non-block weights
+    auto streamer_hook = s.transformer->before_block;
+    int reached = -1;
+    s.transformer->before_block = [&](int i) {
+      reached = i;
+      if (i == 2) cancel = true;  // blocks 0 and 1 ran streamed, 2 is coming in
+      streamer_hook(i);
+    };
+    EXPECT_THROW(s.run(gov.model_wrapper()), Cancelled);
+    EXPECT_EQ(reached, 2);
+    EXPECT_EQ(simulated_device::stats().allocated, before);
+    s.transformer->before_block = streamer_hook;
+  }
+  EXPECT_EQ(simulated_device::stats().allocated, 0);
+}
+
+TEST(Governor, TelemetrySamplesAtTwentyHertzTaggedWithThePhase) {
+  SimulatedDeviceScope sim(8 * kMiB);
+  std::vector<Event> events;
+  std::mutex m;
+  {
+    Governor gov(simulated_options(8 * kMiB), [&](const Event& e) {
+      std::lock_guard<std::mutex> lock(m);
+      events.push_back(e);
+    });
+    const PhaseScope phase("section 3 step 4");
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  }
+  int tagged = 0;
+  for (const Event& e : events)
+    tagged += e.type == EventType::kMemory && e.phase == "section 3 step 4";
+  EXPECT_GE(tagged, 4);  // >= 10 Hz over 0.4 s (20 Hz configured)
+}
+
+}  // namespace
+}  // namespace framesmith::memory
