@@ -1,9 +1,11 @@
 // framesmith: the desktop studio. Options pre-fill the window (the demo and screenshots use them).
 #include <QApplication>
+#include <QIcon>
 #include <QCommandLineParser>
 #include <QTimer>
 #include <cstdio>
 
+#include "first_run.h"
 #include "main_window.h"
 #include "model_picker.h"
 
@@ -37,6 +39,9 @@ int main(int argc, char** argv) {
       Qt::HighDpiScaleFactorRoundingPolicy::PassThrough);
   QApplication app(argc, argv);
   QApplication::setApplicationName("Framesmith");
+  // Wayland compositors find the icon and the .desktop entry through the app id.
+  QGuiApplication::setDesktopFileName(framesmith::app::kAppId);
+  QApplication::setWindowIcon(QIcon::fromTheme(framesmith::app::kAppId));
   QApplication::setOrganizationName("Framesmith");
   QApplication::setApplicationVersion(QString::fromStdString(framesmith::engine_version()));
 

@@ -261,6 +261,15 @@ void MainWindow::connect_runner() {
 }
 
 void MainWindow::restore_settings(const StartOptions& options) {
+  // First start: make the user folders and say, once, how to get the real FramePack weights.
+  const app::UserFolders folders = app::user_folders();
+  bool first_start = false;
+  try {
+    first_start = app::ensure_user_folders(folders);
+  } catch (const std::exception& e) {
+    report(QString("cannot create Framesmith's folders: %1").arg(e.what()), true);
+  }
+  if (first_start) report(QString::fromStdString(app::real_weights_help(folders.models)), false);
   app::StudioSettings st = app::load_settings(*settings_);
   if (st.output_dir.isEmpty()) st.output_dir = default_output_dir();
   if (!options.image_path.isEmpty()) st.image_path.clear();  // the command line's comes next
