@@ -4,6 +4,7 @@
 #include <iomanip>
 #include <sstream>
 
+#include "framesmith/bench.h"
 #include "framesmith/error.h"
 #include "framesmith/model_set.h"
 #include "framesmith/pipeline.h"
@@ -107,7 +108,7 @@ std::string engine_commands_help() {
   return "  inspect-model PATH|hf     components, configs, dtypes, sizes and what is missing\n"
          "  make-tiny-model DIR [--seed N]  write the tiny random-weight model set\n"
          "  check-golden DIR...       run reference case sets, print rel-L2 per output\n" +
-         memory::estimate_command_help();
+         memory::estimate_command_help() + bench_commands_help();
 }
 
 int run_engine_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -117,6 +118,7 @@ int run_engine_command(const std::vector<std::string>& args, std::ostream& out, 
     if (args[0] == "make-tiny-model") return cmd_make_tiny(args, out, err);
     if (args[0] == "check-golden") return cmd_check_golden(args, out, err);
     if (args[0] == "estimate") return memory::run_estimate_command(args, out, err);
+    if (args[0] == "bench") return run_bench_command(args, out, err);
   } catch (const std::exception& e) {
     err << "error: " << e.what() << "\n";
     return 1;

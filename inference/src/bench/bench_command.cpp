@@ -1,0 +1,72 @@
+// `bench SUBCOMMAND [options]`: dispatch, usage and errors (each subcommand prints one JSON line).
+#include <map>
+
+#include "bench/bench_commands.h"
+#include "framesmith/bench.h"
+#include "framesmith/error.h"
+
+namespace framesmith {
+namespace {
+
+using BenchFn = int (*)(const bench::Options&, std::ostream&);
+
+const std::map<std::string, BenchFn>& subcommands() {
+  static const std::map<std::string, BenchFn> m = {
+      {"transformer", bench::bench_transformer},
+      {"vae-decode", bench::bench_vae_decode},
+      {"section", bench::bench_section},
+      {"chunked-decode", bench::bench_chunked_decode},
+      {"generate", bench::bench_generate},
+      {"video-memory", bench::bench_video_memory},
+      {"budget", bench::bench_budget},
+      {"telemetry", bench::bench_telemetry},
+      {"attention", bench::bench_attention},
+      {"memcpy", bench::bench_memcpy},
+      {"make-random-model", bench::bench_make_random_model},
+  };
+  return m;
+}
+
+const char* kUsage =
+    "usage: bench SUBCOMMAND [options]   (one JSON line per run; times in seconds)\n"
+    "  transformer --model DIR [--inputs CASE.safetensors] [--repeat N] [--warmup N]\n"
+    "              [--threads N] [--device D] [--dtype float|bf16]\n"
+    "              [--latent-frames 9 --latent-height 8 --latent-width 8 --text-tokens 512]\n"
+    "  vae-decode  --model DIR [--inputs CASE] [--tiling temporal|whole|spatial] [--repeat N]\n"
+    "  section     --model DIR [--inputs CASE] [--steps N] [--window N] [--width --height]\n"
+    "              [--teacache] [--device D] [--dtype D] [--vae-dtype D]\n"
+    "  chunked-decode --model DIR [--chunks 16,4,1] [--bands 4] [--latent-frames ...]\n"
+    "  generate    --model DIR [--seconds S] [--steps N] [--window N] [--resolution R]\n"
+    "              [--vram-budget SIZE] [--device D] [--teacache] [--conditioning FILE]\n"
+    "  video-memory --model DIR [--short 5 --long 60] (generate's options)\n"
+    "  budget      --model DIR [--fraction 0.25] [--repeat N] (generate's options)\n"
+    "  telemetry   --model DIR [--hz 10] [--repeat N] [--trial-seconds 1]\n"
+    "  attention   [--lengths 1024,2048,4096] [--heads 4] [--dim 64] [--chunk 1024]\n"
+    "  memcpy      --device cuda [--size 1GiB]\n"
+    "  make-random-model --out DIR [--config full|FILE] [--dtype bf16]\n";
+
+}  // namespace
+
+std::string bench_commands_help() {
+  return "  bench SUBCOMMAND ...      benchmarks, one JSON line each (bench --help)\n";
+}
+
+int run_bench_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  if (args.size() < 2 || args[1] == "--help" || args[1] == "-h") {
+    (args.size() < 2 ? err : out) << kUsage;
+    return args.size() < 2 ? 2 : 0;
+  }
+  auto it = subcommands().find(args[1]);
+  if (it == subcommands().end()) {
+    err << "bench: unknown subcommand \"" << args[1] << "\"\n" << kUsage;
+    return 2;
+  }
+  try {
+    return it->second(bench::Options(args, 2), out);
+  } catch (const std::exception& e) {
+    err << "bench " << args[1] << ": " << e.what() << "\n";
+    return 1;
+  }
+}
+
+}  // namespace framesmith
