@@ -69,7 +69,7 @@ InputsPanel::InputsPanel(QWidget* parent) : QWidget(parent) {
   connect(model_, &ModelPicker::location_changed, this, [this] {
     if (model_->status().usable && model_->is_tiny() && params_->use_demo_settings_if_default())
       Q_EMIT message(
-          "Tiny model: demo settings (128 px, 2 s, 8 steps, window 3) so a job takes about a "
+          "Tiny model: demo settings (192 px, 3 s, 10 steps, window 5) so a job takes about a "
           "minute on a CPU",
           false);
     update_estimate();

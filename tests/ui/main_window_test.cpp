@@ -227,9 +227,9 @@ class MainWindowTest : public QObject {
     // Demo-friendly settings for the tiny model, FramePack's defaults otherwise untouched.
     GenerationRequest r;
     w.parameters()->fill(r);
-    QCOMPARE(r.resolution, 128);
-    QCOMPARE(r.steps, 8);
-    QCOMPARE(r.latent_window, 3);
+    QCOMPARE(r.resolution, 192);
+    QCOMPARE(r.steps, 10);
+    QCOMPARE(r.latent_window, 5);
     QCOMPARE(r.distilled_cfg, 10.0);
   }
 };

@@ -277,7 +277,7 @@ class WidgetsTest : public QObject {
     QCOMPARE(r.resolution, d.resolution);
     QVERIFY(form.use_demo_settings_if_default());
     form.fill(r);
-    QCOMPARE(r.resolution, 128);
+    QCOMPARE(r.resolution, 192);
     QVERIFY(!form.use_demo_settings_if_default());  // no longer the defaults: left alone
     // Estimates: FramePack's section count with Python's rounding.
     GenerationRequest e;
