@@ -18,9 +18,9 @@
 
 namespace framesmith {
 
-namespace clip_text_detail {
-struct Layer;
-}  // namespace clip_text_detail
+namespace encoder_detail {
+struct PreNormLayer;
+}  // namespace encoder_detail
 
 // transformers' CLIPTextConfig fields the forward needs, with its defaults.
 struct ClipTextConfig {
@@ -73,7 +73,7 @@ class ClipTextModel {
   at::ScalarType dtype_;
   at::Device device_;
   at::Tensor token_embedding_, position_embedding_, final_ln_w_, final_ln_b_;
-  std::vector<clip_text_detail::Layer> layers_;
+  std::vector<encoder_detail::PreNormLayer> layers_;
 };
 
 // Loads `folder`/config.json and the folder's safetensors; one Error lists every problem.

@@ -8,42 +8,15 @@
 #include "io/safetensors.h"
 #include "models/encoder_common.h"
 #include "models/param_binder.h"
+#include "models/prenorm_layer.h"
 
 namespace framesmith {
 
 using namespace encoder_detail;
 
-namespace siglip_detail {
-// One SiglipEncoderLayer's tensors.
-struct Layer {
-  at::Tensor q_w, q_b, k_w, k_b, v_w, v_b, out_w, out_b;
-  at::Tensor ln1_w, ln1_b, ln2_w, ln2_b, fc1_w, fc1_b, fc2_w, fc2_b;
-};
-}  // namespace siglip_detail
-using siglip_detail::Layer;
+using Layer = PreNormLayer;
 
 namespace {
-
-void bind_layer(Layer& l, const ParamBinder& b, const SiglipVisionConfig& c) {
-  const std::int64_t d = c.hidden_size, f = c.intermediate_size;
-  const ParamBinder a = b.sub("self_attn");
-  a.bind(l.k_w, "k_proj.weight", {d, d});
-  a.bind(l.k_b, "k_proj.bias", {d}, Init::kZeros);
-  a.bind(l.v_w, "v_proj.weight", {d, d});
-  a.bind(l.v_b, "v_proj.bias", {d}, Init::kZeros);
-  a.bind(l.q_w, "q_proj.weight", {d, d});
-  a.bind(l.q_b, "q_proj.bias", {d}, Init::kZeros);
-  a.bind(l.out_w, "out_proj.weight", {d, d});
-  a.bind(l.out_b, "out_proj.bias", {d}, Init::kZeros);
-  b.bind(l.ln1_w, "layer_norm1.weight", {d}, Init::kOnes);
-  b.bind(l.ln1_b, "layer_norm1.bias", {d}, Init::kZeros);
-  b.bind(l.fc1_w, "mlp.fc1.weight", {f, d});
-  b.bind(l.fc1_b, "mlp.fc1.bias", {f}, Init::kZeros);
-  b.bind(l.fc2_w, "mlp.fc2.weight", {d, f});
-  b.bind(l.fc2_b, "mlp.fc2.bias", {d}, Init::kZeros);
-  b.bind(l.ln2_w, "layer_norm2.weight", {d}, Init::kOnes);
-  b.bind(l.ln2_b, "layer_norm2.bias", {d}, Init::kZeros);
-}
 
 struct Tops {
   at::Tensor patch_w, patch_b, pos, ln_w, ln_b;
@@ -59,25 +32,11 @@ void bind_model(Tops& t, std::vector<Layer>& layers, const ParamBinder& root,
   e.bind(t.pos, "position_embedding.weight", {c.num_patches(), d});
   layers.resize(static_cast<std::size_t>(c.num_hidden_layers));
   for (std::int64_t i = 0; i < c.num_hidden_layers; ++i)
-    bind_layer(layers[static_cast<std::size_t>(i)], b.sub("encoder.layers." + std::to_string(i)),
-               c);
+    bind_prenorm_layer(layers[static_cast<std::size_t>(i)],
+                       b.sub("encoder.layers." + std::to_string(i)), c.hidden_size,
+                       c.intermediate_size);
   b.bind(t.ln_w, "post_layernorm.weight", {d}, Init::kOnes);
   b.bind(t.ln_b, "post_layernorm.bias", {d}, Init::kZeros);
-}
-
-// SiglipEncoderLayer: pre-norm, full (unmasked) attention and MLP, each added to the residual.
-at::Tensor encoder_layer(const Layer& l, const at::Tensor& h, const SiglipVisionConfig& c) {
-  const std::int64_t d = c.hidden_size, heads = c.num_attention_heads;
-  const double scale = 1.0 / std::sqrt(static_cast<double>(d / heads));
-  at::Tensor x = at::layer_norm(h, {d}, l.ln1_w, l.ln1_b, c.layer_norm_eps);
-  const at::Tensor q = split_heads(at::linear(x, l.q_w, l.q_b), heads);
-  const at::Tensor k = split_heads(at::linear(x, l.k_w, l.k_b), heads);
-  const at::Tensor v = split_heads(at::linear(x, l.v_w, l.v_b), heads);
-  const at::Tensor r =
-      h + at::linear(merge_heads(eager_attention(q, k, v, at::Tensor(), scale)), l.out_w, l.out_b);
-  x = at::layer_norm(r, {d}, l.ln2_w, l.ln2_b, c.layer_norm_eps);
-  x = at::linear(activation(at::linear(x, l.fc1_w, l.fc1_b), c.hidden_act), l.fc2_w, l.fc2_b);
-  return r + x;
 }
 
 }  // namespace
@@ -160,7 +119,9 @@ at::Tensor SiglipVisionModel::forward(const at::Tensor& pixel_values) const {
   // Patchify with a stride-p convolution, then [B, D, h, w] -> [B, h*w, D] plus positions.
   at::Tensor h = at::conv2d(x, patch_w_, patch_b_, {cfg_.patch_size, cfg_.patch_size});
   h = h.flatten(2).transpose(1, 2) + position_embedding_;
-  for (const Layer& l : layers_) h = encoder_layer(l, h, cfg_);
+  for (const Layer& l : layers_)
+    h = prenorm_layer_forward(l, h, at::Tensor(), cfg_.num_attention_heads, cfg_.layer_norm_eps,
+                              cfg_.hidden_act);
   return at::layer_norm(h, {cfg_.hidden_size}, post_ln_w_, post_ln_b_, cfg_.layer_norm_eps);
 }
 

@@ -19,9 +19,9 @@
 
 namespace framesmith {
 
-namespace siglip_detail {
-struct Layer;
-}  // namespace siglip_detail
+namespace encoder_detail {
+struct PreNormLayer;
+}  // namespace encoder_detail
 
 // transformers' SiglipVisionConfig fields the forward needs, with its defaults.
 struct SiglipVisionConfig {
@@ -64,7 +64,7 @@ class SiglipVisionModel {
   at::ScalarType dtype_;
   at::Device device_;
   at::Tensor patch_w_, patch_b_, position_embedding_, post_ln_w_, post_ln_b_;
-  std::vector<siglip_detail::Layer> layers_;
+  std::vector<encoder_detail::PreNormLayer> layers_;
 };
 
 // Loads `folder`/config.json and the folder's safetensors; one Error lists every problem.
