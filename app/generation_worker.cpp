@@ -72,9 +72,13 @@ void GenerationWorker::run(const JobSpec& job) {
   auto finish = [&](StatusCode status, const QString& message) {
     Q_EMIT finished(job.id, int(status), message);
   };
+  // Every studio job keeps a job folder beside its video (section latents, parameters), so a
+  // stopped, failed or killed job can be resumed from the studio or with framesmith-cli resume.
+  GenerationRequest request = job.request;
+  if (request.job_dir.empty()) request.job_dir = default_job_dir(job.video_path.toStdString());
   std::unique_ptr<JobOutput> output;
   try {
-    output = std::make_unique<JobOutput>(job.video_path.toStdString(), job.crf, job.request);
+    output = std::make_unique<JobOutput>(job.video_path.toStdString(), job.crf, request);
   } catch (const std::exception& e) {
     finish(StatusCode::kBadInput, QString::fromStdString(e.what()));
     return;
@@ -100,7 +104,7 @@ void GenerationWorker::run(const JobSpec& job) {
     }
     Q_EMIT video_updated(to_images(video, live_max_side_.load()), section, sections);
   };
-  const GenerationResult res = generate(job.request, cb);
+  const GenerationResult res = generate(request, cb);
   try {
     if (res.input_image.count) output->write_input_image(res.input_image);
     // Whatever was made is kept, also when the job stopped or failed half-way.

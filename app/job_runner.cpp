@@ -56,8 +56,8 @@ JobRunner::~JobRunner() {
   thread_.wait();
 }
 
-int JobRunner::enqueue(GenerationRequest request, int crf) {
-  const int id = queue_.enqueue(std::move(request), QString(), crf);
+int JobRunner::enqueue(GenerationRequest request, int crf, QString video_path) {
+  const int id = queue_.enqueue(std::move(request), std::move(video_path), crf);
   paused_ = false;
   dispatch_next();
   return id;
@@ -80,7 +80,7 @@ void JobRunner::dispatch_next() {
   if (running() || paused_ || queue_.empty()) return;
   current_ = queue_.take_next();
   QDir().mkpath(output_dir_);  // a failure shows as the job's own error, with the path
-  current_.video_path = unique_video_path(output_dir_);
+  if (current_.video_path.isEmpty()) current_.video_path = unique_video_path(output_dir_);
   worker_->reset_stop();
   Q_EMIT job_started(current_);
   Q_EMIT state_changed();

@@ -23,7 +23,8 @@ class JobRunner : public QObject {
 
   void set_output_dir(const QString& dir) { output_dir_ = dir; }
   // Queues a job; it starts at once when nothing runs. Un-pauses the queue. Returns the job id.
-  int enqueue(GenerationRequest request, int crf);
+  // `video_path` empty: a new name in the output folder (resumed jobs keep their first one).
+  int enqueue(GenerationRequest request, int crf, QString video_path = QString());
   void stop();
   void resume();
 

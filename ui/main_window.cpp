@@ -26,11 +26,14 @@
 
 #include "event_log.h"
 #include "first_run.h"
+#include "framesmith/error.h"
+#include "framesmith/job_folder.h"
 #include "framesmith/request_json.h"
 #include "framesmith/units.h"
 #include "image_input.h"
 #include "inputs_panel.h"
 #include "job_history.h"
+#include "job_output.h"
 #include "job_progress.h"
 #include "jobs_panel.h"
 #include "log_file.h"
@@ -223,6 +226,11 @@ void MainWindow::build_menus() {
       {QKeySequence(Qt::CTRL | Qt::Key_Return), QKeySequence(Qt::CTRL | Qt::Key_Enter)});
   job->addAction("&Stop", QKeySequence(Qt::Key_Escape), this, &MainWindow::stop_generation);
   job->addAction("&Resume queue", this, &MainWindow::resume_queue);
+  job->addAction("Resume &interrupted job…", this, [this] {
+    const QString dir =
+        QFileDialog::getExistingDirectory(this, "Job folder to resume (<video>.job)", output_dir());
+    if (!dir.isEmpty()) resume_job(dir);
+  });
   job->addAction("New random &seed", QKeySequence(Qt::CTRL | Qt::Key_R), parameters(),
                  &ParametersForm::roll_seed);
 
@@ -392,6 +400,28 @@ bool MainWindow::start_generation() {
   const int id = runner_.enqueue(std::move(r), parameters()->crf());
   if (runner_.current().id != id) log_view_->add_message(QString("job %1 queued").arg(id));
   return true;
+}
+
+bool MainWindow::resume_job(const QString& job_dir) {
+  try {
+    const std::string dir = job_dir.toStdString();
+    const JobFolderInfo info = inspect_job_folder(dir);
+    if (!info.has_job) throw Error(dir + ": this folder holds no Framesmith job (no job.json)");
+    if (info.finished())
+      throw Error(dir + ": this job finished all " + std::to_string(info.sections_total) +
+                  " sections already");
+    GenerationRequest r = load_job_request(dir);  // resume = true, the saved parameters
+    const app::SavedOutput out = app::read_saved_output(dir);
+    runner_.enqueue(std::move(r), out.crf, QString::fromStdString(out.video_path));
+    log_view_->add_message(QString("resuming %1: %2 of %3 sections kept")
+                               .arg(job_dir)
+                               .arg(info.sections_done)
+                               .arg(info.sections_total));
+    return true;
+  } catch (const std::exception& e) {
+    report(QString::fromStdString(e.what()), true);
+    return false;
+  }
 }
 
 void MainWindow::stop_generation() {

@@ -92,6 +92,10 @@ class MainWindow : public QMainWindow {
  public Q_SLOTS:
   // Queues the current inputs as a job; it starts at once when nothing runs.
   bool start_generation();
+  // Continues an interrupted job from its folder (<video>.job): the finished sections are kept,
+  // the rest is generated, the video goes where the job first meant it to. False (and a message)
+  // when the folder holds no unfinished job.
+  bool resume_job(const QString& job_dir);
   // Stops the running job after its current step; waiting jobs stay, the queue pauses.
   void stop_generation();
   void resume_queue();

@@ -6,6 +6,8 @@
 #include <QTemporaryDir>
 #include <QTest>
 
+#include "framesmith/job_folder.h"
+#include "job_output.h"
 #include "jobs_panel.h"
 #include "parameters_form.h"
 #include "preview_player.h"
@@ -54,6 +56,41 @@ class QueueGuiTest : public QObject {
     QVERIFY(w.is_running());
     w.stop_generation();
     QVERIFY(finished.wait(30000));
+  }
+
+  void a_stopped_job_resumes_from_its_folder() {
+    QTemporaryDir dir;
+    StartOptions o = test::small_job_options(dir);
+    o.tiny_model_dir = o.model_dir = dir_.filePath("tiny-model");
+    o.seconds = 2;
+    MainWindow w(o);
+    w.show();
+    QSignalSpy finished(&w, &MainWindow::generation_finished);
+    QSignalSpy sections(w.worker(), &app::GenerationWorker::video_updated);
+    QVERIFY(w.start_generation());
+    QVERIFY(sections.wait(40000));
+    w.stop_generation();
+    QVERIFY(finished.wait(30000));
+    QCOMPARE(finished.first().first().toInt(), int(StatusCode::kCancelled));
+    const QString video = w.last_video_path();
+    const QString job_dir = QString::fromStdString(app::default_job_dir(video.toStdString()));
+    const JobFolderInfo before = inspect_job_folder(job_dir.toStdString());
+    QVERIFY(before.has_job);
+    QVERIFY(before.sections_done >= 1);
+    QVERIFY(before.sections_done < before.sections_total);
+
+    QVERIFY(w.resume_job(job_dir));
+    QVERIFY(finished.wait(60000));
+    QCOMPARE(finished.last().first().toInt(), int(StatusCode::kOk));
+    QCOMPARE(w.last_video_path(), video);  // the video goes where the job first meant it to
+    QVERIFY(inspect_job_folder(job_dir.toStdString()).finished());
+    QVERIFY(QFile::exists(video));
+
+    // A finished job and a folder without a job are refused with a message.
+    QVERIFY(!w.resume_job(job_dir));
+    QVERIFY2(w.last_message().contains("finished"), qPrintable(w.last_message()));
+    QVERIFY(!w.resume_job(dir.path()));
+    QVERIFY2(w.last_message().contains("no Framesmith job"), qPrintable(w.last_message()));
   }
 
   void two_queued_jobs_run_one_after_the_other() {
