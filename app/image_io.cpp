@@ -12,16 +12,9 @@ namespace {
 constexpr int kMaxSide = 16384;  // larger pictures are refused before decoding, not after
 }
 
-Frames load_image_rgb(const std::string& path) {
-  QImageReader reader(QString::fromStdString(path));
-  const QSize size = reader.size();
-  if (size.isValid() && (size.width() > kMaxSide || size.height() > kMaxSide))
-    throw Error(path + ": image is " + std::to_string(size.width()) + "x" +
-                std::to_string(size.height()) + " pixels; the largest accepted side is " +
-                std::to_string(kMaxSide));
-  QImage img = reader.read();
-  if (img.isNull())
-    throw Error(path + ": cannot read image (" + reader.errorString().toStdString() + ")");
+Frames frames_from_qimage(const QImage& image) {
+  QImage img = image;
+  // Transparent pixels become white, as a viewer shows them on a page.
   if (img.hasAlphaChannel()) {
     QImage flat(img.size(), QImage::Format_RGB32);
     flat.fill(Qt::white);
@@ -47,6 +40,19 @@ Frames load_image_rgb(const std::string& path) {
     std::memcpy(f.rgb.data() + std::size_t(y) * f.width * 3, img.constScanLine(y),
                 std::size_t(f.width) * 3);
   return f;
+}
+
+Frames load_image_rgb(const std::string& path) {
+  QImageReader reader(QString::fromStdString(path));
+  const QSize size = reader.size();
+  if (size.isValid() && (size.width() > kMaxSide || size.height() > kMaxSide))
+    throw Error(path + ": image is " + std::to_string(size.width()) + "x" +
+                std::to_string(size.height()) + " pixels; the largest accepted side is " +
+                std::to_string(kMaxSide));
+  QImage img = reader.read();
+  if (img.isNull())
+    throw Error(path + ": cannot read image (" + reader.errorString().toStdString() + ")");
+  return frames_from_qimage(img);
 }
 
 }  // namespace framesmith::app

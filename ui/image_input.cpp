@@ -20,24 +20,6 @@ constexpr int kMaxSide = 16384;     // as app::load_image_rgb and the engine ref
 constexpr int kDisplaySide = 1024;  // what is kept for painting
 }  // namespace
 
-Frames frames_from_qimage(const QImage& image) {
-  QImage flat(image.size(), QImage::Format_RGB888);
-  flat.fill(Qt::white);
-  {
-    QPainter p(&flat);
-    p.drawImage(0, 0, image);
-  }
-  Frames f;
-  f.width = flat.width();
-  f.height = flat.height();
-  f.count = 1;
-  f.rgb.resize(std::size_t(f.width) * f.height * 3);
-  for (int y = 0; y < f.height; ++y)
-    std::memcpy(f.rgb.data() + std::size_t(y) * f.width * 3, flat.constScanLine(y),
-                std::size_t(f.width) * 3);
-  return f;
-}
-
 ImageInput::ImageInput(QWidget* parent) : QFrame(parent) {
   setFrameShape(QFrame::StyledPanel);
   setAcceptDrops(true);
@@ -86,7 +68,7 @@ bool ImageInput::set_image(const QImage& image, const QString& source) {
                       .arg(image.width())
                       .arg(image.height())
                       .arg(kMaxSide));
-  accept(frames_from_qimage(image), source);
+  accept(app::frames_from_qimage(image), source);
   return true;
 }
 

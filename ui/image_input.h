@@ -10,9 +10,6 @@
 
 namespace framesmith::ui {
 
-// QImage -> RGB8 frames, alpha composited on white (as app::load_image_rgb does for files).
-Frames frames_from_qimage(const QImage& image);
-
 class ImageInput : public QFrame {
   Q_OBJECT
  public:
