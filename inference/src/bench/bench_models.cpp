@@ -6,7 +6,7 @@
 #include "bench/bench_commands.h"
 #include "bench/bench_util.h"
 #include "framesmith/error.h"
-#include "golden/golden.h"
+#include "golden/golden_transformer.h"
 #include "models/transformer_packed.h"
 #include "models/vae.h"
 #include "pipeline/section_loop.h"
@@ -26,10 +26,6 @@ golden::Case open_case(const std::string& file) {
   const std::filesystem::path p(file);
   if (p.extension() != ".safetensors") throw Error("bench: --inputs wants a .safetensors file");
   return golden::Case(p.parent_path().string(), p.stem().string());
-}
-
-at::Tensor optional_in(const golden::Case& c, const std::string& name) {
-  return c.has_in(name) ? c.in(name) : at::Tensor();
 }
 
 // FramePack-like positions: 1x context at 0 and after the window, then 2x and 4x context.
@@ -61,26 +57,6 @@ TransformerInputs random_transformer_inputs(const TransformerConfig& cfg, const 
     in.clean_latent_indices_4x = index_range(t + 4, 16);
   }
   if (cfg.has_image_proj) in.image_embeddings = at::randn({1, 729, cfg.image_proj_dim});
-  return in;
-}
-
-// The `in.*` tensors of a transformer_forward case (FramePack's names for the 2x/4x indices).
-TransformerInputs case_transformer_inputs(const golden::Case& c) {
-  TransformerInputs in;
-  in.hidden_states = c.in("hidden_states");
-  in.timestep = c.in("timestep");
-  in.encoder_hidden_states = c.in("encoder_hidden_states");
-  in.encoder_attention_mask = optional_in(c, "encoder_attention_mask");
-  in.pooled_projections = c.in("pooled_projections");
-  in.guidance = optional_in(c, "guidance");
-  in.latent_indices = optional_in(c, "latent_indices");
-  in.clean_latents = optional_in(c, "clean_latents");
-  in.clean_latent_indices = optional_in(c, "clean_latent_indices");
-  in.clean_latents_2x = optional_in(c, "clean_latents_2x");
-  in.clean_latent_indices_2x = optional_in(c, "clean_latent_2x_indices");
-  in.clean_latents_4x = optional_in(c, "clean_latents_4x");
-  in.clean_latent_indices_4x = optional_in(c, "clean_latent_4x_indices");
-  in.image_embeddings = optional_in(c, "image_embeddings");
   return in;
 }
 
@@ -121,7 +97,7 @@ int bench_transformer(const Options& o, std::ostream& out) {
   auto tr = load_transformer(component_dir(model, "transformer"), dtype, device);
   const std::string inputs = o.str("inputs");
   TransformerInputs in = inputs.empty() ? random_transformer_inputs(tr->config(), o)
-                                        : case_transformer_inputs(open_case(inputs));
+                                        : golden::transformer_case_inputs(open_case(inputs));
   in = move_inputs(std::move(in), device);
   const int repeat = static_cast<int>(o.integer("repeat", 5));
   const int warmup = static_cast<int>(o.integer("warmup", 1));
@@ -196,9 +172,9 @@ int bench_section(const Options& o, std::ostream& out) {
   std::int64_t width = o.integer("width", 64), height = o.integer("height", 64);
   if (!inputs.empty()) {
     const golden::Case c = open_case(inputs);
-    in.conditioning.positive = {c.in("prompt_embeds"), optional_in(c, "prompt_embeds_mask"),
+    in.conditioning.positive = {c.in("prompt_embeds"), c.in_optional("prompt_embeds_mask"),
                                 c.in("prompt_poolers")};
-    in.conditioning.image_embeddings = optional_in(c, "image_embeddings");
+    in.conditioning.image_embeddings = c.in_optional("image_embeddings");
     in.start_image = c.in("start_image");
     height = in.start_image.size(3);
     width = in.start_image.size(4);

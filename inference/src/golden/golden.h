@@ -34,6 +34,8 @@ class Case {
   bool has_in(const std::string& n) const { return file_->has("in." + n); }
   bool has_out(const std::string& n) const { return file_->has("out." + n); }
   at::Tensor in(const std::string& n) const;  // as float32/int64 CPU (integers kept integer)
+  // in(n), or an undefined tensor where the case leaves the input out.
+  at::Tensor in_optional(const std::string& n) const { return has_in(n) ? in(n) : at::Tensor(); }
   at::Tensor out(const std::string& n) const;
   std::vector<std::string> out_names() const;  // without the "out." prefix
   std::vector<std::string> in_names() const;

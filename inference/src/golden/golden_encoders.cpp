@@ -28,10 +28,6 @@ std::vector<std::int64_t> indices(const std::vector<std::string>& names,
   return r;
 }
 
-at::Tensor optional_in(const Case& c, const std::string& name) {
-  return c.has_in(name) ? c.in(name) : at::Tensor();
-}
-
 CaseResult exact(const std::string& case_name, const std::string& output, const at::Tensor& actual,
                  const at::Tensor& expected) {
   CaseResult r = compare(case_name, output, actual, expected, 0.0);
@@ -43,7 +39,7 @@ CaseResult exact(const std::string& case_name, const std::string& output, const 
 
 std::vector<CaseResult> run_clip_text_forward(const Case& c) {
   const auto model = load_clip_text(c.set_dir() + "/text_encoder_2", at::kFloat, at::kCPU);
-  const ClipTextOutput out = model->forward(c.in("input_ids"), optional_in(c, "attention_mask"));
+  const ClipTextOutput out = model->forward(c.in("input_ids"), c.in_optional("attention_mask"));
   std::vector<CaseResult> results;
   if (c.has_out("last_hidden_state"))
     results.push_back(compare(c.name(), "last_hidden_state", out.last_hidden_state,
@@ -60,7 +56,7 @@ std::vector<CaseResult> run_llama_forward(const Case& c) {
   const std::vector<std::int64_t> wanted = indices(c.out_names(), "hidden_states.");
   if (wanted.empty()) throw Error(c.name() + ": no out.hidden_states.<i>");
   const std::vector<at::Tensor> hs =
-      model->hidden_states(c.in("input_ids"), optional_in(c, "attention_mask"));
+      model->hidden_states(c.in("input_ids"), c.in_optional("attention_mask"));
   std::vector<CaseResult> results;
   for (std::int64_t i : wanted) {
     const std::string name = "hidden_states." + std::to_string(i);

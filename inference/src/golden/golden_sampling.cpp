@@ -20,10 +20,6 @@
 namespace framesmith::golden {
 namespace {
 
-at::Tensor optional_in(const Case& c, const std::string& name) {
-  return c.has_in(name) ? c.in(name) : at::Tensor();
-}
-
 double meta_or(const Case& c, const std::string& key, double fallback) {
   return c.has_meta(key) ? c.meta_double(key) : fallback;
 }
@@ -47,12 +43,12 @@ void check_sampler(const Case& c) {
 sampling::HunyuanConditioning conditioning(const Case& c) {
   sampling::HunyuanConditioning cond;
   cond.positive.embeds = c.in("prompt_embeds");
-  cond.positive.mask = optional_in(c, "prompt_embeds_mask");
+  cond.positive.mask = c.in_optional("prompt_embeds_mask");
   cond.positive.poolers = c.in("prompt_poolers");
-  cond.negative.embeds = optional_in(c, "negative_prompt_embeds");
-  cond.negative.mask = optional_in(c, "negative_prompt_embeds_mask");
-  cond.negative.poolers = optional_in(c, "negative_prompt_poolers");
-  cond.image_embeddings = optional_in(c, "image_embeddings");
+  cond.negative.embeds = c.in_optional("negative_prompt_embeds");
+  cond.negative.mask = c.in_optional("negative_prompt_embeds_mask");
+  cond.negative.poolers = c.in_optional("negative_prompt_poolers");
+  cond.image_embeddings = c.in_optional("image_embeddings");
   return cond;
 }
 
@@ -95,8 +91,8 @@ std::vector<CaseResult> run_loop(const Case& c, pipeline::LoopVariant variant) {
   const auto vae = load_vae(c.set_dir() + "/vae", at::kFloat, at::kCPU);
 
   pipeline::SectionLoopInputs in;
-  in.start_latent = optional_in(c, "start_latent");
-  in.start_image = optional_in(c, "start_image");
+  in.start_latent = c.in_optional("start_latent");
+  in.start_image = c.in_optional("start_image");
   in.conditioning = conditioning(c);
 
   pipeline::SectionLoopParams p;
@@ -171,13 +167,13 @@ std::vector<CaseResult> run_sample(const Case& c) {
   p.device = at::kCPU;
 
   sampling::SectionContext ctx;
-  ctx.latent_indices = optional_in(c, "latent_indices");
-  ctx.clean_latents = optional_in(c, "clean_latents");
-  ctx.clean_latent_indices = optional_in(c, "clean_latent_indices");
-  ctx.clean_latents_2x = optional_in(c, "clean_latents_2x");
-  ctx.clean_latent_indices_2x = optional_in(c, "clean_latent_2x_indices");  // FramePack's names
-  ctx.clean_latents_4x = optional_in(c, "clean_latents_4x");
-  ctx.clean_latent_indices_4x = optional_in(c, "clean_latent_4x_indices");
+  ctx.latent_indices = c.in_optional("latent_indices");
+  ctx.clean_latents = c.in_optional("clean_latents");
+  ctx.clean_latent_indices = c.in_optional("clean_latent_indices");
+  ctx.clean_latents_2x = c.in_optional("clean_latents_2x");
+  ctx.clean_latent_indices_2x = c.in_optional("clean_latent_2x_indices");  // FramePack's names
+  ctx.clean_latents_4x = c.in_optional("clean_latents_4x");
+  ctx.clean_latent_indices_4x = c.in_optional("clean_latent_4x_indices");
 
   at::Generator gen =
       at::detail::createCPUGenerator(static_cast<std::uint64_t>(c.meta_int("seed")));
