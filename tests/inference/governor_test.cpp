@@ -14,6 +14,7 @@
 #include <fstream>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -22,6 +23,7 @@
 #include "framesmith/engine_cli.h"
 #include "framesmith/error.h"
 #include "framesmith/events.h"
+#include "framesmith/memory_plan.h"
 #include "framesmith/units.h"
 #include "golden/golden.h"
 #include "io/safetensors.h"
@@ -283,6 +285,8 @@ TEST(BlockStreamer, KeepsResidentBlocksAndStreamsTheRestWithPrefetch) {
       // Resident blocks, the running streamed one and the prefetched next one at most.
       EXPECT_LE(simulated_device::stats().allocated, 4 * kBlock) << i;
     }
+    // At most the running block and the prefetched one were streamed copies at once.
+    EXPECT_EQ(s.streamed_peak_bytes(), 2 * kBlock);
     s.release_streamed();
     EXPECT_EQ(simulated_device::stats().allocated, 2 * kBlock);
     EXPECT_EQ(s.streamed_blocks_total(), 4);
@@ -316,25 +320,40 @@ TEST(ResidencyPolicy, FramePacksThresholdAndPreservedMemory) {
   auto probe = make_simulated_probe();
   {
     TransformerResidency t(*transformer, kSimulated);
-    const std::int64_t per_block = t.blocks().block_bytes(0);
-    EXPECT_EQ(simulated_device::stats().allocated, t.non_block_bytes());
+    BlockStreamer& m = t.modules();
+    // Nothing is on the device until a policy places it; modules are the checkpoint's.
+    EXPECT_EQ(simulated_device::stats().allocated, 0);
+    EXPECT_EQ(m.num_blocks(), transformer->num_modules());
+    const int first = transformer->first_block_module();
+    std::int64_t leading = 0;
+    for (int i = 0; i < first; ++i) leading += m.block_bytes(i);
+    const std::int64_t per_block = m.block_bytes(first);
+    // FramePack's preserved memory: modules in order until the next would leave less free.
     ResidencyLimits limits;
-    limits.preserved_memory = budget - t.non_block_bytes() - 2 * per_block - 1000;
-    limits.decode_free_target = budget - t.non_block_bytes() - per_block / 2;
+    limits.preserved_memory = budget - leading - 2 * per_block - 1000;
+    limits.decode_free_target = budget - leading - per_block / 2;
     auto low = make_low_vram_policy(limits);
     EXPECT_NE(low->prepare_sampling(t, *probe, 1 << 30), "");
-    EXPECT_EQ(t.blocks().resident_count(), 2);
+    EXPECT_EQ(m.resident_count(), first + 2);
+    EXPECT_EQ(t.resident_blocks(), 2);
+    EXPECT_EQ(simulated_device::stats().allocated, leading + 2 * per_block);
     EXPECT_GE(free_bytes(probe->snapshot()), limits.preserved_memory);
+    EXPECT_EQ(t.modules_for_blocks(2), first + 2);
+    // Before decoding: the last resident modules go until the target is free.
     EXPECT_NE(low->prepare_decode(t, *probe), "");
-    EXPECT_EQ(t.blocks().resident_count(), 0);
+    EXPECT_EQ(m.resident_count(), first);
     auto high = make_high_vram_policy(limits);
     high->prepare_sampling(t, *probe, 1 << 30);
-    EXPECT_EQ(t.blocks().resident_count(), t.blocks().num_blocks());
+    EXPECT_EQ(m.resident_count(), m.num_blocks());
+    EXPECT_EQ(simulated_device::stats().allocated, m.total_bytes());
     EXPECT_TRUE(high->offload_more(t));
-    EXPECT_EQ(t.blocks().resident_count(), t.blocks().num_blocks() / 2);
+    EXPECT_EQ(m.resident_count(), m.num_blocks() / 2);
     EXPECT_EQ(high->prepare_decode(t, *probe), "");
+    // The compute device follows the residency; the weights stay the host's.
+    EXPECT_EQ(transformer->compute_device(), at::Device(at::kCPU));
   }
   EXPECT_EQ(simulated_device::stats().allocated, 0);
+  EXPECT_FALSE(transformer->before_module);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -358,6 +377,9 @@ ModelFootprint framepack_footprint() {
   m.vae_decoder_bytes = decoder_weight_bytes(m.vae, at::kHalf);
   m.vae_encoder_bytes = 2 * 34'000'000;
   m.text_encoder_bytes = std::int64_t{15'000'000'000};
+  // Streamed, the LLaMA holds its largest two consecutive modules: embed_tokens (128256 x 4096)
+  // and one layer (attention with 8 KV heads + the 14336-wide MLP: 218.1 M parameters).
+  m.text_encoder_stream_bytes = (std::int64_t{128256} * 4096 + 218'112'000) * 2;
   m.text_encoder_2_bytes = 246'000'000;
   m.image_encoder_bytes = 856'000'000;
   m.fingerprint = "framepack";
@@ -401,7 +423,9 @@ TEST(Planner, PlansFramePackFor6And24And80GiB) {
     }
     EXPECT_NE(p.find("decode")->line().find("latent frame"), std::string::npos);
     if (gib == 6) {
-      EXPECT_FALSE(p.find("text")->fits);  // LLaMA 8B whole: on the CPU instead
+      // LLaMA 8B (15 GB) streamed per layer fits where it could never be loaded whole.
+      EXPECT_TRUE(p.find("text")->fits);
+      EXPECT_EQ(p.find("text")->setting, "LLaMA streamed per layer, CLIP whole");
       EXPECT_EQ(p.resident_blocks, 0);
     }
     if (gib == 80) {
@@ -465,6 +489,49 @@ TEST(Planner, EstimateSubcommandPrintsThePlan) {
   EXPECT_NE(err2.str().find("usage: estimate"), std::string::npos);
 }
 
+// The structured plan (framesmith/memory_plan.h, what the studio shows) is the printed one.
+TEST(Planner, StructuredPlanIsThePrintedPlan) {
+  GenerationRequest r;
+  r.model_dir = kTinyA;
+  r.device = "cpu";
+  r.resolution = 640;
+  r.seconds = 5;
+  r.latent_window = 9;
+  r.vram_budget_bytes = 6 * kGiB;
+  r.preserved_memory_bytes = kGiB;
+  const MemoryPlanReport p = plan_job_memory(r, 800, 600);
+  EXPECT_EQ(p.residency, "low-vram");
+  EXPECT_EQ(p.budget_bytes, 6 * kGiB);
+  EXPECT_GT(p.weight_bytes, 0);
+  EXPECT_GT(p.sections, 1);
+  EXPECT_GT(p.width, p.height);  // the 4:3 image's bucket
+  ASSERT_EQ(p.phases.size(), 5u);
+  std::int64_t largest = 0;
+  for (const PhaseEstimate& e : p.phases) {
+    EXPECT_NE(p.text.find(e.line + "\n"), std::string::npos) << e.line;
+    EXPECT_EQ(e.line.rfind(e.phase + ": " + e.setting, 0), 0u) << e.line;
+    EXPECT_GT(e.peak_bytes, 0) << e.phase;
+    EXPECT_TRUE(e.fits);
+    EXPECT_FALSE(e.on_cpu);
+    largest = std::max(largest, e.peak_bytes);
+  }
+  ASSERT_NE(p.largest(), nullptr);
+  EXPECT_EQ(p.largest()->peak_bytes, largest);
+  // A budget nothing fits in: the encoders are planned on the CPU and say so.
+  r.vram_budget_bytes = 64 * 1024;
+  const MemoryPlanReport tight = plan_job_memory(r);
+  int on_cpu = 0;
+  for (const PhaseEstimate& e : tight.phases) {
+    EXPECT_FALSE(e.fits) << e.phase;
+    on_cpu += e.on_cpu;
+  }
+  EXPECT_EQ(on_cpu, 3);  // text, image, VAE encode
+  EXPECT_NE(tight.largest(), nullptr);
+  EXPECT_FALSE(tight.largest()->on_cpu);
+  r.device = "tpu";
+  EXPECT_THROW(plan_job_memory(r), Error);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Governor: the sampler's step retry, a cancel inside a streamed forward, telemetry
 
@@ -521,9 +588,10 @@ TEST(Governor, ARetriedStepGivesExactlyTheUninterruptedResult) {
   EXPECT_EQ(r[0].phase, "section 1 step 2");
   EXPECT_EQ(r[0].number("step"), 2);
   EXPECT_EQ(r[0].text("outcome"), "retry");
+  // Every module of the tiny model was resident (5 embedders, 4 blocks, 2 output): half go.
   EXPECT_EQ(r[0].text("action"),
-            "resident 4\xE2\x86\x92"
-            "2, attention 1024");
+            "resident 11\xE2\x86\x92"
+            "5, attention 1024");
   EXPECT_EQ(r[1].text("outcome"), "ok");
   EXPECT_EQ(simulated_device::stats().allocated, 0);
 }
@@ -537,20 +605,92 @@ TEST(Governor, CancelInsideAStreamedForwardLeavesOnlyWhatWasResident) {
     o.limits.preserved_memory = 64 * kMiB;  // nothing resident: every block streams
     Governor gov(o, nullptr, &cancel);
     gov.attach_transformer(*s.transformer);
-    const std::int64_t before = simulated_device::stats().allocated;  // non-block weights
-    auto streamer_hook = s.transformer->before_block;
+    const std::int64_t before = simulated_device::stats().allocated;
+    EXPECT_EQ(before, 0);
+    auto streamer_hook = s.transformer->before_module;
+    const int cancel_at = s.transformer->first_block_module() + 2;
     int reached = -1;
-    s.transformer->before_block = [&](int i) {
+    s.transformer->before_module = [&](int i) {
       reached = i;
-      if (i == 2) cancel = true;  // blocks 0 and 1 ran streamed, 2 is coming in
+      if (i == cancel_at) cancel = true;  // blocks 0 and 1 ran streamed, 2 is coming in
       streamer_hook(i);
     };
     EXPECT_THROW(s.run(gov.model_wrapper()), Cancelled);
-    EXPECT_EQ(reached, 2);
+    EXPECT_EQ(reached, cancel_at);
     EXPECT_EQ(simulated_device::stats().allocated, before);
-    s.transformer->before_block = streamer_hook;
+    s.transformer->before_module = streamer_hook;
   }
   EXPECT_EQ(simulated_device::stats().allocated, 0);
+}
+
+// An out-of-memory after TeaCache decided (at the output projection) is retried from TeaCache's
+// state before the step: with reuse on (threshold out of reach, 3 steps: compute, reuse,
+// compute) the governed run equals the undisturbed one. Without the restore the retried step
+// would see its counter at the last step and compute instead of reusing.
+TEST(Governor, ARetriedStepRestoresTeaCacheFirst) {
+  Sampling s;
+  s.transformer->initialize_teacache(true, 3, 1e9);
+  const at::Tensor expected = s.run(nullptr);
+  s.transformer->initialize_teacache(true, 3, 1e9);
+  SimulatedDeviceScope sim(64 * kMiB);
+  at::Tensor out;
+  {
+    Governor gov(simulated_options(64 * kMiB), nullptr);
+    gov.attach_transformer(*s.transformer);
+    auto streamer_hook = s.transformer->before_module;
+    const int proj_out = s.transformer->num_modules() - 1;
+    int outputs = 0;
+    s.transformer->before_module = [&](int i) {
+      streamer_hook(i);
+      if (i == proj_out && ++outputs == 2) throw std::bad_alloc();  // step 2's first try
+    };
+    out = s.run(gov.model_wrapper());
+    EXPECT_EQ(gov.recoveries(), 1);
+    s.transformer->before_module = streamer_hook;
+  }
+  s.transformer->initialize_teacache(false);
+  EXPECT_TRUE(at::equal(out, expected));
+  EXPECT_EQ(simulated_device::stats().allocated, 0);
+}
+
+// A job's first step per section measures the sampling peak and the profile keeps it (keyed by
+// device kind, phase and model), so that the next plan uses the measured ratio.
+TEST(Governor, SamplingPeaksAreRememberedInTheProfile) {
+  const std::string path =
+      (std::filesystem::temp_directory_path() / "framesmith-sampling-profile.json").string();
+  std::filesystem::remove(path);
+  Sampling s;
+  SimulatedDeviceScope sim(64 * kMiB);
+  ModelFootprint model;
+  model.has_transformer = true;
+  model.transformer = s.transformer->config();
+  model.transformer_blocks = s.transformer->num_blocks();
+  model.transformer_element_bytes = 4;
+  model.cpu_convolution = true;
+  model.fingerprint = "tiny-a";
+  {
+    GovernorOptions o = simulated_options(64 * kMiB);
+    o.profile_path = path;
+    Governor gov(o, nullptr);
+    JobShape job;
+    job.height = job.width = 64;
+    job.latent_window = 1;
+    job.text_tokens = 7;
+    job.image_tokens = 5;
+    gov.plan_job(model, job);
+    gov.attach_transformer(*s.transformer);
+    s.run(gov.model_wrapper());
+  }
+  const PeakProfile profile = PeakProfile::load(path);
+  const auto& entries = profile.entries();
+  const auto it = entries.find(profile_key("simulated", "sampling", model));
+  ASSERT_NE(it, entries.end());
+  EXPECT_EQ(it->second.samples, 1);  // one section
+  EXPECT_GT(it->second.last_measured, 0);
+  EXPECT_GT(it->second.last_estimate, 0);
+  // The measurement is of activations: well under the weights of the whole model.
+  EXPECT_LT(it->second.last_measured, 64 * kMiB);
+  std::filesystem::remove(path);
 }
 
 TEST(Governor, TelemetrySamplesAtTwentyHertzTaggedWithThePhase) {

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <fstream>
 #include <functional>
+#include <numeric>
 #include <set>
 
 #include "framesmith/error.h"
@@ -221,6 +222,47 @@ TEST_F(TinyModel, ForwardShapesAndBatchEquivalence) {
   EXPECT_LT(rel_l2(both.narrow(0, 1, 1), one), 1e-5);
 }
 
+// The modules the memory governor places: every checkpoint key exactly once, in checkpoint order,
+// announced in that order by a forward, and swapping a module's tensors for copies (what
+// streaming does) gives the same result.
+TEST_F(TinyModel, ModulesCoverEveryKeyInForwardOrder) {
+  const TransformerConfig cfg = tiny_config();
+  write(cfg, nullptr);
+  auto model = load_transformer(dir_, at::kFloat, at::kCPU);
+  std::vector<std::string> keys;
+  for (int i = 0; i < model->num_modules(); ++i)
+    for (const auto& [key, tensor] : model->module_tensors(i)) {
+      EXPECT_EQ(key.rfind(model->module_name(i) + ".", 0), 0u) << key;
+      EXPECT_TRUE(tensor->defined()) << key;
+      keys.push_back(key);
+    }
+  std::vector<std::string> expected;
+  for (const ParamSpec& p : transformer_parameter_specs(cfg)) expected.push_back(p.name);
+  EXPECT_EQ(keys, expected);
+  EXPECT_EQ(model->num_modules(), 5 + model->num_blocks() + 2);
+  EXPECT_EQ(model->module_name(model->first_block_module()), "transformer_blocks.0");
+  EXPECT_EQ(model->module_name(model->num_modules() - 1), "proj_out");
+  EXPECT_THROW(model->module_tensors(model->num_modules()), Error);
+
+  const TransformerInputs in = tiny_inputs(cfg);
+  const at::Tensor reference = model->forward(in);
+  std::vector<int> order;
+  std::vector<at::Tensor> originals;
+  model->before_module = [&](int i) {
+    order.push_back(i);
+    for (auto& [key, tensor] : model->module_tensors(i)) {
+      originals.push_back(*tensor);
+      *tensor = tensor->clone();  // a "device copy"
+    }
+  };
+  const at::Tensor swapped = model->forward(in);
+  model->before_module = nullptr;
+  std::vector<int> all(static_cast<std::size_t>(model->num_modules()));
+  std::iota(all.begin(), all.end(), 0);
+  EXPECT_EQ(order, all);
+  EXPECT_TRUE(at::equal(swapped, reference));
+}
+
 // bfloat16 weights (FramePack's real dtype) run through every op and stay near float32.
 TEST_F(TinyModel, BFloat16ForwardStaysClose) {
   const TransformerConfig cfg = tiny_config();
@@ -232,12 +274,14 @@ TEST_F(TinyModel, BFloat16ForwardStaysClose) {
   EXPECT_LT(rel_l2(bf16, f32), 5e-2);
 }
 
-// Which forward calls ran the blocks, seen through before_block.
+// Which forward calls ran the blocks, seen through before_module: a computing step announces the
+// last block, a reusing one never gets there.
 std::vector<bool> teacache_pattern(PackedTransformer& model, const TransformerInputs& in, int steps,
                                    double thresh) {
   model.initialize_teacache(true, steps, thresh);
   bool ran = false;
-  model.before_block = [&](int) { ran = true; };
+  const int last_block = model.first_block_module() + model.num_blocks() - 1;
+  model.before_module = [&](int i) { ran |= i == last_block; };
   std::vector<bool> computed;
   for (int s = 0; s < steps; ++s) {
     ran = false;
@@ -246,7 +290,7 @@ std::vector<bool> teacache_pattern(PackedTransformer& model, const TransformerIn
     model.forward(step);
     computed.push_back(ran);
   }
-  model.before_block = nullptr;
+  model.before_module = nullptr;
   return computed;
 }
 
@@ -265,6 +309,18 @@ TEST_F(TinyModel, TeaCacheSkipsButNeverFirstOrLast) {
   p = teacache_pattern(*model, in, 6, 0.15);
   EXPECT_EQ(p, (std::vector<bool>{true, false, true, false, true, true}));
 
+  // A saved TeaCache state, restored, makes the same decisions again (what a retried step does).
+  model->initialize_teacache(true, 6, 0.15);
+  TransformerInputs step = in;
+  model->forward(step);
+  const PackedTransformer::TeaCache saved = model->teacache_state();
+  step.hidden_states = in.hidden_states + 1e-4;
+  const at::Tensor first_try = model->forward(step);
+  model->forward(step);  // state advanced twice
+  model->restore_teacache_state(saved);
+  EXPECT_TRUE(at::equal(model->forward(step), first_try));
+  EXPECT_EQ(model->teacache_state().count, saved.count + 1);
+
   // A skipped step reuses the residual: with a constant input it reproduces the full result.
   model->initialize_teacache(true, 4, 1e9);
   model->forward(in);
@@ -272,7 +328,10 @@ TEST_F(TinyModel, TeaCacheSkipsButNeverFirstOrLast) {
   // Off: every call computes.
   model->initialize_teacache(false);
   int blocks = 0;
-  model->before_block = [&](int) { ++blocks; };
+  model->before_module = [&](int i) {
+    blocks +=
+        i >= model->first_block_module() && i < model->first_block_module() + model->num_blocks();
+  };
   model->forward(in);
   model->forward(in);
   EXPECT_EQ(blocks, 2 * model->num_blocks());

@@ -29,7 +29,7 @@ class SimulatedProbe final : public MemoryProbe {
     s.num_ooms = st.num_ooms;
     return s;
   }
-  void empty_cache() override {}  // nothing is cached: frees go straight back
+  void empty_cache() override { simulated_device::count_cache_flush(); }  // (nothing cached)
   void reset_peak() override { simulated_device::reset_peak(); }
 };
 

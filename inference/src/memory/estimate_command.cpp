@@ -2,11 +2,13 @@
 #include "memory/estimate_command.h"
 
 #include <iomanip>
+#include <sstream>
 #include <string>
 
 #include "compat/torch_compat.h"
 #include "framesmith/error.h"
 #include "framesmith/image_bucket.h"
+#include "framesmith/memory_plan.h"
 #include "framesmith/model_set.h"
 #include "framesmith/units.h"
 #include "memory/device_probe.h"
@@ -41,11 +43,14 @@ std::string estimate_command_help() {
 
 int run_estimate_command(const std::vector<std::string>& args, std::ostream& out,
                          std::ostream& err) {
-  std::string model, device = "cuda", variant = "original";
-  int resolution = 640, window = 9, image_w = 0, image_h = 0;
-  double seconds = 5.0;
-  std::int64_t budget = 0;
-  ResidencyLimits limits;
+  GenerationRequest r;
+  r.model_dir.clear();
+  r.device = "cuda";
+  r.resolution = 640;
+  r.latent_window = 9;
+  r.seconds = 5.0;
+  r.vram_budget_bytes = 0;
+  int image_w = 0, image_h = 0;
   for (std::size_t i = 1; i < args.size(); ++i) {
     const std::string& a = args[i];
     if (i + 1 >= args.size()) {
@@ -54,21 +59,23 @@ int run_estimate_command(const std::vector<std::string>& args, std::ostream& out
     }
     const std::string& v = args[++i];
     if (a == "--model") {
-      model = v;
+      r.model_dir = v;
     } else if (a == "--resolution") {
-      resolution = static_cast<int>(to_number(a, v));
+      r.resolution = static_cast<int>(to_number(a, v));
     } else if (a == "--seconds") {
-      seconds = to_number(a, v);
+      r.seconds = to_number(a, v);
     } else if (a == "--window") {
-      window = static_cast<int>(to_number(a, v));
+      r.latent_window = static_cast<int>(to_number(a, v));
     } else if (a == "--vram-budget") {
-      budget = parse_size(v);
+      r.vram_budget_bytes = parse_size(v);
     } else if (a == "--preserve") {
-      limits.preserved_memory = parse_size(v);
+      r.preserved_memory_bytes = parse_size(v);
     } else if (a == "--device") {
-      device = v;
+      r.device = v;
     } else if (a == "--variant") {
-      variant = v;
+      if (v != "original" && v != "f1")
+        throw Error("--variant must be original or f1, not \"" + v + "\"");
+      r.variant = v == "f1" ? TransformerVariant::kF1 : TransformerVariant::kOriginal;
     } else if (a == "--image-size") {
       const std::size_t x = v.find('x');
       if (x == std::string::npos) throw Error("--image-size: expected WxH, got \"" + v + "\"");
@@ -79,44 +86,94 @@ int run_estimate_command(const std::vector<std::string>& args, std::ostream& out
       return 2;
     }
   }
-  if (model.empty()) {
+  if (r.model_dir.empty()) {
     err << kUsage;
     return 2;
   }
-  if (window < 1) throw Error("--window must be at least 1");
-  const bool cuda = device.rfind("cuda", 0) == 0;
-  if (!cuda && device != "cpu") throw Error("--device must be cuda or cpu, not \"" + device + "\"");
+  out << plan_job_memory(r, image_w, image_h).text;
+  return 0;
+}
 
-  const ModelSet set = locate_model_set(
-      model, variant == "f1" ? TransformerVariant::kF1 : TransformerVariant::kOriginal);
+}  // namespace framesmith::memory
+
+namespace framesmith {
+
+const PhaseEstimate* MemoryPlanReport::largest() const {
+  const PhaseEstimate* best = nullptr;
+  for (const PhaseEstimate& p : phases)
+    if (!p.on_cpu && (!best || p.peak_bytes > best->peak_bytes)) best = &p;
+  return best;
+}
+
+MemoryPlanReport plan_job_memory(const GenerationRequest& r, int image_w, int image_h) {
+  using namespace memory;
+  if (r.latent_window < 1) throw Error("--window must be at least 1");
+  const bool cuda = r.device.rfind("cuda", 0) == 0;
+  if (!cuda && r.device != "cpu")
+    throw Error("--device must be cuda or cpu, not \"" + r.device + "\"");
+  if (r.vram_budget_bytes < 0) throw Error("the VRAM budget cannot be negative");
+  ResidencyLimits limits;
+  limits.preserved_memory = r.preserved_memory_bytes;
+
+  const ModelSet set = locate_model_set(r.model_dir, r.variant);
   const ModelFootprint m = read_model_footprint(set, cuda);
-  const BucketSize bucket = start_image_bucket(image_w > 0 ? image_w : resolution,
-                                               image_h > 0 ? image_h : resolution, resolution);
+  const BucketSize bucket = start_image_bucket(image_w > 0 ? image_w : r.resolution,
+                                               image_h > 0 ? image_h : r.resolution, r.resolution);
   JobShape job;
   job.height = bucket.height;
   job.width = bucket.width;
-  job.latent_window = window;
-  job.sections = pipeline::total_latent_sections(seconds, window);
+  job.latent_window = r.latent_window;
+  job.sections = pipeline::total_latent_sections(r.seconds, r.latent_window);
+  std::int64_t budget = r.vram_budget_bytes;
   if (budget == 0 && cuda && cuda_probe_available()) budget = make_cuda_probe(0)->snapshot().total;
 
   const std::string kind = cuda ? "cuda:0" : "simulated";
   const PeakProfile profile = PeakProfile::load(default_profile_path(cuda));
   const MemoryPlan plan =
       make_memory_plan(m, job, budget, limits, profile, kind, cuda && FRAMESMITH_HAS_SDPA);
-  out << "model: " << set.description << " (" << m.fingerprint << ")\n"
-      << "job: " << job.width << "x" << job.height << ", " << seconds << " s, window " << window
-      << ": " << job.sections << " section" << (job.sections == 1 ? "" : "s") << ", largest decode "
-      << job.max_decode_latents() << " latent frames\n"
-      << "weights: transformer "
-      << format_size(double(m.transformer_block_bytes + m.transformer_non_block_bytes)) << ", VAE "
-      << format_size(double(m.vae_encoder_bytes + m.vae_decoder_bytes)) << ", text encoders "
-      << format_size(double(m.text_encoder_bytes + m.text_encoder_2_bytes)) << ", image encoder "
-      << format_size(double(m.image_encoder_bytes)) << " (" << (cuda ? "CUDA dtypes" : "float32")
-      << ")\n";
+
+  MemoryPlanReport report;
+  report.model = set.description + " (" + m.fingerprint + ")";
+  report.width = static_cast<int>(job.width);
+  report.height = static_cast<int>(job.height);
+  report.sections = job.sections;
+  report.largest_decode_latents = job.max_decode_latents();
+  const std::int64_t transformer = m.transformer_block_bytes + m.transformer_non_block_bytes,
+                     vae = m.vae_encoder_bytes + m.vae_decoder_bytes,
+                     text = m.text_encoder_bytes + m.text_encoder_2_bytes;
+  report.weight_bytes = transformer + vae + text + m.image_encoder_bytes;
+  report.residency = plan.residency;
+  report.budget_bytes = plan.budget;
+  for (const PhasePlan& p : plan.phases) {
+    PhaseEstimate e;
+    e.phase = p.phase;
+    e.setting = p.setting;
+    e.peak_bytes = p.estimate;
+    e.fits = p.fits;
+    // Encoders that do not fit run on the CPU (their ladders' last rung); sampling and decoding
+    // always run on the device, their ladders going further down when needed.
+    e.on_cpu = p.setting.find("on the CPU instead") != std::string::npos;
+    e.line = p.line();
+    report.phases.push_back(e);
+  }
+  report.host_decode_bytes = plan.host_bytes;
+  report.corrected_by_profile = !profile.empty();
+
+  std::ostringstream out;
+  out << "model: " << report.model << "\n"
+      << "job: " << job.width << "x" << job.height << ", " << r.seconds << " s, window "
+      << r.latent_window << ": " << job.sections << " section" << (job.sections == 1 ? "" : "s")
+      << ", largest decode " << job.max_decode_latents() << " latent frames\n"
+      << "weights: transformer " << format_size(double(transformer)) << ", VAE "
+      << format_size(double(vae)) << ", text encoders " << format_size(double(text))
+      << ", image encoder " << format_size(double(m.image_encoder_bytes)) << " ("
+      << (cuda ? "CUDA dtypes" : "float32") << ")\n";
   if (budget == 0) out << "no --vram-budget given: peaks only\n";
   out << plan.text();
-  if (!profile.empty()) out << "(estimates corrected by measured peaks in the memory profile)\n";
-  return 0;
+  if (report.corrected_by_profile)
+    out << "(estimates corrected by measured peaks in the memory profile)\n";
+  report.text = out.str();
+  return report;
 }
 
-}  // namespace framesmith::memory
+}  // namespace framesmith

@@ -10,6 +10,7 @@
 #include "memory/phase.h"
 #include "memory/simulated_device.h"
 #include "memory/telemetry.h"
+#include "models/llama.h"
 #include "models/transformer_packed.h"
 #include "models/vae.h"
 
@@ -155,6 +156,12 @@ void Governor::reset_peak() {
   if (probe_) probe_->reset_peak();
 }
 
+// At phase boundaries only (FramePack's unload / load / offload points), never inside a step or
+// a decode chunk: emptying the cache there would cost every step its allocations again.
+void Governor::empty_cache() {
+  if (probe_) probe_->empty_cache();
+}
+
 void Governor::record_peak(const std::string& phase, std::int64_t estimate, std::int64_t measured) {
   if (!probe_ || !plan_ || estimate <= 0 || measured <= 0) return;
   profile_.record(profile_key(probe_->name(), phase, model_), estimate, measured);
@@ -174,7 +181,9 @@ const MemoryPlan& Governor::plan_job(const ModelFootprint& model, const JobShape
   decode_ctx_.rung = options_.use_plan ? plan_->decode_rung : 0;
   attention_chunk_ = options_.use_plan ? plan_->attention_chunk : 1024;
   if (options_.use_plan && probe_ && plan_->resident_blocks < model.transformer_blocks)
-    resident_cap_ = plan_->resident_blocks;
+    planned_blocks_ = plan_->resident_blocks;
+  sampling_tokens_ = job.sampling_tokens(model.transformer);
+  fused_attention_ = fused;
   return *plan_;
 }
 
@@ -200,6 +209,76 @@ void Governor::run_encoder(const std::string& phase, std::int64_t weight_bytes,
         }
       },
       ladder_sink(), hooks());
+  empty_cache();  // the encoder's weights and activations are gone: give them back
+}
+
+namespace {
+
+// The LLaMA's modules (embedding, layers, norm) under a BlockStreamer for one text encoding: each
+// is copied onto the device right before it runs, the next one prefetched, the copies dropped
+// after each forward; destroyed, everything is back on the host and the hooks are removed.
+class StreamedLlama {
+ public:
+  StreamedLlama(LlamaModel& llama, const ComputeDevice& device, const std::atomic<bool>* cancel)
+      : llama_(llama),
+        streamer_(
+            "LLaMA text encoder", llama.num_modules(),
+            [&llama](int i) { return llama.module_tensors(i); }, device) {
+    streamer_.cancel = cancel;
+    streamer_.pin_host_memory = false;  // used once a job: pageable copies
+    llama_.before_module = [this](int i) { streamer_.before_block(i); };
+    llama_.after_forward = [this] { streamer_.release_streamed(); };
+  }
+  ~StreamedLlama() {
+    llama_.before_module = nullptr;
+    llama_.after_forward = nullptr;
+  }
+  StreamedLlama(const StreamedLlama&) = delete;
+  StreamedLlama& operator=(const StreamedLlama&) = delete;
+
+  const BlockStreamer& streamer() const { return streamer_; }
+
+ private:
+  LlamaModel& llama_;
+  BlockStreamer streamer_;
+};
+
+}  // namespace
+
+void Governor::run_text_encoder(
+    std::int64_t llama_bytes, std::int64_t clip_bytes,
+    const std::function<void(at::Device, const LlamaPlacement&)>& encode) {
+  PhaseScope scope("text");
+  const ComputeDevice& d = options_.device;
+  const bool stream = d.has_device_memory() && policy_->stream_text_encoder();
+  std::vector<std::string> rungs;
+  if (d.has_device_memory())
+    rungs.push_back("on " + d.name() + (stream ? ", LLaMA streamed per layer" : ""));
+  rungs.push_back("on the CPU");
+  // The LLaMA stays on the host (the caller loaded it there, outside the simulated budget); only
+  // its streamed copies count on the device.
+  const LlamaPlacement place = [this, &d, clip_bytes](LlamaModel& llama) -> std::shared_ptr<void> {
+    auto streamed = std::make_shared<StreamedLlama>(llama, d, cancel_);
+    const BlockStreamer& s = streamed->streamer();
+    emit_residency("text", "text encoder: LLaMA streamed per layer (" +
+                               std::to_string(s.num_blocks()) + " modules, " +
+                               format_size(double(s.total_bytes())) + "), CLIP whole (" +
+                               format_size(double(clip_bytes)) + ")");
+    return streamed;
+  };
+  run_with_oom_ladder(
+      "text", rungs,
+      [&](std::size_t k) {
+        if (d.has_device_memory() && k == 0) {
+          const WeightReservation weights(d, stream ? clip_bytes : llama_bytes + clip_bytes);
+          DeviceWork work(d);
+          encode(d.device, stream ? place : LlamaPlacement());
+        } else {
+          encode(at::kCPU, LlamaPlacement());
+        }
+      },
+      ladder_sink(), hooks());
+  empty_cache();  // the encoders' weights, streamed copies and activations are gone: give them back
 }
 
 at::Tensor Governor::encode_start_latent(
@@ -231,6 +310,7 @@ at::Tensor Governor::encode_start_latent(
         latent = out;
       },
       ladder_sink(), hooks());
+  empty_cache();
   if (plan_ && plan_->find("vae encode"))
     record_peak("vae encode",
                 estimate_vae_encode_activations(model_.vae, image.size(3), image.size(4),
@@ -249,21 +329,23 @@ std::string Governor::SamplingRung::name() const {
 void Governor::attach_transformer(PackedTransformer& transformer) {
   residency_.reset();
   residency_ = std::make_unique<TransformerResidency>(transformer, options_.device);
-  residency_->blocks().cancel = cancel_;
+  residency_->modules().cancel = cancel_;
+  if (planned_blocks_ >= 0) resident_cap_ = residency_->modules_for_blocks(planned_blocks_);
   transformer.attention_query_chunk = attention_chunk_;
 }
 
 void Governor::prepare_sampling() {
   if (!residency_) throw Error("memory governor: no transformer attached");
-  BlockStreamer& blocks = residency_->blocks();
-  const int cap = resident_cap_ >= 0 ? resident_cap_ : blocks.num_blocks();
+  BlockStreamer& modules = residency_->modules();
+  empty_cache();  // FramePack empties the cache before placing the transformer, once a section
+  const int cap = resident_cap_ >= 0 ? resident_cap_ : modules.num_blocks();
   if (probe_)
     emit_residency("sampling", policy_->prepare_sampling(*residency_, *probe_, cap));
   else
-    blocks.set_resident_count(blocks.num_blocks());
-  // The step ladder from here: fewer resident blocks, then smaller attention blocks.
+    modules.set_resident_count(modules.num_blocks());
+  // The step ladder from here: fewer resident modules, then smaller attention blocks.
   sampling_rungs_.clear();
-  int resident = blocks.resident_count();
+  int resident = modules.resident_count();
   sampling_rungs_.push_back({resident, attention_chunk_});
   while (resident > 0) {
     resident /= 2;
@@ -277,6 +359,7 @@ std::function<sampling::FlowModel(sampling::FlowModel)> Governor::model_wrapper(
   return [this](sampling::FlowModel model) -> sampling::FlowModel {
     const int section = ++section_;
     step_ = 0;
+    sampling_peak_recorded_ = false;
     prepare_sampling();
     return [this, model = std::move(model), section](const at::Tensor& x, const at::Tensor& sigma) {
       return run_step(model, x, sigma, section, ++step_);
@@ -294,24 +377,47 @@ at::Tensor Governor::run_step(const sampling::FlowModel& model, const at::Tensor
     names.push_back(sampling_rungs_[i].name());
   at::Tensor result;
   PackedTransformer& transformer = residency_->model();
-  run_with_oom_ladder(
+  BlockStreamer& modules = residency_->modules();
+  // A failed try may have advanced TeaCache (its counter, the last input): the retry starts from
+  // the same state, so it computes or reuses exactly as an undisturbed run would.
+  const PackedTransformer::TeaCache teacache = transformer.teacache_state();
+  std::int64_t base = 0;
+  const std::size_t done = run_with_oom_ladder(
       phase, names,
       [&](std::size_t k) {
         const SamplingRung& r = sampling_rungs_[first + k];
-        BlockStreamer& blocks = residency_->blocks();
-        if (blocks.resident_count() > r.resident) {
-          blocks.set_resident_count(r.resident);
+        if (k > 0) transformer.restore_teacache_state(teacache);
+        if (modules.resident_count() > r.resident) {
+          modules.set_resident_count(r.resident);
           resident_cap_ = r.resident;
         }
         transformer.attention_query_chunk = r.attention_chunk;
         attention_chunk_ = r.attention_chunk;
         sampling_rung_ = first + k;
+        reset_peak();
+        modules.reset_streamed_peak();
+        base = allocated();
         const Finally end([this] { residency_->end_forward(); });
         DeviceWork work(options_.device);
         result = options_.device.to_host(model(x, sigma));
       },
       ladder_sink({{"section", double(section)}, {"step", double(step)}}), hooks());
+  record_sampling_peak(done == 0, peak() - base - modules.streamed_peak_bytes());
   return result;
+}
+
+// The first step of each section that ran at its planned setting measures the activations'
+// peak: what the device held at its peak beyond the resident weights and the streamed copies.
+void Governor::record_sampling_peak(bool first_try, std::int64_t measured) {
+  if (!first_try || sampling_peak_recorded_ || !plan_ || !plan_->find("sampling") ||
+      !model_.has_transformer)
+    return;
+  sampling_peak_recorded_ = true;
+  record_peak("sampling",
+              estimate_sampling_activations(model_.transformer, sampling_tokens_,
+                                            model_.transformer_element_bytes, attention_chunk_,
+                                            fused_attention_),
+              measured);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -326,14 +432,15 @@ at::Tensor Governor::decode(const at::Tensor& scaled_latents, double scaling_fac
   PhaseScope scope("decode");
   const ComputeDevice& d = options_.device;
   if (residency_ && probe_) emit_residency("decode", policy_->prepare_decode(*residency_, *probe_));
+  empty_cache();  // what the offloaded modules held goes back before the decoder loads
   if (!decoder_->loaded()) {
     try {
       decoder_->load(d);
     } catch (const std::exception& e) {
       if (!is_out_of_memory(e) || !residency_) throw;
       // Room for the decoder's weights: every transformer block back to the host.
-      residency_->blocks().offload_all();
-      emit_residency("decode", "transformer: all blocks offloaded to load the VAE decoder");
+      residency_->modules().offload_all();
+      emit_residency("decode", "transformer: all modules offloaded to load the VAE decoder");
       decoder_->load(d);
     }
     if (d.has_device_memory())
@@ -363,6 +470,7 @@ at::Tensor Governor::decode(const at::Tensor& scaled_latents, double scaling_fac
   }
   if (policy_->unload_after_use() && d.has_device_memory()) {
     decoder_->unload();
+    empty_cache();
     emit_residency("decode", "VAE decoder unloaded");
   }
   return pixels;

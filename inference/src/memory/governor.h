@@ -11,11 +11,18 @@
 //    job stop, with a message saying what it needed. Every recovery is an `oom_recovered` event.
 //  - At the end (finish(), or the destructor) the device holds nothing of the job again.
 //
-// Known limits: the transformer's non-block weights (embedders, refiner, output) stay where
-// load_transformer put them (PackedTransformer exposes only its blocks), so on CUDA the model is
-// loaded onto the device whole before the blocks go back to the host; the text encoder is loaded
-// whole (pipeline::encode_text has no per-layer hook), falling back to the CPU when it does not
-// fit; a retried step with TeaCache on sees TeaCache's state advanced by the failed try.
+// The transformer stays on the host as loaded; its modules (embedders, refiner, blocks, output)
+// are copied to the device by the policy, and a retried step restores TeaCache's state first.
+//
+// Text encoding: in low-VRAM the LLaMA stays on the host and its modules (embedding, layers,
+// norm) are streamed onto the device at use with the next one prefetched (FramePack's
+// DynamicSwapInstaller), CLIP loaded whole; in high-VRAM both are loaded whole; the CPU is the
+// last rung either way.
+//
+// Known limits: a streamed LLaMA forward prefetches one layer past the last one hidden_state(-3)
+// uses (BlockStreamer cannot be told where a forward stops); the CUDA paths (side-stream
+// prefetch, pinned copies, memory fraction) are written against LibTorch 2.x but have only run in
+// the simulated device's equivalent here.
 //
 // On the simulated device (memory/simulated_device.h) the same code runs against a byte budget,
 // which is how the tests prove all of this without a GPU.
@@ -40,6 +47,7 @@
 #include "sampling/unipc.h"
 
 namespace framesmith {
+class LlamaModel;
 class PackedTransformer;
 class Vae;
 }  // namespace framesmith
@@ -90,6 +98,19 @@ class Governor {
   void run_encoder(const std::string& phase, std::int64_t weight_bytes,
                    const std::function<void(at::Device)>& encode);
 
+  // Given the LLaMA text encoder loaded on the host (compute device set), starts streaming its
+  // modules onto the device; what it returns keeps that going (until it is destroyed, when
+  // nothing of the LLaMA stays on the device).
+  using LlamaPlacement = std::function<std::shared_ptr<void>(LlamaModel&)>;
+  // Text encoding (phase "text"), `encode(device, place_llama)`. Low-VRAM policy on a device with
+  // its own memory: first on the device with the LLaMA streamed per module (`place_llama` set:
+  // the caller loads the LLaMA on the host and hands it over) and CLIP whole (`clip_bytes` held on
+  // the simulated device meanwhile). High-VRAM: both whole on the device (`llama_bytes` +
+  // `clip_bytes` held), `place_llama` empty. Out of memory: on the CPU. The cancel flag is
+  // checked between the LLaMA's modules.
+  void run_text_encoder(std::int64_t llama_bytes, std::int64_t clip_bytes,
+                        const std::function<void(at::Device, const LlamaPlacement&)>& encode);
+
   // FramePack's start latent (posterior mode x scaling factor, host float32) from `image` (1, 3,
   // 1, H, W) in [-1, 1]: on the device, else (out of memory) on the CPU, which gives the same
   // latent. `vae_on(device)` gives the VAE on that device (on the CPU: float32); `vae_bytes` are
@@ -123,9 +144,11 @@ class Governor {
   OomLadderHooks hooks();
   EventSink ladder_sink(std::map<std::string, double> extra = {});
   void record_peak(const std::string& phase, std::int64_t estimate, std::int64_t measured);
+  void record_sampling_peak(bool first_try, std::int64_t measured);
   std::int64_t allocated() const;
   std::int64_t peak() const;
   void reset_peak();
+  void empty_cache();
 
   GovernorOptions options_;
   EventSink sink_;
@@ -143,7 +166,11 @@ class Governor {
   std::unique_ptr<TransformerResidency> residency_;
   std::vector<SamplingRung> sampling_rungs_;
   std::size_t sampling_rung_ = 0;
-  int resident_cap_ = -1;  // lowered by the step ladder; -1: none
+  int resident_cap_ = -1;             // modules; lowered by the step ladder; -1: none
+  int planned_blocks_ = -1;           // resident blocks from the plan; -1: none
+  std::int64_t sampling_tokens_ = 0;  // the plan's token count (for the measured-peak profile)
+  bool fused_attention_ = false;
+  bool sampling_peak_recorded_ = false;  // one measured step per section
   std::int64_t attention_chunk_ = 1024;
   int section_ = 0, step_ = 0;
   std::shared_ptr<StreamedVaeDecoder> decoder_;

@@ -12,6 +12,7 @@
 #include "framesmith/model_set.h"
 #include "framesmith/units.h"
 #include "io/safetensors.h"
+#include "models/llama.h"
 
 namespace framesmith::memory {
 
@@ -47,6 +48,42 @@ std::int64_t stored_elements(const std::string& folder) {
     for (const std::string& name : store.names()) n += numel_of(store.info(name).shape);
     return n;
   } catch (const Error&) {
+    return 0;
+  }
+}
+
+// Elements of the two largest consecutive modules of the LLaMA in `folder`, its modules taken in
+// execution order (embed_tokens, layers.0 .. layers.L-1, norm) as the text encoder's streaming
+// holds them: the one running and the next, prefetched. 0 when the folder cannot say.
+std::int64_t llama_stream_elements(const std::string& folder) {
+  try {
+    const io::TensorStore store = io::TensorStore::open(folder);
+    const std::string prefix = detect_llama_prefix(store);
+    std::map<std::int64_t, std::int64_t> modules;  // module index -> elements (norm: -1 for now)
+    for (const std::string& name : store.names()) {
+      if (name.compare(0, prefix.size(), prefix) != 0) continue;
+      const std::string key = name.substr(prefix.size());
+      const std::int64_t n = numel_of(store.info(name).shape);
+      if (key.rfind("embed_tokens.", 0) == 0) {
+        modules[0] += n;
+      } else if (key.rfind("layers.", 0) == 0) {
+        modules[std::stoll(key.substr(7, key.find('.', 7) - 7)) + 1] += n;
+      } else if (key.rfind("norm.", 0) == 0) {
+        modules[-1] += n;
+      }
+    }
+    if (modules.count(-1)) {
+      const std::int64_t norm = modules[-1];
+      modules.erase(-1);
+      modules[modules.empty() ? 0 : modules.rbegin()->first + 1] += norm;
+    }
+    std::int64_t best = 0;
+    for (const auto& [i, n] : modules) {
+      const auto next = modules.find(i + 1);
+      best = std::max(best, n + (next != modules.end() ? next->second : 0));
+    }
+    return best;
+  } catch (const std::exception&) {
     return 0;
   }
 }
@@ -136,6 +173,8 @@ ModelFootprint read_model_footprint(const ModelSet& set, bool cuda) {
   encoder(Component::kTextEncoder, m.text_encoder_bytes, m.text_hidden, m.text_heads);
   encoder(Component::kTextEncoder2, m.text_encoder_2_bytes, m.clip_hidden, m.clip_heads);
   encoder(Component::kImageEncoder, m.image_encoder_bytes, m.image_hidden, m.image_heads);
+  if (const ComponentPath* p = set.find(Component::kTextEncoder))
+    m.text_encoder_stream_bytes = llama_stream_elements(p->path) * m.encoder_element_bytes;
   m.fingerprint = "t" + std::to_string(m.transformer.inner_dim()) + "x" +
                   std::to_string(m.transformer_blocks) + "-v" +
                   std::to_string(m.has_vae ? m.vae.block_out_channels.front() : 0) + "x" +
@@ -329,18 +368,30 @@ MemoryPlan make_memory_plan(const ModelFootprint& m, const JobShape& job, std::i
   };
   const std::int64_t ee = m.encoder_element_bytes;
 
-  // Text: LLaMA and CLIP, both resident (high) or one after the other (low).
+  // Text. High-VRAM: LLaMA and CLIP resident. Low-VRAM: CLIP whole, the LLaMA streamed per layer,
+  // which holds two of its modules at once (the largest pair is embed_tokens and layers.0: the
+  // embedding runs while the first layer is prefetched), dropped before CLIP runs. Without the
+  // module sizes (a footprint not read from a model folder) the whole LLaMA is counted.
   {
-    const std::int64_t llama =
-        m.text_encoder_bytes +
-        corrected("text",
-                  estimate_encoder_activations(job.text_tokens, m.text_hidden, m.text_heads, ee));
-    const std::int64_t clip =
-        m.text_encoder_2_bytes +
+    const std::int64_t llama_act = corrected(
+        "text", estimate_encoder_activations(job.text_tokens, m.text_hidden, m.text_heads, ee));
+    const std::int64_t clip_act =
         corrected("text", estimate_encoder_activations(77, m.clip_hidden, m.clip_heads, ee));
-    const std::int64_t est = high ? llama + clip : std::max(llama, clip);
-    PhasePlan* p =
-        add("text", high ? "LLaMA and CLIP resident" : "LLaMA, then CLIP, each whole", est);
+    const std::int64_t llama = m.text_encoder_bytes + llama_act;
+    const std::int64_t clip = m.text_encoder_2_bytes + clip_act;
+    const bool stream = bounded && !high;
+    std::int64_t est = std::max(llama, clip);
+    std::string setting = "LLaMA, then CLIP, each whole";
+    if (high) {
+      est = llama + clip;
+      setting = "LLaMA and CLIP resident";
+    } else if (stream) {
+      const std::int64_t streamed =
+          m.text_encoder_stream_bytes > 0 ? m.text_encoder_stream_bytes : m.text_encoder_bytes;
+      est = m.text_encoder_2_bytes + std::max(streamed + llama_act, clip_act);
+      setting = "LLaMA streamed per layer, CLIP whole";
+    }
+    PhasePlan* p = add("text", setting, est);
     if (!p->fits) p->setting += "; on the CPU instead";
   }
   // Image: SigLIP whole.

@@ -30,6 +30,9 @@ struct ModelFootprint {
   VaeConfig vae;
   std::int64_t vae_encoder_bytes = 0, vae_decoder_bytes = 0;
   std::int64_t text_encoder_bytes = 0, text_encoder_2_bytes = 0, image_encoder_bytes = 0;
+  // The LLaMA's two largest consecutive modules (embed_tokens + layers.0 for LLaMA 8B): what
+  // streaming it per layer holds on the device at once; 0 when unknown.
+  std::int64_t text_encoder_stream_bytes = 0;
   std::int64_t text_hidden = 4096, clip_hidden = 768, image_hidden = 1152;
   std::int64_t text_heads = 32, clip_heads = 12, image_heads = 16;
   std::int64_t transformer_element_bytes = 2, vae_element_bytes = 2, encoder_element_bytes = 2;

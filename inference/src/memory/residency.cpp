@@ -90,12 +90,8 @@ BlockStreamer::BlockStreamer(std::string model_name, int num_blocks, TensorsOf t
     b.refs = tensors_of(i);
     for (auto& [key, ptr] : b.refs) {
       at::Tensor t = *ptr;
-      // A model loaded onto the device gives its blocks back to the host here; on CUDA host copies
-      // are pinned so that streaming can copy asynchronously.
+      // A model loaded onto the device gives its blocks back to the host here.
       if (!t.device().is_cpu()) t = t.to(at::kCPU);
-#if FRAMESMITH_HAS_CUDA
-      if (device_.is_cuda()) t = t.pin_memory();
-#endif
       *ptr = t;
       b.host.push_back(t);
       b.bytes += tensor_bytes(t);
@@ -142,7 +138,10 @@ std::int64_t BlockStreamer::resident_bytes() const {
 void BlockStreamer::copy_in(int i, Where as) {
   Block& b = blocks_[static_cast<std::size_t>(i)];
   if (b.where != Where::kHost) {
-    b.where = as == Where::kResident ? Where::kResident : b.where;
+    if (b.where == Where::kStreamed && as == Where::kResident) {  // the copy becomes resident
+      if (device_.has_device_memory()) streamed_now_ -= b.bytes;
+      b.where = Where::kResident;
+    }
     return;
   }
   if (!device_.has_device_memory()) {  // plain CPU: the host tensors are what runs
@@ -154,6 +153,12 @@ void BlockStreamer::copy_in(int i, Where as) {
     // Allocated on the compute stream (so that its later frees are ordered with the kernels that
     // use the block), filled on the side stream after the compute stream's pending work.
     const c10::cuda::CUDAStream main = c10::cuda::getCurrentCUDAStream(device_.device.index());
+    if (!b.pinned && pin_host_memory) {
+      // Page-locked once, at the first streaming, so that copies run asynchronously; modules that
+      // only ever become resident (high-VRAM) never cost pinned host memory.
+      for (at::Tensor& h : b.host) h = h.pin_memory();
+      b.pinned = true;
+    }
     std::vector<at::Tensor> copies;
     for (const at::Tensor& h : b.host)
       copies.push_back(at::empty_like(h, h.options().device(device_.device).pinned_memory(false)));
@@ -168,8 +173,7 @@ void BlockStreamer::copy_in(int i, Where as) {
     prefetch_->block = i;
     for (std::size_t k = 0; k < copies.size(); ++k) *b.refs[k].second = copies[k];
     b.where = as;
-    streamed_bytes_ += b.bytes;
-    ++streamed_count_;
+    count_streamed(b.bytes);
     return;
   }
 #endif
@@ -177,10 +181,14 @@ void BlockStreamer::copy_in(int i, Where as) {
   for (const at::Tensor& h : b.host) copies.push_back(device_.to_device(h));
   for (std::size_t k = 0; k < copies.size(); ++k) *b.refs[k].second = copies[k];
   b.where = as;
-  if (as == Where::kStreamed) {
-    streamed_bytes_ += b.bytes;
-    ++streamed_count_;
-  }
+  if (as == Where::kStreamed) count_streamed(b.bytes);
+}
+
+void BlockStreamer::count_streamed(std::int64_t bytes) {
+  streamed_bytes_ += bytes;
+  ++streamed_count_;
+  streamed_now_ += bytes;
+  streamed_peak_ = std::max(streamed_peak_, streamed_now_);
 }
 
 void BlockStreamer::wait_prefetch(int i) {
@@ -197,6 +205,7 @@ void BlockStreamer::drop(int i) {
   Block& b = blocks_[static_cast<std::size_t>(i)];
   if (b.where == Where::kHost) return;
   if (prefetch_ && prefetch_->block == i) wait_prefetch(i);
+  if (b.where == Where::kStreamed && device_.has_device_memory()) streamed_now_ -= b.bytes;
   for (std::size_t k = 0; k < b.refs.size(); ++k) *b.refs[k].second = b.host[k];
   b.where = Where::kHost;
 }
@@ -269,48 +278,50 @@ void BlockStreamer::release_streamed() {
 // ---------------------------------------------------------------------------------------------
 // TransformerResidency
 
-std::int64_t transformer_non_block_bytes(const TransformerConfig& cfg, at::ScalarType dtype) {
-  std::int64_t elements = 0;
-  for (const ParamSpec& p : transformer_parameter_specs(cfg)) {
-    if (p.name.rfind("transformer_blocks.", 0) == 0 ||
-        p.name.rfind("single_transformer_blocks.", 0) == 0)
-      continue;
-    std::int64_t n = 1;
-    for (std::int64_t d : p.shape) n *= d;
-    elements += n;
-  }
-  return elements * static_cast<std::int64_t>(c10::elementSize(dtype));
-}
-
 TransformerResidency::TransformerResidency(PackedTransformer& transformer,
                                            const ComputeDevice& device)
     : transformer_(transformer) {
   streamer_ = std::make_unique<BlockStreamer>(
-      "transformer", transformer.num_blocks(),
-      [&transformer](int i) { return transformer.block_tensors(i); }, device);
-  at::ScalarType dtype = at::kFloat;
-  if (transformer.num_blocks() > 0) {
-    const auto refs = transformer.block_tensors(0);
-    if (!refs.empty()) dtype = refs.front().second->scalar_type();
-  }
-  non_block_bytes_ = transformer_non_block_bytes(transformer.config(), dtype);
-  non_block_ = WeightReservation(device, non_block_bytes_);
-  transformer_.before_block = [this](int i) { streamer_->before_block(i); };
+      "transformer", transformer.num_modules(),
+      [&transformer](int i) { return transformer.module_tensors(i); }, device);
+  if (device.has_device_memory()) transformer.set_compute_device(device.device);
+  transformer_.before_module = [this](int i) { streamer_->before_block(i); };
 }
 
 TransformerResidency::~TransformerResidency() {
-  transformer_.before_block = nullptr;
+  transformer_.before_module = nullptr;
   streamer_.reset();
-  non_block_.release();
+}
+
+int TransformerResidency::modules_for_blocks(int blocks) const {
+  return std::clamp(transformer_.first_block_module() + std::max(0, blocks), 0,
+                    streamer_->num_blocks());
+}
+
+int TransformerResidency::num_blocks() const {
+  return transformer_.num_blocks();
+}
+
+int TransformerResidency::resident_blocks() const {
+  // Modules become resident in order, so the resident blocks are those after the embedders.
+  return std::clamp(streamer_->resident_count() - transformer_.first_block_module(), 0,
+                    num_blocks());
+}
+
+std::string TransformerResidency::describe() const {
+  const BlockStreamer& m = *streamer_;
+  return std::to_string(m.resident_count()) + " of " + std::to_string(m.num_blocks()) +
+         " modules resident (" + std::to_string(resident_blocks()) + " of " +
+         std::to_string(num_blocks()) + " blocks, " + format_size(double(m.resident_bytes())) + ")";
 }
 
 // ---------------------------------------------------------------------------------------------
 // Policies
 
 bool ResidencyPolicy::offload_more(TransformerResidency& t) {
-  const int resident = t.blocks().resident_count();
+  const int resident = t.modules().resident_count();
   if (resident == 0) return false;
-  t.blocks().set_resident_count(resident / 2);
+  t.modules().set_resident_count(resident / 2);
   return true;
 }
 
@@ -324,16 +335,15 @@ class HighVramPolicy final : public ResidencyPolicy {
   bool unload_after_use() const override { return false; }
   std::string prepare_sampling(TransformerResidency& t, const MemoryProbe&,
                                int max_resident) override {
-    BlockStreamer& b = t.blocks();
-    const int target = std::min(max_resident, b.num_blocks());
-    if (b.resident_count() == target) return "";
-    b.set_resident_count(target);
-    if (target == b.num_blocks())
-      return "transformer: all " + std::to_string(b.num_blocks()) + " blocks resident (" +
-             format_size(double(b.total_bytes() + t.non_block_bytes())) + ")";
-    return "transformer: " + std::to_string(target) + " of " + std::to_string(b.num_blocks()) +
-           " blocks resident (limit from planning or an earlier out-of-memory), the rest "
-           "streamed";
+    BlockStreamer& m = t.modules();
+    const int target = std::min(max_resident, m.num_blocks());
+    if (m.resident_count() == target) return "";
+    m.set_resident_count(target);
+    if (target == m.num_blocks())
+      return "transformer: all " + std::to_string(m.num_blocks()) + " modules resident (" +
+             format_size(double(m.total_bytes())) + ")";
+    return "transformer: " + t.describe() +
+           " (limit from planning or an earlier out-of-memory), the rest streamed per module";
   }
   std::string prepare_decode(TransformerResidency&, const MemoryProbe&) override { return ""; }
 };
@@ -344,24 +354,27 @@ class LowVramPolicy final : public ResidencyPolicy {
   std::string name() const override { return "low-vram"; }
   bool stream_text_encoder() const override { return true; }
   bool unload_after_use() const override { return true; }
+  // FramePack's move_model_to_device_with_memory_preservation: modules in order until only the
+  // preserved memory would be left; the others are streamed per module at use.
   std::string prepare_sampling(TransformerResidency& t, const MemoryProbe& probe,
                                int max_resident) override {
-    BlockStreamer& b = t.blocks();
-    const int before = b.resident_count();
-    const int resident = b.load_while_free_above(limits_.preserved_memory, probe, max_resident);
+    BlockStreamer& m = t.modules();
+    const int before = m.resident_count();
+    const int resident = m.load_while_free_above(limits_.preserved_memory, probe, max_resident);
     if (resident == before && before != 0) return "";
-    return "transformer: " + std::to_string(resident) + " of " + std::to_string(b.num_blocks()) +
-           " blocks resident, " + std::to_string(b.num_blocks() - resident) +
-           " streamed per block (preserving " + format_size(double(limits_.preserved_memory)) + ")";
+    return "transformer: " + t.describe() + ", " + std::to_string(m.num_blocks() - resident) +
+           " streamed per module (preserving " + format_size(double(limits_.preserved_memory)) +
+           ")";
   }
+  // FramePack's offload_model_from_device_for_memory_preservation before decoding.
   std::string prepare_decode(TransformerResidency& t, const MemoryProbe& probe) override {
-    BlockStreamer& b = t.blocks();
-    const int before = b.resident_count();
-    b.offload_until_free(limits_.decode_free_target, probe);
-    if (b.resident_count() == before) return "";
-    return "transformer: offloaded " + std::to_string(before - b.resident_count()) +
-           " blocks before decoding (target " + format_size(double(limits_.decode_free_target)) +
-           " free), " + std::to_string(b.resident_count()) + " still resident";
+    BlockStreamer& m = t.modules();
+    const int before = m.resident_count();
+    m.offload_until_free(limits_.decode_free_target, probe);
+    if (m.resident_count() == before) return "";
+    return "transformer: offloaded " + std::to_string(before - m.resident_count()) +
+           " modules before decoding (target " + format_size(double(limits_.decode_free_target)) +
+           " free), " + std::to_string(m.resident_count()) + " still resident";
   }
 };
 

@@ -1,16 +1,16 @@
 // Where model weights live during a job, as objects rather than scattered calls:
 //  - ComputeDevice: the job's device and how tensors get there (CUDA, the simulated budget device
 //    of memory/simulated_device.h, or the plain CPU where nothing moves);
-//  - BlockStreamer: a model made of numbered blocks (the transformer's dual + single blocks) whose
-//    first blocks are kept resident while memory allows and whose other blocks are copied in at
-//    use, with the next block prefetched (CUDA: a side stream from pinned memory; elsewhere the
-//    same code path, synchronously);
+//  - BlockStreamer: a model made of numbered units (the transformer's modules: embedders, refiner,
+//    blocks, output; the LLaMA's embedding, layers and norm) whose first units are kept resident
+//    while memory allows and whose other units are copied in at use, with the next one prefetched
+//    (CUDA: a side stream from pinned memory; elsewhere the same code path, synchronously);
 //  - WeightReservation: on the simulated device, stands for weights that live in model objects the
 //    governor cannot move (their bytes are held on the device so that budgets stay honest);
 //  - ResidencyPolicy: FramePack's two regimes. High-VRAM (free memory above 60 GB): everything
 //    resident. Low-VRAM: the text encoder streamed, CLIP / VAE / SigLIP loaded whole one at a
-//    time, the transformer loaded block by block until only the preserved memory is left (the
-//    rest streamed), and offloaded before decoding until 8 GB are free.
+//    time, the transformer loaded module by module until only the preserved memory is left (the
+//    rest streamed per module), and offloaded before decoding until 8 GB are free.
 #pragma once
 #include <ATen/ATen.h>
 
@@ -124,9 +124,17 @@ class BlockStreamer {
   void release_streamed();
 
   bool prefetch = true;
+  // CUDA: page-lock a unit's host tensors at its first streaming, so its copies run asynchronously.
+  // Worth it for what streams every step (the transformer); not for a model used once a job (the
+  // LLaMA: 15 GB page-locked to save one pass of pageable copies).
+  bool pin_host_memory = true;
   const std::atomic<bool>* cancel = nullptr;
   std::int64_t streamed_bytes_total() const { return streamed_bytes_; }
   std::int64_t streamed_blocks_total() const { return streamed_count_; }
+  // The most bytes of streamed copies held at once since reset_streamed_peak() (the current
+  // block and the prefetched next one): what a measured peak holds besides activations.
+  std::int64_t streamed_peak_bytes() const { return streamed_peak_; }
+  void reset_streamed_peak() { streamed_peak_ = streamed_now_; }
 
  private:
   enum class Where { kHost, kResident, kStreamed };
@@ -135,10 +143,12 @@ class BlockStreamer {
     std::vector<at::Tensor> host;  // the original (host) tensors, in refs order
     Where where = Where::kHost;
     std::int64_t bytes = 0;
+    bool pinned = false;  // CUDA: host tensors page-locked (at the first streaming)
   };
   struct Prefetch;  // CUDA side-stream copy in flight (opaque: CUDA types stay in the .cpp)
 
   void copy_in(int i, Where as);
+  void count_streamed(std::int64_t bytes);
   void drop(int i);
   void wait_prefetch(int i);
 
@@ -147,10 +157,12 @@ class BlockStreamer {
   ComputeDevice device_;
   std::unique_ptr<Prefetch> prefetch_;
   std::int64_t streamed_bytes_ = 0, streamed_count_ = 0;
+  std::int64_t streamed_now_ = 0, streamed_peak_ = 0;
 };
 
-// The transformer under a BlockStreamer: installs the before_block hook, reserves the non-block
-// weights on the simulated device, and restores everything when destroyed.
+// The transformer under a BlockStreamer whose units are the transformer's modules (embedders,
+// refiner, blocks, output; PackedTransformer::module_tensors): installs the before_module hook
+// and restores everything (weights on the host, hook removed) when destroyed.
 class TransformerResidency {
  public:
   TransformerResidency(PackedTransformer& transformer, const ComputeDevice& device);
@@ -158,22 +170,23 @@ class TransformerResidency {
   TransformerResidency(const TransformerResidency&) = delete;
   TransformerResidency& operator=(const TransformerResidency&) = delete;
 
-  BlockStreamer& blocks() { return *streamer_; }
+  BlockStreamer& modules() { return *streamer_; }
+  const BlockStreamer& modules() const { return *streamer_; }
   PackedTransformer& model() { return transformer_; }
-  // Bytes of the weights outside the blocks (embedders, refiner, output): always resident.
-  std::int64_t non_block_bytes() const { return non_block_bytes_; }
+  // Modules resident when the first `blocks` blocks are (with every module in front of them).
+  int modules_for_blocks(int blocks) const;
+  // Transformer blocks among the resident modules.
+  int resident_blocks() const;
+  int num_blocks() const;
+  // "17 of 47 modules resident (12 of 40 blocks)".
+  std::string describe() const;
   // Called by the step wrapper after each model call (also after a failed one).
   void end_forward() { streamer_->release_streamed(); }
 
  private:
   PackedTransformer& transformer_;
   std::unique_ptr<BlockStreamer> streamer_;
-  WeightReservation non_block_;
-  std::int64_t non_block_bytes_ = 0;
 };
-
-// Weight bytes of the transformer's non-block parameters in `dtype` (from its config).
-std::int64_t transformer_non_block_bytes(const TransformerConfig& cfg, at::ScalarType dtype);
 
 // FramePack's memory regimes.
 struct ResidencyLimits {
@@ -190,13 +203,13 @@ class ResidencyPolicy {
   virtual bool stream_text_encoder() const = 0;
   // Encoders and the VAE are unloaded after their phase (else kept).
   virtual bool unload_after_use() const = 0;
-  // Before each section's sampling: place the transformer's blocks, at most `max_resident` of
+  // Before each section's sampling: place the transformer's modules, at most `max_resident` of
   // them resident (a limit from planning or an earlier out-of-memory). Returns an event text.
   virtual std::string prepare_sampling(TransformerResidency& t, const MemoryProbe& probe,
                                        int max_resident) = 0;
   // Before each decode: make room for the VAE. Returns an event text ("" = nothing done).
   virtual std::string prepare_decode(TransformerResidency& t, const MemoryProbe& probe) = 0;
-  // One rung of the sampling OOM ladder: fewer resident blocks. Returns false when none is left.
+  // One rung of the sampling OOM ladder: fewer resident modules. Returns false when none is left.
   virtual bool offload_more(TransformerResidency& t);
   const ResidencyLimits& limits() const { return limits_; }
 

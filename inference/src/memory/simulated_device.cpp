@@ -35,6 +35,7 @@ std::atomic<std::int64_t> g_peak{0};
 std::atomic<std::int64_t> g_budget{kUnlimited};
 std::atomic<std::int64_t> g_num_ooms{0};
 std::atomic<std::int64_t> g_num_allocations{0};
+std::atomic<std::int64_t> g_num_cache_flushes{0};
 std::atomic<std::int64_t> g_host_allocated{0};
 std::atomic<int> g_device_depth{0};
 thread_local int t_host_depth = 0;
@@ -188,6 +189,7 @@ SimulatedDeviceStats stats() {
   s.budget = g_budget.load(std::memory_order_relaxed);
   s.num_ooms = g_num_ooms.load(std::memory_order_relaxed);
   s.num_allocations = g_num_allocations.load(std::memory_order_relaxed);
+  s.num_cache_flushes = g_num_cache_flushes.load(std::memory_order_relaxed);
   s.host_allocated = g_host_allocated.load(std::memory_order_relaxed);
   return s;
 }
@@ -202,9 +204,14 @@ void reset_peak() {
   g_peak.store(g_allocated.load(std::memory_order_relaxed));
 }
 
+void count_cache_flush() {
+  g_num_cache_flushes.fetch_add(1, std::memory_order_relaxed);
+}
+
 void reset_counters() {
   g_num_ooms.store(0);
   g_num_allocations.store(0);
+  g_num_cache_flushes.store(0);
   reset_peak();
 }
 

@@ -23,6 +23,7 @@ struct SimulatedDeviceStats {
   std::int64_t num_ooms = 0;         // OutOfMemoryErrors thrown (injected faults included)
   std::int64_t num_allocations = 0;  // successful device allocations
   std::int64_t host_allocated = 0;   // bytes in live non-device allocations made by this allocator
+  std::int64_t num_cache_flushes = 0;  // empty_cache calls through the simulated probe
 };
 
 // Process-wide state of the simulated device. Every function is thread-safe; the counters are
@@ -34,8 +35,11 @@ SimulatedDeviceStats stats();
 // Changes the capacity; allocations already made stay (allocated may then exceed the budget).
 void set_budget(std::int64_t bytes);
 void reset_peak();  // peak := allocated
-// Zeroes num_ooms and num_allocations and resets the peak.
+// Zeroes num_ooms, num_allocations and num_cache_flushes and resets the peak.
 void reset_counters();
+// The simulated probe's empty_cache (nothing is cached: frees go straight back) is only counted,
+// so tests can check where a job empties the cache.
+void count_cache_flush();
 
 // Fault injection (tests). Each fault fires once, counts as an OOM and throws OutOfMemoryError.
 // The n-th device allocation from now fails (n = 1: the next one).

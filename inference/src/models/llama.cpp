@@ -193,9 +193,52 @@ LlamaModel::LlamaModel(LlamaConfig cfg, const Weights& w)
 
 LlamaModel::~LlamaModel() = default;
 
+std::vector<std::pair<std::string, at::Tensor*>> LlamaModel::module_tensors(int i) {
+  const int layers = static_cast<int>(cfg_.num_hidden_layers);
+  if (i < 0 || i > layers + 1)
+    throw Error("LLaMA: module " + std::to_string(i) + " is out of range for " +
+                std::to_string(layers + 2) + " modules");
+  ParamBinder::TensorRefs refs;
+  if (i == 0) {
+    refs.emplace_back("embed_tokens.weight", &embed_tokens_);
+  } else if (i <= layers) {
+    bind_layer(layers_[static_cast<std::size_t>(i - 1)],
+               ParamBinder::collector(&refs).sub("layers." + std::to_string(i - 1)), cfg_);
+  } else {
+    refs.emplace_back("norm.weight", &norm_);
+  }
+  return refs;
+}
+
+void LlamaModel::set_compute_device(at::Device device) {
+  device_ = device;
+  inv_freq_ = inv_freq_.to(device);
+}
+
 std::vector<at::Tensor> LlamaModel::hidden_states(const at::Tensor& input_ids,
                                                   const at::Tensor& attention_mask,
                                                   std::int64_t count) const {
+  return forward(input_ids, attention_mask, count, /*keep_all=*/true);
+}
+
+std::vector<at::Tensor> LlamaModel::forward(const at::Tensor& input_ids,
+                                            const at::Tensor& attention_mask, std::int64_t count,
+                                            bool keep_all) const {
+  // after_forward runs however the forward ends (a streamer's copies go also after an error).
+  struct ForwardEnd {
+    const std::function<void()>& f;
+    ~ForwardEnd() {
+      if (!f) return;
+      try {
+        f();
+      } catch (...) {
+      }
+    }
+  } end{after_forward};
+  const auto use = [this](int module) {
+    if (before_module) before_module(module);
+  };
+
   const std::int64_t total = cfg_.num_hidden_layers + 1;
   if (count < 0 || count > total) count = total;
   const at::Tensor ids = check_token_ids(input_ids, cfg_.vocab_size, "LLaMA").to(device_);
@@ -215,10 +258,16 @@ std::vector<at::Tensor> LlamaModel::hidden_states(const at::Tensor& input_ids,
 
   const double scale = 1.0 / std::sqrt(static_cast<double>(cfg_.head_dim));
   std::vector<at::Tensor> out;
-  out.reserve(static_cast<std::size_t>(count));
+  out.reserve(keep_all ? static_cast<std::size_t>(count) : 1);
+  const auto emit = [&](const at::Tensor& hidden) {
+    if (!keep_all) out.clear();
+    out.push_back(hidden);
+  };
+  use(0);
   at::Tensor h = at::embedding(embed_tokens_, ids);
-  out.push_back(h);
+  emit(h);
   for (std::int64_t i = 0; i + 1 < count; ++i) {
+    use(static_cast<int>(i) + 1);
     const Layer& l = layers_[static_cast<std::size_t>(i)];
     at::Tensor x = rms_norm(h, l.input_layernorm, cfg_.rms_norm_eps);
     const at::Tensor q =
@@ -232,7 +281,12 @@ std::vector<at::Tensor> LlamaModel::hidden_states(const at::Tensor& input_ids,
                              at::linear(x, l.up_w, l.up_b);
     h = h + at::linear(gated, l.down_w, l.down_b);
     // transformers' last entry is the final norm's output, not the raw last layer.
-    out.push_back(i + 1 == cfg_.num_hidden_layers ? rms_norm(h, norm_, cfg_.rms_norm_eps) : h);
+    if (i + 1 == cfg_.num_hidden_layers) {
+      use(static_cast<int>(cfg_.num_hidden_layers) + 1);
+      emit(rms_norm(h, norm_, cfg_.rms_norm_eps));
+    } else {
+      emit(h);
+    }
   }
   return out;
 }
@@ -244,7 +298,8 @@ at::Tensor LlamaModel::hidden_state(const at::Tensor& input_ids, const at::Tenso
   if (i < 0 || i >= total)
     throw Error("LLaMA: hidden state index " + std::to_string(index) + " is out of range for " +
                 std::to_string(total) + " hidden states");
-  return hidden_states(input_ids, attention_mask, i + 1).back();
+  // Only the asked-for state is kept (the earlier ones are freed as the forward goes).
+  return forward(input_ids, attention_mask, i + 1, /*keep_all=*/false).back();
 }
 
 std::shared_ptr<LlamaModel> load_llama(const std::string& folder, at::ScalarType dtype,

@@ -9,9 +9,11 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "models/weights.h"
@@ -86,9 +88,31 @@ class LlamaModel {
 
   const LlamaConfig& config() const { return cfg_; }
   at::ScalarType dtype() const { return dtype_; }
+  // The compute device: where inputs, activations and buffers go (where the weights were loaded,
+  // unless set_compute_device changed it).
   at::Device device() const { return device_; }
 
+  // The weights as numbered modules in execution order, for streaming them onto the device
+  // (FramePack's DynamicSwapInstaller): 0 embed_tokens, 1..L the decoder layers (layers.N), L + 1
+  // the final norm. module_tensors(i) names each tensor as the checkpoint does (without prefix)
+  // and points at the tensor the model holds, which a streamer may replace by a device copy
+  // between modules (the pointers stay valid for the model's lifetime).
+  int num_modules() const { return static_cast<int>(cfg_.num_hidden_layers) + 2; }
+  std::vector<std::pair<std::string, at::Tensor*>> module_tensors(int i);
+  // Called right before module i is used in a forward, only for the modules that forward uses
+  // (hidden_state(-3) stops before the last two layers and the norm).
+  std::function<void(int module)> before_module;
+  // Called when a forward ends, also when it throws (a streamer drops its copies); must not throw.
+  std::function<void()> after_forward;
+  // Inputs, activations and buffers (RoPE's inv_freq) on `device` from now on; the weights stay
+  // where they are (e.g. on the host, brought in by before_module).
+  void set_compute_device(at::Device device);
+
  private:
+  // hidden_states' first `count` entries, all of them kept or only the last one.
+  std::vector<at::Tensor> forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                                  std::int64_t count, bool keep_all) const;
+
   LlamaConfig cfg_;
   at::ScalarType dtype_;
   at::Device device_;

@@ -45,35 +45,71 @@ void bind(const ParamBinder& p, PatchEmbed& e, std::int64_t inner, std::int64_t 
 
 }  // namespace
 
-void bind(const ParamBinder& p, PackedParams& m, const TransformerConfig& cfg) {
+std::vector<ModuleRef> module_list(const TransformerConfig& cfg) {
+  std::vector<ModuleRef> l;
+  l.push_back({ModuleKind::kXEmbedder, 0, "x_embedder"});
+  if (cfg.has_clean_x_embedder) l.push_back({ModuleKind::kCleanXEmbedder, 0, "clean_x_embedder"});
+  l.push_back({ModuleKind::kContextEmbedder, 0, "context_embedder"});
+  l.push_back({ModuleKind::kTimeTextEmbed, 0, "time_text_embed"});
+  if (cfg.has_image_proj) l.push_back({ModuleKind::kImageProjection, 0, "image_projection"});
+  for (int i = 0; i < cfg.num_layers; ++i)
+    l.push_back({ModuleKind::kDualBlock, i, "transformer_blocks." + std::to_string(i)});
+  for (int i = 0; i < cfg.num_single_layers; ++i)
+    l.push_back({ModuleKind::kSingleBlock, i, "single_transformer_blocks." + std::to_string(i)});
+  l.push_back({ModuleKind::kNormOut, 0, "norm_out"});
+  l.push_back({ModuleKind::kProjOut, 0, "proj_out"});
+  return l;
+}
+
+void bind_module(const ParamBinder& root, PackedParams& m, const TransformerConfig& cfg,
+                 const ModuleRef& r) {
   const Dims d = dims_of(cfg);
   const std::int64_t h = d.hidden, ps = cfg.patch_size;
-  bind(p.sub("x_embedder.proj"), m.x_embedder, h, cfg.in_channels, {cfg.patch_size_t, ps, ps});
-  if (cfg.has_clean_x_embedder) {
-    const ParamBinder c = p.sub("clean_x_embedder");
-    bind(c.sub("proj"), m.clean_1x, h, kCleanLatentChannels, {1, 2, 2});
-    bind(c.sub("proj_2x"), m.clean_2x, h, kCleanLatentChannels, {2, 4, 4});
-    bind(c.sub("proj_4x"), m.clean_4x, h, kCleanLatentChannels, {4, 8, 8});
+  const ParamBinder p = root.sub(r.name);
+  const auto block = [](auto& blocks, int i) -> auto& {
+    return blocks.at(static_cast<std::size_t>(i));
+  };
+  switch (r.kind) {
+    case ModuleKind::kXEmbedder:
+      bind(p.sub("proj"), m.x_embedder, h, cfg.in_channels, {cfg.patch_size_t, ps, ps});
+      break;
+    case ModuleKind::kCleanXEmbedder:
+      bind(p.sub("proj"), m.clean_1x, h, kCleanLatentChannels, {1, 2, 2});
+      bind(p.sub("proj_2x"), m.clean_2x, h, kCleanLatentChannels, {2, 4, 4});
+      bind(p.sub("proj_4x"), m.clean_4x, h, kCleanLatentChannels, {4, 8, 8});
+      break;
+    case ModuleKind::kContextEmbedder:
+      bind(p, m.context_embedder, d, cfg.text_embed_dim, cfg.num_refiner_layers);
+      break;
+    case ModuleKind::kTimeTextEmbed:
+      bind(p.sub("timestep_embedder"), m.timestep_embedder, h);
+      if (cfg.guidance_embeds) bind(p.sub("guidance_embedder"), m.guidance_embedder, h);
+      bind(p.sub("text_embedder.linear_1"), m.text_embedder.a, h, cfg.pooled_projection_dim);
+      bind(p.sub("text_embedder.linear_2"), m.text_embedder.b, h, h);
+      break;
+    case ModuleKind::kImageProjection:
+      bind(p.sub("up"), m.image_projection.a, 3 * h, cfg.image_proj_dim);
+      bind(p.sub("down"), m.image_projection.b, h, 3 * h);
+      break;
+    case ModuleKind::kDualBlock:
+      bind(p, block(m.dual, r.index), d);
+      break;
+    case ModuleKind::kSingleBlock:
+      bind(p, block(m.single, r.index), d);
+      break;
+    case ModuleKind::kNormOut:
+      bind(p.sub("linear"), m.norm_out, 2 * h, h);
+      break;
+    case ModuleKind::kProjOut:
+      bind(p, m.proj_out, cfg.patch_size_t * ps * ps * cfg.out_channels, h);
+      break;
   }
-  bind(p.sub("context_embedder"), m.context_embedder, d, cfg.text_embed_dim,
-       cfg.num_refiner_layers);
-  const ParamBinder te = p.sub("time_text_embed");
-  bind(te.sub("timestep_embedder"), m.timestep_embedder, h);
-  if (cfg.guidance_embeds) bind(te.sub("guidance_embedder"), m.guidance_embedder, h);
-  bind(te.sub("text_embedder.linear_1"), m.text_embedder.a, h, cfg.pooled_projection_dim);
-  bind(te.sub("text_embedder.linear_2"), m.text_embedder.b, h, h);
-  if (cfg.has_image_proj) {
-    bind(p.sub("image_projection.up"), m.image_projection.a, 3 * h, cfg.image_proj_dim);
-    bind(p.sub("image_projection.down"), m.image_projection.b, h, 3 * h);
-  }
+}
+
+void bind(const ParamBinder& p, PackedParams& m, const TransformerConfig& cfg) {
   m.dual.resize(static_cast<std::size_t>(cfg.num_layers));
-  for (std::size_t i = 0; i < m.dual.size(); ++i)
-    bind(p.sub("transformer_blocks." + std::to_string(i)), m.dual[i], d);
   m.single.resize(static_cast<std::size_t>(cfg.num_single_layers));
-  for (std::size_t i = 0; i < m.single.size(); ++i)
-    bind(p.sub("single_transformer_blocks." + std::to_string(i)), m.single[i], d);
-  bind(p.sub("norm_out.linear"), m.norm_out, 2 * h, h);
-  bind(p.sub("proj_out"), m.proj_out, cfg.patch_size_t * ps * ps * cfg.out_channels, h);
+  for (const ModuleRef& r : module_list(cfg)) bind_module(p, m, cfg, r);
 }
 
 }  // namespace transformer
@@ -113,8 +149,16 @@ double teacache_rescale(double x) {
 }  // namespace
 
 PackedTransformer::PackedTransformer(TransformerConfig cfg, const Weights& w)
-    : cfg_(std::move(cfg)), dtype_(w.dtype()), device_(w.device()), p_(std::make_unique<Params>()) {
+    : cfg_(std::move(cfg)),
+      dtype_(w.dtype()),
+      device_(w.device()),
+      p_(std::make_unique<Params>()),
+      modules_(transformer::module_list(cfg_)) {
   transformer::bind(ParamBinder::loader(w), *p_, cfg_);
+  // Blocks come after the embedders: the first module at or after kDualBlock starts them.
+  while (first_block_ < num_modules() && modules_[static_cast<std::size_t>(first_block_)].kind <
+                                             transformer::ModuleKind::kDualBlock)
+    ++first_block_;
   // FramePack's high_quality_fp32_output_for_inference: the last projection runs in float32.
   p_->proj_out.weight = p_->proj_out.weight.to(at::kFloat);
   p_->proj_out.bias = p_->proj_out.bias.to(at::kFloat);
@@ -126,19 +170,34 @@ int PackedTransformer::num_blocks() const {
   return static_cast<int>(p_->dual.size() + p_->single.size());
 }
 
-std::vector<std::pair<std::string, at::Tensor*>> PackedTransformer::block_tensors(int index) {
-  if (index < 0 || index >= num_blocks())
-    throw Error("transformer: block index " + std::to_string(index) + " out of range");
+int PackedTransformer::num_modules() const {
+  return static_cast<int>(modules_.size());
+}
+
+const std::string& PackedTransformer::module_name(int i) const {
+  return module(i).name;
+}
+
+const transformer::ModuleRef& PackedTransformer::module(int i) const {
+  if (i < 0 || i >= num_modules())
+    throw Error("transformer: module index " + std::to_string(i) + " out of range");
+  return modules_[static_cast<std::size_t>(i)];
+}
+
+std::vector<std::pair<std::string, at::Tensor*>> PackedTransformer::module_tensors(int i) {
   ParamBinder::TensorRefs refs;
-  const ParamBinder c = ParamBinder::collector(&refs);
-  const transformer::Dims d = transformer::dims_of(cfg_);
-  const std::size_t n_dual = p_->dual.size();
-  if (static_cast<std::size_t>(index) < n_dual)
-    transformer::bind(c.sub("transformer_blocks." + std::to_string(index)), p_->dual[index], d);
-  else
-    transformer::bind(c.sub("single_transformer_blocks." + std::to_string(index - n_dual)),
-                      p_->single[index - n_dual], d);
+  transformer::bind_module(ParamBinder::collector(&refs), *p_, cfg_, module(i));
   return refs;
+}
+
+int PackedTransformer::module_index(transformer::ModuleKind kind) const {
+  for (std::size_t i = 0; i < modules_.size(); ++i)
+    if (modules_[i].kind == kind) return static_cast<int>(i);
+  return -1;
+}
+
+void PackedTransformer::set_compute_device(at::Device device) {
+  device_ = device;
 }
 
 void PackedTransformer::initialize_teacache(bool enable, int num_steps, double rel_l1_thresh) {
@@ -183,8 +242,14 @@ at::Tensor PackedTransformer::forward(const TransformerInputs& in) {
     throw Error("transformer input hidden_states " + shape_of(in.hidden_states) +
                 " is smaller than one patch");
 
+  // Each module's weights are announced before use (the memory governor streams them in).
+  const auto use = [this](transformer::ModuleKind kind) {
+    if (before_module) before_module(module_index(kind));
+  };
+
   // 1. Latent tokens and their RoPE table; clean context tokens are prepended (1x, then 2x,
   //    then 4x in front), each with the table of its own (coarser) grid.
+  use(transformer::ModuleKind::kXEmbedder);
   at::Tensor img = p_->x_embedder(prep(in.hidden_states));
   at::Tensor latent_indices = in.latent_indices.defined()
                                   ? index(in.latent_indices)
@@ -218,11 +283,14 @@ at::Tensor PackedTransformer::forward(const TransformerInputs& in) {
        {4, 4, 4},
        "clean_latents_4x"},
   };
+  bool clean_announced = false;
   for (const Context& ctx : contexts) {
     if (!ctx.latents.defined() || !ctx.indices.defined()) continue;
     if (!c.has_clean_x_embedder)
       throw Error(std::string("transformer: ") + ctx.name +
                   " given but the model has no clean_x_embedder");
+    if (!clean_announced) use(transformer::ModuleKind::kCleanXEmbedder);
+    clean_announced = true;
     expect_dims(ctx.latents, ctx.name, 5);
     at::Tensor x = prep(ctx.latents);
     if (ctx.pool[0] > 1) x = rope::pad_replicate_3d(x, ctx.embed.kernel);
@@ -239,20 +307,16 @@ at::Tensor PackedTransformer::forward(const TransformerInputs& in) {
     freqs = at::cat({f, freqs}, 1);
   }
 
-  // 2. Conditioning vector and text tokens.
+  // 2. Text tokens (the refiner uses the raw timestep) and the conditioning vector.
   expect_dims(in.timestep, "timestep", 1);
   expect_size(in.timestep, "timestep", 0, batch);
   expect_dims(in.pooled_projections, "pooled_projections", 2);
   expect_size(in.pooled_projections, "pooled_projections", 1, c.pooled_projection_dim);
-  const at::Tensor timestep = in.timestep.to(device_, at::kFloat);
-  at::Tensor temb = p_->timestep_embedder(timestep, dtype_);
   if (c.guidance_embeds) {
     expect_dims(in.guidance, "guidance", 1);
     expect_size(in.guidance, "guidance", 0, batch);
-    temb = temb + p_->guidance_embedder(in.guidance.to(device_, at::kFloat), dtype_);
   }
-  temb = temb + p_->text_embedder(prep(in.pooled_projections));
-
+  const at::Tensor timestep = in.timestep.to(device_, at::kFloat);
   expect_dims(in.encoder_hidden_states, "encoder_hidden_states", 3);
   expect_size(in.encoder_hidden_states, "encoder_hidden_states", 2, c.text_embed_dim);
   const std::int64_t text_len = in.encoder_hidden_states.size(1);
@@ -261,12 +325,21 @@ at::Tensor PackedTransformer::forward(const TransformerInputs& in) {
                         : at::ones({batch, text_len}, at::TensorOptions(device_).dtype(at::kBool));
   expect_dims(mask, "encoder_attention_mask", 2);
   expect_size(mask, "encoder_attention_mask", 1, text_len);
+  use(transformer::ModuleKind::kContextEmbedder);
   at::Tensor txt =
       transformer::forward(p_->context_embedder, prep(in.encoder_hidden_states), timestep, mask,
                            c.num_attention_heads, attention_query_chunk);
+
+  use(transformer::ModuleKind::kTimeTextEmbed);
+  at::Tensor temb = p_->timestep_embedder(timestep, dtype_);
+  if (c.guidance_embeds)
+    temb = temb + p_->guidance_embedder(in.guidance.to(device_, at::kFloat), dtype_);
+  temb = temb + p_->text_embedder(prep(in.pooled_projections));
+
   if (c.has_image_proj) {
     expect_dims(in.image_embeddings, "image_embeddings", 3);
     expect_size(in.image_embeddings, "image_embeddings", 2, c.image_proj_dim);
+    use(transformer::ModuleKind::kImageProjection);
     const at::Tensor extra = p_->image_projection(prep(in.image_embeddings));
     // In front of the text: the text's padding stays at the end.
     txt = at::cat({extra, txt}, 1);
@@ -292,18 +365,20 @@ at::Tensor PackedTransformer::forward(const TransformerInputs& in) {
   }
 
   // 4. The blocks (or TeaCache's reuse of their last residual).
+  //    (TeaCache's test reads block 0's weights.)
+  if (tea_.enabled && !p_->dual.empty()) use(transformer::ModuleKind::kDualBlock);
   if (tea_.enabled && !p_->dual.empty() && !teacache_should_compute(img, temb)) {
     img = img + tea_.previous_residual;
   } else {
     const at::Tensor before = img;
-    int i = 0;
+    int i = first_block_;
     for (const auto& b : p_->dual) {
-      if (before_block) before_block(i);
+      if (before_module) before_module(i);
       ++i;
       std::tie(img, txt) = transformer::forward(b, img, txt, temb, ctx);
     }
     for (const auto& b : p_->single) {
-      if (before_block) before_block(i);
+      if (before_module) before_module(i);
       ++i;
       std::tie(img, txt) = transformer::forward(b, img, txt, temb, ctx);
     }
@@ -313,8 +388,10 @@ at::Tensor PackedTransformer::forward(const TransformerInputs& in) {
   // 5. Output: only the noisy latents' tokens, projected in float32, un-patchified.
   const std::int64_t n_out = frames * height * width;
   img = img.narrow(1, img.size(1) - n_out, n_out);
+  use(transformer::ModuleKind::kNormOut);
   const auto mod = p_->norm_out(at::silu(temb.unsqueeze(-2))).chunk(2, -1);  // scale, shift
   img = at::layer_norm(img, {img.size(-1)}, {}, {}, 1e-6) * (1 + mod[0]) + mod[1];
+  use(transformer::ModuleKind::kProjOut);
   const at::Tensor out = p_->proj_out(img.to(at::kFloat));
   return out.view({batch, frames, height, width, c.out_channels, pt, ps, ps})
       .permute({0, 4, 1, 5, 2, 6, 3, 7})

@@ -18,6 +18,27 @@
 
 namespace framesmith {
 
+namespace transformer {
+// The model's weights as modules, in checkpoint order, which is also the order the forward uses
+// them in: the unit FramePack moves to the device ("preserved memory" loading) and streams.
+enum class ModuleKind {
+  kXEmbedder,
+  kCleanXEmbedder,   // proj, proj_2x, proj_4x
+  kContextEmbedder,  // the token refiner
+  kTimeTextEmbed,    // timestep, guidance and pooled-text embedders
+  kImageProjection,
+  kDualBlock,
+  kSingleBlock,
+  kNormOut,
+  kProjOut,
+};
+struct ModuleRef {
+  ModuleKind kind;
+  int index = 0;     // the block's index among its kind's blocks
+  std::string name;  // checkpoint prefix: "x_embedder", "transformer_blocks.3", ...
+};
+}  // namespace transformer
+
 // The fields of the transformer's config.json; defaults are those of FramePack's class.
 struct TransformerConfig {
   std::int64_t in_channels = 16;
@@ -77,35 +98,55 @@ class PackedTransformer {
   // accumulated (rescaled) relative L1 change of block 0's modulated input stays under the
   // threshold; the first and last of `num_steps` calls always compute. Off by default.
   void initialize_teacache(bool enable, int num_steps = 25, double rel_l1_thresh = 0.15);
-  const TransformerConfig& config() const { return cfg_; }
-
-  // Called before each of the (dual + single) blocks runs, with its index (dual blocks first);
-  // the memory governor uses it to stream that block's weights in. Default: empty.
-  std::function<void(int block_index)> before_block;
-  // Queries per block in the chunked attention (LibTorch without fused attention).
-  std::int64_t attention_query_chunk = 1024;
-
-  int num_blocks() const;
-  // The tensors of one block (checkpoint key, pointer to the loaded tensor) so that the memory
-  // governor can move or replace them between calls to before_block.
-  std::vector<std::pair<std::string, at::Tensor*>> block_tensors(int block_index);
-
- private:
-  struct Params;
+  // TeaCache's running state. A step retried after an out-of-memory restores the state from
+  // before its first try, so that the retry decides (compute or reuse) exactly as that try did.
   struct TeaCache {
     bool enabled = false;
     int count = 0;
     int num_steps = 25;
     double threshold = 0.15;
     double accumulated = 0.0;
-    at::Tensor previous_modulated_input, previous_residual;
+    at::Tensor previous_modulated_input, previous_residual;  // (replaced, never written into)
   };
+  const TeaCache& teacache_state() const { return tea_; }
+  void restore_teacache_state(const TeaCache& state) { tea_ = state; }
+  const TransformerConfig& config() const { return cfg_; }
+
+  // Queries per block in the chunked attention (LibTorch without fused attention).
+  std::int64_t attention_query_chunk = 1024;
+
+  // The weights as modules in checkpoint order, which is the order the forward uses them in:
+  // x_embedder, clean_x_embedder, context_embedder, time_text_embed, image_projection (those the
+  // config has), transformer_blocks.N, single_transformer_blocks.N, norm_out, proj_out. FramePack
+  // places and streams weights per module; so does the memory governor (memory/residency.h).
+  int num_modules() const;
+  const std::string& module_name(int i) const;  // the checkpoint prefix
+  // The tensors of module i (checkpoint key, pointer to the held tensor), so that the memory
+  // governor can swap device copies in and out between calls to before_module.
+  std::vector<std::pair<std::string, at::Tensor*>> module_tensors(int i);
+  int first_block_module() const { return first_block_; }  // transformer_blocks.0 (or norm_out)
+  int num_blocks() const;                                  // dual + single blocks
+  // Called with a module's index right before the forward uses its weights (TeaCache's reuse
+  // skips the blocks). Default: empty.
+  std::function<void(int module_index)> before_module;
+
+  // Where inputs and activations go (default: the device the weights were loaded on). The memory
+  // governor keeps the weights on the host and computes on the device.
+  void set_compute_device(at::Device device);
+  at::Device compute_device() const { return device_; }
+
+ private:
+  struct Params;
   bool teacache_should_compute(const at::Tensor& img, const at::Tensor& temb);
+  const transformer::ModuleRef& module(int i) const;  // Error when out of range
+  int module_index(transformer::ModuleKind kind) const;
 
   TransformerConfig cfg_;
   at::ScalarType dtype_;
   at::Device device_;
   std::unique_ptr<Params> p_;
+  std::vector<transformer::ModuleRef> modules_;
+  int first_block_ = 0;
   TeaCache tea_;
 };
 

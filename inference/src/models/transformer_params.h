@@ -1,6 +1,7 @@
 // The parameters of the whole packed transformer, bound in one place (load, specs, block refs).
 #pragma once
 #include <array>
+#include <string>
 #include <vector>
 
 #include "models/transformer_blocks.h"
@@ -31,7 +32,12 @@ struct PackedParams {
   Linear norm_out, proj_out;
 };
 
+std::vector<ModuleRef> module_list(const TransformerConfig& cfg);
+
 Dims dims_of(const TransformerConfig& cfg);
+// `p` is the model's root binder; m.dual and m.single must have their final sizes.
+void bind_module(const ParamBinder& p, PackedParams& m, const TransformerConfig& cfg,
+                 const ModuleRef& r);
 void bind(const ParamBinder& p, PackedParams& m, const TransformerConfig& cfg);
 
 }  // namespace framesmith::transformer

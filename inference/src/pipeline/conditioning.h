@@ -4,11 +4,17 @@
 #pragma once
 #include <ATen/ATen.h>
 
+#include <functional>
+#include <memory>
 #include <string>
 
 #include "framesmith/model_set.h"
 #include "framesmith/pipeline.h"
 #include "sampling/sample_hunyuan.h"
+
+namespace framesmith {
+class LlamaModel;
+}  // namespace framesmith
 
 namespace framesmith::pipeline {
 
@@ -28,12 +34,21 @@ at::Tensor prepare_start_image(const Frames& image, int resolution);
 sampling::HunyuanConditioning load_conditioning(const std::string& path);
 void save_conditioning(const std::string& path, const sampling::HunyuanConditioning& c);
 
+// How encode_text places its encoders (the memory governor's low-VRAM mode).
+struct TextEncodeHooks {
+  // When set, the LLaMA is loaded on the host (in the compute dtype; on the simulated device
+  // outside its budget) with `device` as its compute device, and place_llama is called with it;
+  // what it returns is kept until the encoding ends (a streamer that copies each module onto the
+  // device at use, through LlamaModel::before_module). CLIP is loaded on `device` whole either way.
+  std::function<std::shared_ptr<void>(LlamaModel&)> place_llama;
+};
+
 // Encodes prompt and negative prompt with the model set's LLaMA and CLIP text encoders (with
 // cfg == 1 the negative conditioning is zeros, as FramePack). Missing components: Error naming
-// them.
+// them. Prompts already encoded on `device` come from a small cache.
 void encode_text(const ModelSet& models, const std::string& prompt,
                  const std::string& negative_prompt, double cfg, at::Device device,
-                 sampling::HunyuanConditioning& out);
+                 sampling::HunyuanConditioning& out, const TextEncodeHooks& hooks = {});
 
 // SigLIP last_hidden_state of the start image (uint8 H x W x 3) through the feature extractor.
 at::Tensor encode_image(const ModelSet& models, const at::Tensor& image_hw3, at::Device device);

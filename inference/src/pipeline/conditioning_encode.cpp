@@ -6,6 +6,7 @@
 
 #include "framesmith/error.h"
 #include "image/image_prep.h"
+#include "memory/simulated_device.h"
 #include "models/clip_text.h"
 #include "models/llama.h"
 #include "models/siglip.h"
@@ -63,26 +64,48 @@ struct TextEncoders {
   std::shared_ptr<LlamaModel> llama;
   std::shared_ptr<ClipTextModel> clip;
   std::int64_t crop_start = 0;
+  // What TextEncodeHooks::place_llama returned; declared last, so it lets go of the LLaMA first.
+  std::shared_ptr<void> llama_placement;
 };
 
 struct Encoded {
   at::Tensor llama_vec, pooler;
 };
 
-TextEncoders load_text_encoders(const ModelSet& m, at::Device device) {
+TextEncoders load_text_encoders(const ModelSet& m, at::Device device,
+                                const TextEncodeHooks& hooks) {
   TextEncoders t;
   const at::ScalarType dtype = device.is_cuda() ? at::kHalf : at::kFloat;
   t.llama_tok = std::make_shared<text::LlamaTokenizer>(
       text::LlamaTokenizer::from_file(need(m, Component::kTokenizer).path + "/tokenizer.json"));
   t.clip_tok = std::make_shared<text::ClipTokenizer>(
       text::ClipTokenizer::from_folder(need(m, Component::kTokenizer2).path));
-  t.llama = load_llama(need(m, Component::kTextEncoder).path, dtype, device);
+  const std::string& llama_path = need(m, Component::kTextEncoder).path;
+  if (hooks.place_llama) {
+    {
+      // The host keeps the weights (outside the simulated device's budget); the placement
+      // brings them onto the device at use.
+      memory::HostScope host;
+      t.llama = load_llama(llama_path, dtype, at::kCPU);
+    }
+    t.llama->set_compute_device(device);
+    t.llama_placement = hooks.place_llama(*t.llama);
+  } else {
+    t.llama = load_llama(llama_path, dtype, device);
+  }
   t.clip = load_clip_text(need(m, Component::kTextEncoder2).path, dtype, device);
   // HunyuanVideo's crop_start (95 with its tokenizer) is the template prefix's token count,
   // special tokens included; computing it keeps other tokenizers (the tiny model's) right.
   t.crop_start =
       static_cast<std::int64_t>(t.llama_tok->encode(kTemplatePrefix, 0, true, false).ids.size());
   return t;
+}
+
+// A float32 host copy of an encoder output (on the simulated device outside its budget), so that
+// what the prompt cache keeps is nothing of the device.
+at::Tensor host_float(const at::Tensor& t) {
+  memory::HostScope host;
+  return t.to(at::kCPU, at::kFloat, /*non_blocking=*/false, /*copy=*/true);
 }
 
 Encoded encode_prompt(const TextEncoders& t, const std::string& prompt) {
@@ -96,11 +119,10 @@ Encoded encode_prompt(const TextEncoders& t, const std::string& prompt) {
   at::Tensor mask = ids_tensor(enc.attention_mask).to(dev);
   at::Tensor hidden = t.llama->hidden_state(ids, mask, -3);
   Encoded e;
-  e.llama_vec =
-      hidden.slice(1, t.crop_start, std::max(length, t.crop_start)).to(at::kCPU).to(at::kFloat);
+  e.llama_vec = host_float(hidden.slice(1, t.crop_start, std::max(length, t.crop_start)));
+  hidden = at::Tensor();
   const auto cenc = t.clip_tok->encode(prompt, kClipLength, true);
-  e.pooler =
-      t.clip->forward(ids_tensor(cenc.ids).to(dev)).pooler_output.to(at::kCPU).to(at::kFloat);
+  e.pooler = host_float(t.clip->forward(ids_tensor(cenc.ids).to(dev)).pooler_output);
   return e;
 }
 
@@ -145,14 +167,16 @@ at::Tensor prepare_start_image(const Frames& image, int resolution) {
 
 void encode_text(const ModelSet& models, const std::string& prompt,
                  const std::string& negative_prompt, double cfg, at::Device device,
-                 sampling::HunyuanConditioning& out) {
+                 sampling::HunyuanConditioning& out, const TextEncodeHooks& hooks) {
+  // Keyed on the compute device: where the weights live (whole or streamed) does not change the
+  // result, the device (and its dtype) does.
   const std::string base = need(models, Component::kTextEncoder).path + "|" +
                            need(models, Component::kTextEncoder2).path + "|" + device.str() + "|";
   std::unique_ptr<TextEncoders> enc;
   auto encode_cached = [&](const std::string& text) {
     Encoded e;
     if (prompt_cache().get(base + text, &e)) return e;
-    if (!enc) enc = std::make_unique<TextEncoders>(load_text_encoders(models, device));
+    if (!enc) enc = std::make_unique<TextEncoders>(load_text_encoders(models, device, hooks));
     e = encode_prompt(*enc, text);
     prompt_cache().put(base + text, e);
     return e;

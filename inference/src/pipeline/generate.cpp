@@ -198,9 +198,14 @@ GenerationResult Job::run() {
     cond = pipeline::load_conditioning(req_.conditioning_file);
   } else {
     progress("text");
-    governor.run_encoder(
-        "text", footprint.text_encoder_bytes + footprint.text_encoder_2_bytes, [&](at::Device d) {
-          pipeline::encode_text(models, req_.prompt, req_.negative_prompt, req_.cfg, d, cond);
+    // Low-VRAM: the LLaMA streamed onto the device per layer, CLIP whole (memory/governor.h).
+    governor.run_text_encoder(
+        footprint.text_encoder_bytes, footprint.text_encoder_2_bytes,
+        [&](at::Device d, const memory::Governor::LlamaPlacement& place_llama) {
+          pipeline::TextEncodeHooks hooks;
+          hooks.place_llama = place_llama;
+          pipeline::encode_text(models, req_.prompt, req_.negative_prompt, req_.cfg, d, cond,
+                                hooks);
         });
   }
   check_cancel();
@@ -214,11 +219,12 @@ GenerationResult Job::run() {
   store.save_conditioning(cond);
 
   progress("loading");
-  // The governor places the transformer's blocks (resident or streamed) from here on. The VAE
-  // object stays on the host; the device gets a copy to encode the start image and the streamed
-  // decoder's weights to decode.
-  transformer =
-      load_transformer(models.find(Component::kTransformer)->path, transformer_dtype, device);
+  // Loaded on the host: the governor places the transformer's modules (resident or streamed per
+  // module) from here on, so a model larger than the card never needs to fit whole. The VAE
+  // object stays on the host too; the device gets a copy to encode the start image and the
+  // streamed decoder's weights to decode.
+  transformer = load_transformer(models.find(Component::kTransformer)->path, transformer_dtype,
+                                 compute.has_device_memory() ? at::Device(at::kCPU) : device);
   governor.attach_transformer(*transformer);
   const std::string vae_path = models.find(Component::kVae)->path;
   vae = load_vae(vae_path, vae_dtype, at::kCPU);
