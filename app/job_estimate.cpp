@@ -1,6 +1,5 @@
 #include "job_estimate.h"
 
-#include <QRegularExpression>
 #include <QStringList>
 #include <algorithm>
 #include <cmath>
@@ -8,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "framesmith/engine_cli.h"
 #include "framesmith/image_bucket.h"
+#include "framesmith/memory_plan.h"
 #include "framesmith/units.h"
 
 namespace framesmith::app {
@@ -46,35 +45,6 @@ QString describe_estimate(const JobEstimate& e) {
   return text;
 }
 
-namespace {
-
-// The `estimate` command's lines look like
-//   "decode: chunk 1 latent frame in 8 row bands, est. 19.0 MiB peak of 24.0 MiB budget"
-//   "vae encode: VAE whole; on the CPU instead, est. 41.5 MiB peak of ... (does not fit)".
-// The engine has no structured form of its plan in its public headers yet, so its text is read.
-struct PhaseLine {
-  QString phase;
-  std::int64_t peak = -1;
-  bool on_cpu = false;
-};
-
-PhaseLine parse_phase_line(const QString& line) {
-  static const QRegularExpression re(R"(^([a-z ]+):.*est\. ([0-9.]+ ?[KMGT]?i?B) peak)");
-  PhaseLine p;
-  const QRegularExpressionMatch m = re.match(line);
-  if (!m.hasMatch()) return p;
-  p.phase = m.captured(1);
-  try {
-    p.peak = parse_size(m.captured(2).toStdString());
-  } catch (const std::exception&) {
-    p.peak = -1;
-  }
-  p.on_cpu = line.contains("on the CPU instead");
-  return p;
-}
-
-}  // namespace
-
 MemoryPlanText memory_plan(const GenerationRequest& r, int image_width, int image_height) {
   MemoryPlanText out;
   const bool cuda = r.device.rfind("cuda", 0) == 0;
@@ -82,65 +52,31 @@ MemoryPlanText memory_plan(const GenerationRequest& r, int image_width, int imag
     out.summary = "memory plan: set a budget to see it before Start (else it comes with the job)";
     return out;
   }
-  std::vector<std::string> args = {"estimate",
-                                   "--model",
-                                   r.model_dir,
-                                   "--resolution",
-                                   std::to_string(r.resolution),
-                                   "--seconds",
-                                   std::to_string(r.seconds),
-                                   "--window",
-                                   std::to_string(r.latent_window),
-                                   "--device",
-                                   cuda ? "cuda" : "cpu",
-                                   "--preserve",
-                                   std::to_string(r.preserved_memory_bytes),
-                                   "--variant",
-                                   r.variant == TransformerVariant::kF1 ? "f1" : "original"};
-  if (r.vram_budget_bytes > 0) {
-    args.push_back("--vram-budget");
-    args.push_back(std::to_string(r.vram_budget_bytes));
-  }
-  if (image_width > 0 && image_height > 0) {
-    args.push_back("--image-size");
-    args.push_back(std::to_string(image_width) + "x" + std::to_string(image_height));
-  }
-  std::ostringstream text, errors;
-  int rc = -1;
+  MemoryPlanReport plan;
   try {
-    rc = run_engine_command(args, text, errors);
+    plan = plan_job_memory(r, image_width, image_height);
   } catch (const std::exception& e) {
-    errors << e.what();
-  }
-  if (rc != 0) {
-    out.summary = "memory plan: " + QString::fromStdString(errors.str()).trimmed();
+    out.summary = "memory plan: " + QString::fromStdString(e.what()).trimmed();
     return out;
   }
-  QString residency;
-  PhaseLine largest;
-  int on_cpu = 0;
-  QStringList plan_lines;
-  for (const QString& line : QString::fromStdString(text.str()).split('\n', Qt::SkipEmptyParts)) {
-    if (line.startsWith("model:") || line.startsWith("job:")) continue;  // the form shows these
-    plan_lines << line;
-    if (line.startsWith("residency:"))
-      residency = line.section(':', 1).section('(', 0, 0).trimmed();
-    const PhaseLine p = parse_phase_line(line);
-    if (p.on_cpu)
-      ++on_cpu;
-    else if (p.peak > largest.peak)
-      largest = p;
-  }
-  out.details = plan_lines.join('\n');
-  out.peak_bytes = largest.peak;
-  if (largest.peak < 0) {
-    out.summary = "memory plan: " + plan_lines.value(0);
+  QStringList lines;
+  for (const PhaseEstimate& p : plan.phases) lines << QString::fromStdString(p.line);
+  if (plan.host_decode_bytes > 0)
+    lines << QString::fromStdString("host memory for decoding: about " +
+                                    format_size(double(plan.host_decode_bytes)));
+  out.details = QString::fromStdString("residency: " + plan.residency) + "\n" + lines.join('\n');
+  const PhaseEstimate* largest = plan.largest();
+  const auto on_cpu = std::count_if(plan.phases.begin(), plan.phases.end(),
+                                    [](const PhaseEstimate& p) { return p.on_cpu; });
+  if (!largest) {
+    out.summary = "memory plan: " + QString::fromStdString(plan.residency) + ", nothing planned";
     return out;
   }
-  out.summary = QString("memory plan%1: peak ≈ %2 (%3)")
-                    .arg(residency.isEmpty() ? QString() : " (" + residency + ")")
-                    .arg(QString::fromStdString(format_size(double(largest.peak))))
-                    .arg(largest.phase);
+  out.peak_bytes = largest->peak_bytes;
+  out.summary = QString("memory plan (%1): peak ≈ %2 (%3)")
+                    .arg(QString::fromStdString(plan.residency))
+                    .arg(QString::fromStdString(format_size(double(largest->peak_bytes))))
+                    .arg(QString::fromStdString(largest->phase));
   if (r.vram_budget_bytes > 0)
     out.summary +=
         QString(" of %1").arg(QString::fromStdString(format_size(double(r.vram_budget_bytes))));

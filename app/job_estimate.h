@@ -1,5 +1,5 @@
 // What a request will make and need, shown before Start: sections, frames and the cropped size
-// (instant), and the engine's memory plan for it (the `estimate` command: a peak per phase).
+// (instant), and the engine's memory plan for it (framesmith/memory_plan.h: a peak per phase).
 #pragma once
 #include <QString>
 #include <cstdint>
