@@ -156,16 +156,22 @@ std::int64_t time_scale_of(std::int64_t stage_frames, std::int64_t latent_frames
 
 // Keeps a slab of an activation that a stage overwrites in place, so that a retried slab starts
 // from the original values.
+// Only attempts that write in several pieces need it: a convolution's one-band attempt writes its
+// slab last, after everything that can run out of memory, so a failed one leaves it untouched.
 class SlabBackup {
  public:
-  void save_or_restore(const at::Tensor& x, std::int64_t t0, std::int64_t t1, bool retry) {
+  // `retry`: the same slab again after an out-of-memory (else a new slab).
+  void before_attempt(const at::Tensor& x, std::int64_t t0, std::int64_t t1, bool retry,
+                      bool banded) {
     HostScope host;
-    if (!retry) {
-      begin_ = t0;
-      saved_ = x.narrow(2, t0, t1 - t0).clone();
-    } else {
-      x.narrow(2, begin_, saved_.size(2)).copy_(saved_);
+    if (retry && saved_.defined()) x.narrow(2, begin_, saved_.size(2)).copy_(saved_);
+    if (!banded) {
+      saved_ = at::Tensor();
+      return;
     }
+    if (retry && saved_.defined() && begin_ == t0 && saved_.size(2) == t1 - t0) return;
+    begin_ = t0;
+    saved_ = x.narrow(2, t0, t1 - t0).clone();
   }
 
  private:
@@ -220,7 +226,7 @@ class StageRunner {
     run_slabs(t_out, time_scale_of(t_out, latent_frames_), ctx_, a.stats ? &out.stats : nullptr,
               [&](std::int64_t t0, std::int64_t t1, const DecodeRung& rung, bool retry,
                   std::vector<ChunkMoments>& moments) {
-                if (in_place) backup.save_or_restore(out.x, t0, t1, retry);
+                if (in_place) backup.before_attempt(out.x, t0, t1, retry, rung.row_bands > 1);
                 const std::int64_t rows =
                     ceil_div(h_out, std::max<std::int64_t>(1, rung.row_bands));
                 for (std::int64_t r0 = 0; r0 < h_out; r0 += rows) {
@@ -280,7 +286,7 @@ class StageRunner {
         t, 1, ctx_, &out_stats,
         [&](std::int64_t t0, std::int64_t t1, const DecodeRung& rung, bool retry,
             std::vector<ChunkMoments>& moments) {
-          backup.save_or_restore(in, t0, t1, retry);
+          backup.before_attempt(in, t0, t1, retry, /*banded=*/true);  // written frame by frame
           const std::int64_t rows = ceil_div(h, std::max<std::int64_t>(1, rung.row_bands));
           DeviceWork work(ctx_.device);
           // The keys and values every frame of the slab may see, on the device once.
@@ -338,13 +344,22 @@ class StageRunner {
     if (a.norm) {
       x = x * ctx_.device.to_device(scale);
       x.add_(ctx_.device.to_device(shift));
-      x = at::silu(x);
+      at::silu_(x);
     } else if (a.pointwise_w) {
       x = at::conv3d(x, *a.pointwise_w, *a.pointwise_b);
     }
-    x = gather(x, 2, ti, tmin);
-    x = gather(x, 3, ri, rmin);
-    x = gather(x, 4, ci, 0);
+    if (ft == 1 && fh == 1 && fw == 1) {
+      // Without upsampling the three gathers are a replicate padding at the true borders (time:
+      // causal, in front only): one copy instead of three.
+      const std::int64_t front = std::max<std::int64_t>(0, (k - 1) - t0);
+      const std::int64_t top = std::max<std::int64_t>(0, p - r0);
+      const std::int64_t bottom = std::max<std::int64_t>(0, r1 + p - h_in);
+      if (front + top + bottom + p > 0) x = at::replication_pad3d(x, {p, p, top, bottom, front, 0});
+    } else {
+      x = gather(x, 2, ti, tmin);
+      x = gather(x, 3, ri, rmin);
+      x = gather(x, 4, ci, 0);
+    }
     return at::conv3d(x, a.conv->weight, a.conv->bias, a.conv->stride);
   }
 
