@@ -29,20 +29,28 @@ RESULTS="$OUT/gpu-bench.jsonl"
 log() { echo "[gpu_bench $(date +%H:%M:%S)] $*" >&2; }
 
 # --- 1. build ------------------------------------------------------------------------------
-TORCH_DIR=$(python3 -c 'import torch,os;print(os.path.join(torch.utils.cmake_prefix_path,"Torch"))')
+TORCH_PREFIX=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
 python3 -c 'import torch; assert torch.cuda.is_available(), "no CUDA device"; print(torch.__version__, torch.version.cuda, torch.cuda.get_device_name(0))' \
   | tee "$OUT/machine.txt" >&2
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader >> "$OUT/machine.txt" 2>/dev/null || true
 echo "cpus: $(nproc)" >> "$OUT/machine.txt"
 GEN=()
 command -v ninja >/dev/null && GEN=(-G Ninja)
-log "configuring against $TORCH_DIR"
+log "configuring against $TORCH_PREFIX"
+# torch.utils.cmake_prefix_path holds TorchConfig.cmake and the Caffe2 config it loads.
 cmake -S "$ROOT" -B "$BUILD" ${GEN[@]+"${GEN[@]}"} -DCMAKE_BUILD_TYPE=Release \
   -DFRAMESMITH_INFERENCE_ONLY=ON -DFRAMESMITH_BUILD_TESTS=OFF -DFRAMESMITH_BUILD_BENCHMARKS=OFF \
-  -DTorch_DIR="$TORCH_DIR" > "$OUT/cmake.log" 2>&1 || { tail -30 "$OUT/cmake.log"; exit 1; }
+  -DCMAKE_PREFIX_PATH="$TORCH_PREFIX" \
+  > "$OUT/cmake.log" 2>&1 || { tail -30 "$OUT/cmake.log"; exit 1; }
 log "building framesmith-engine"
 cmake --build "$BUILD" --target framesmith-engine -j"$(nproc)" > "$OUT/build.log" 2>&1 \
   || { tail -40 "$OUT/build.log"; exit 1; }
+# A CUDA LibTorch whose CUDA headers the build cannot see gives an engine without its CUDA paths
+# (torch_compat.h warns): stop rather than time the fallbacks.
+if grep -q "cuda_runtime_api.h is not on the include path" "$OUT/build.log"; then
+  log "built without the CUDA paths (no CUDA toolkit headers): see $OUT/build.log"
+  exit 1
+fi
 ENGINE="$BUILD/inference/framesmith-engine"
 "$ENGINE" --version >> "$OUT/machine.txt"
 

@@ -342,10 +342,14 @@ TEST(AllocatorSetup, ChoosesExpandableSegmentsUnlessTheUserSetTheVariable) {
   EXPECT_FALSE(c.expandable_segments);
   EXPECT_NE(c.description.find("set by the user"), std::string::npos);
 
+  // Only the device-generic name: the user's value, also under the CUDA name (which releases
+  // before the generic one read).
   c = choose_allocator_conf(nullptr, "expandable_segments:True,max_split_size_mb:128", true);
   EXPECT_TRUE(c.user_override);
   EXPECT_TRUE(c.expandable_segments);
+  EXPECT_TRUE(c.changed_environment);
   EXPECT_EQ(c.variable, "PYTORCH_ALLOC_CONF");
+  EXPECT_EQ(c.conf, "expandable_segments:True,max_split_size_mb:128");
 
   c = choose_allocator_conf(nullptr, nullptr, false);
   EXPECT_FALSE(c.expandable_segments);
@@ -378,12 +382,22 @@ TEST(AllocatorSetup, ConfigureRespectsTheEnvironment) {
   c = configure_cuda_allocator();
   EXPECT_TRUE(c.user_override);
   EXPECT_EQ(std::string(std::getenv("PYTORCH_CUDA_ALLOC_CONF")), "max_split_size_mb:64");
+  ::unsetenv("PYTORCH_CUDA_ALLOC_CONF");
+  ::setenv("PYTORCH_ALLOC_CONF", "max_split_size_mb:32", 1);
+  c = configure_cuda_allocator();
+  EXPECT_TRUE(c.user_override);
+  EXPECT_EQ(std::string(std::getenv("PYTORCH_CUDA_ALLOC_CONF")), "max_split_size_mb:32");
+  // Once per process, whoever asks first (the CUDA probe, the governor's event).
+  EXPECT_EQ(&cuda_allocator_choice(), &cuda_allocator_choice());
 
   if (saved_cuda)
     ::setenv("PYTORCH_CUDA_ALLOC_CONF", keep_cuda.c_str(), 1);
   else
     ::unsetenv("PYTORCH_CUDA_ALLOC_CONF");
-  if (saved_generic) ::setenv("PYTORCH_ALLOC_CONF", keep_generic.c_str(), 1);
+  if (saved_generic)
+    ::setenv("PYTORCH_ALLOC_CONF", keep_generic.c_str(), 1);
+  else
+    ::unsetenv("PYTORCH_ALLOC_CONF");
 }
 
 // ----------------------------------------------------------------------------------------------

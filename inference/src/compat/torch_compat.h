@@ -20,13 +20,18 @@
 // The CUDA caching allocator learned expandable segments in 2.1.
 #define FRAMESMITH_HAS_EXPANDABLE_SEGMENTS FRAMESMITH_TORCH_AT_LEAST(2, 1)
 
-// LibTorch built with CUDA (and the CUDA toolkit headers on the include path). Debian's 1.13 CPU
-// package ships ATen/cuda headers but no CUDAConfig.h; official CPU builds have AT_CUDA_ENABLED()
-// 0.
-#if !defined(FRAMESMITH_DISABLE_CUDA) && __has_include(<ATen/cuda/CUDAConfig.h>) && \
-    __has_include(<c10/cuda/CUDACachingAllocator.h>) && __has_include(<cuda_runtime_api.h>)
-#include <ATen/cuda/CUDAConfig.h>
-#define FRAMESMITH_HAS_CUDA AT_CUDA_ENABLED()
+// LibTorch built with CUDA (and the CUDA toolkit headers on the include path). Every LibTorch,
+// CPU-only ones too (Debian's 1.13, the CPU wheels), installs the c10/cuda headers; only a CUDA
+// build generates and installs c10/cuda/impl/cuda_cmake_macros.h, which c10/cuda/CUDAMacros.h
+// includes: without it no c10/cuda header compiles. (ATen defines no AT_CUDA_ENABLED macro.)
+#if !defined(FRAMESMITH_DISABLE_CUDA) && __has_include(<c10/cuda/impl/cuda_cmake_macros.h>) && \
+    __has_include(<c10/cuda/CUDACachingAllocator.h>)
+#if __has_include(<cuda_runtime_api.h>)
+#define FRAMESMITH_HAS_CUDA 1
+#else
+#warning "LibTorch has CUDA but cuda_runtime_api.h is not on the include path: no CUDA paths"
+#define FRAMESMITH_HAS_CUDA 0
+#endif
 #else
 #define FRAMESMITH_HAS_CUDA 0
 #endif
@@ -101,6 +106,20 @@ inline void cuda_empty_cache() {
 }
 inline void cuda_reset_peak_stats(int device) {
   c10::cuda::CUDACachingAllocator::resetPeakStats(static_cast<c10::DeviceIndex>(device));
+}
+// The device argument went from int to DeviceIndex in 2.3, as above.
+inline void cuda_set_memory_fraction(double fraction, int device) {
+  c10::cuda::CUDACachingAllocator::setMemoryFraction(fraction,
+                                                     static_cast<c10::DeviceIndex>(device));
+}
+// The caching allocator has no per-device state before CUDA's lazy initialisation, which LibTorch
+// runs at the first CUDA tensor: until then its stats, peak-reset and memory-fraction calls throw
+// "Invalid device argument 0: did you call init?". The call that runs it changed
+// (Context::lazyInitCUDA, later lazyInitDevice(kCUDA)); allocating an empty tensor runs it in
+// every version, and checks the device index on the way.
+inline void cuda_lazy_init(int device) {
+  (void)at::empty({0}, at::TensorOptions().dtype(at::kByte).device(
+                           at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(device))));
 }
 #endif
 

@@ -35,6 +35,12 @@ AllocatorChoice choose_allocator_conf(const char* cuda_alloc_conf, const char* a
     c.conf = is_set(cuda_alloc_conf) ? cuda_alloc_conf : alloc_conf;
     c.expandable_segments = c.conf.find(kExpandable) != std::string::npos;
     c.description = c.variable + "=" + c.conf + " set by the user; left as it is";
+    if (!is_set(cuda_alloc_conf)) {
+      // Releases before the device-generic name read only the CUDA one: the user's value is
+      // copied there, so every LibTorch sees it (newer ones read the same value twice).
+      c.changed_environment = true;
+      c.description += " (also given as " + std::string(kCudaConfVar) + ")";
+    }
     return c;
   }
   if (!torch_has_expandable_segments) {
@@ -56,6 +62,11 @@ AllocatorChoice configure_cuda_allocator() {
                                             FRAMESMITH_HAS_EXPANDABLE_SEGMENTS);
   if (c.changed_environment) set_env(kCudaConfVar, c.conf.c_str());
   return c;
+}
+
+const AllocatorChoice& cuda_allocator_choice() {
+  static const AllocatorChoice choice = configure_cuda_allocator();
+  return choice;
 }
 
 Event allocator_event(const AllocatorChoice& choice, double t_s) {

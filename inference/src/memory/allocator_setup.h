@@ -23,9 +23,12 @@ struct AllocatorChoice {
 AllocatorChoice choose_allocator_conf(const char* cuda_alloc_conf, const char* alloc_conf,
                                       bool torch_has_expandable_segments);
 
-// Reads the environment, sets PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True when chosen, and
-// returns the choice. Call once, before the first CUDA tensor.
+// Reads the environment, sets PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True when chosen (or
+// the user's PYTORCH_ALLOC_CONF, which older releases do not read), and returns the choice.
 AllocatorChoice configure_cuda_allocator();
+// configure_cuda_allocator() once per process, at the first call. The CUDA probe calls it before
+// it starts CUDA, so it runs before the allocator reads its variable; the governor reports it.
+const AllocatorChoice& cuda_allocator_choice();
 
 // The `allocator` event describing the choice (phase "setup").
 Event allocator_event(const AllocatorChoice& choice, double t_s = 0.0);

@@ -5,6 +5,7 @@
 
 #include "compat/torch_compat.h"
 #include "framesmith/error.h"
+#include "memory/allocator_setup.h"
 #include "memory/simulated_device.h"
 
 #if FRAMESMITH_HAS_CUDA
@@ -36,7 +37,10 @@ class SimulatedProbe final : public MemoryProbe {
 #if FRAMESMITH_HAS_CUDA
 class CudaProbe final : public MemoryProbe {
  public:
-  CudaProbe(int device, std::int64_t budget) : device_(device), budget_(budget) {}
+  CudaProbe(int device, std::int64_t budget) : device_(device), budget_(budget) {
+    cuda_allocator_choice();          // the allocator's variable, before CUDA starts
+    compat::cuda_lazy_init(device_);  // before the first allocator call (see torch_compat.h)
+  }
   std::string name() const override { return "cuda:" + std::to_string(device_); }
 
   MemorySnapshot snapshot() const override {

@@ -125,7 +125,8 @@ MemoryPlanReport plan_job_memory(const GenerationRequest& r, int image_w, int im
   job.latent_window = r.latent_window;
   job.sections = pipeline::total_latent_sections(r.seconds, r.latent_window);
   std::int64_t budget = r.vram_budget_bytes;
-  if (budget == 0 && cuda && cuda_probe_available()) budget = make_cuda_probe(0)->snapshot().total;
+  if (budget == 0 && cuda && cuda_probe_available() && at::hasCUDA())
+    budget = make_cuda_probe(0)->snapshot().total;
 
   const std::string kind = cuda ? "cuda:0" : "simulated";
   const PeakProfile profile = PeakProfile::load(default_profile_path(cuda));

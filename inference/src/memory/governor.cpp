@@ -6,6 +6,7 @@
 #include "compat/torch_compat.h"
 #include "framesmith/error.h"
 #include "framesmith/units.h"
+#include "memory/allocator_setup.h"
 #include "memory/oom_retry.h"
 #include "memory/phase.h"
 #include "memory/simulated_device.h"
@@ -23,8 +24,8 @@ namespace {
 void set_cuda_memory_fraction(const ComputeDevice& d, double fraction) {
 #if FRAMESMITH_HAS_CUDA
   if (d.is_cuda())
-    c10::cuda::CUDACachingAllocator::setMemoryFraction(std::clamp(fraction, 0.0, 1.0),
-                                                       d.device.has_index() ? d.device.index() : 0);
+    compat::cuda_set_memory_fraction(std::clamp(fraction, 0.0, 1.0),
+                                     d.device.has_index() ? d.device.index() : 0);
 #else
   (void)d;
   (void)fraction;
@@ -58,6 +59,9 @@ Governor::Governor(GovernorOptions options, EventSink sink, const std::atomic<bo
       throw Error("memory governor: the simulated device is not installed");
     probe_ = make_simulated_probe();
   } else if (d.is_cuda()) {
+    // The allocator's configuration (expandable segments on LibTorch >= 2.1, unless the user set
+    // one) is decided before the probe starts CUDA, and reported.
+    emit(allocator_event(cuda_allocator_choice(), now_s()));
     probe_ = make_cuda_probe(d.device.has_index() ? d.device.index() : 0, options_.budget);
   }
   if (probe_) {
