@@ -75,7 +75,11 @@ at::Device parse_device(const std::string& d) {
       throw Error("device \"" + d + "\" asked for, but this build of Framesmith (LibTorch " +
                   std::string(compat::torch_version_string()) +
                   ") has no CUDA or no GPU is visible");
-    return at::Device(d);
+    at::Device device(d);
+    // "cuda" is device 0 everywhere (probe, memory fraction and tensors alike), not whichever
+    // device happens to be current.
+    if (!device.has_index()) device.set_index(0);
+    return device;
   }
   throw Error("unknown device \"" + d + "\"");
 }
