@@ -42,14 +42,29 @@ struct ChunkMoments {
 };
 
 ChunkMoments moments_of(const at::Tensor& chunk, std::int64_t groups) {
-  at::Tensor x = chunk.reshape({chunk.size(0), groups, -1});
+  at::Tensor x = chunk;
   if (x.scalar_type() != at::kFloat && x.scalar_type() != at::kDouble) x = x.to(at::kFloat);
-  const std::int64_t dims[] = {2};
-  const auto vm = at::var_mean(x, at::IntArrayRef(dims), false, false);
+  const std::int64_t n = x.size(0);
   ChunkMoments m;
-  m.var = host_double(std::get<0>(vm));
-  m.mean = host_double(std::get<1>(vm));
-  m.count = static_cast<double>(x.size(2));
+  m.count = static_cast<double>(x.numel() / std::max<std::int64_t>(1, n * groups));
+  if (x.is_cuda()) {
+    const std::int64_t dims[] = {2};
+    const auto vm = at::var_mean(x.reshape({n, groups, -1}), at::IntArrayRef(dims), false, false);
+    m.var = host_double(std::get<0>(vm));
+    m.mean = host_double(std::get<1>(vm));
+    return m;
+  }
+  // On the CPU, GroupNorm's own statistics kernel (what the whole decode's GroupNorm computes for
+  // these values) is 2-3x faster than var_mean's generic Welford reduction, which made the
+  // streamed decode ~25 % slower than the whole one; its normalised output, which it writes too,
+  // is dropped at once. With eps 0, rstd = 1/sqrt(var).
+  x = x.contiguous();
+  const std::int64_t c = x.size(1), per_channel = x.numel() / std::max<std::int64_t>(1, n * c);
+  const auto stats = at::native_group_norm(x, {}, {}, n, c, per_channel, groups, 0.0);
+  m.mean = host_double(std::get<1>(stats)).reshape({n, groups});
+  const at::Tensor rstd = host_double(std::get<2>(stats)).reshape({n, groups});
+  HostScope host;
+  m.var = rstd.pow(-2);  // 0 where a group is constant (rstd = inf)
   return m;
 }
 
