@@ -1,35 +1,24 @@
-#include <sys/stat.h>
-
 #include <cstdlib>
 #include <fstream>
 
 #include "framesmith/error.h"
 #include "framesmith/model_set.h"
+#include "io/files.h"
 
 namespace framesmith {
 namespace {
-
-bool is_dir(const std::string& p) {
-  struct stat st {};
-  return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-bool is_file(const std::string& p) {
-  struct stat st {};
-  return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
 
 // A component folder counts as present when the file its loader reads first exists.
 bool component_present(Component c, const std::string& dir) {
   switch (c) {
     case Component::kTokenizer:
-      return is_file(dir + "/tokenizer.json");
+      return io::is_file(dir + "/tokenizer.json");
     case Component::kTokenizer2:
-      return is_file(dir + "/vocab.json") && is_file(dir + "/merges.txt");
+      return io::is_file(dir + "/vocab.json") && io::is_file(dir + "/merges.txt");
     case Component::kFeatureExtractor:
-      return is_file(dir + "/preprocessor_config.json");
+      return io::is_file(dir + "/preprocessor_config.json");
     default:
-      return is_file(dir + "/config.json");
+      return io::is_file(dir + "/config.json");
   }
 }
 
@@ -37,7 +26,7 @@ bool component_present(Component c, const std::string& dir) {
 std::string hub_snapshot(const std::string& cache, const std::string& repo, std::string* rev_out) {
   std::string dir = cache + "/models--";
   for (char ch : repo) dir += (ch == '/') ? std::string("--") : std::string(1, ch);
-  if (!is_dir(dir)) return "";
+  if (!io::is_dir(dir)) return "";
   std::string rev;
   std::ifstream ref(dir + "/refs/main");
   if (ref) std::getline(ref, rev);
@@ -46,7 +35,7 @@ std::string hub_snapshot(const std::string& cache, const std::string& repo, std:
       !rev.empty() && rev.find('/') == std::string::npos && rev.find("..") == std::string::npos;
   if (!sane) return "";
   const std::string snap = dir + "/snapshots/" + rev;
-  if (!is_dir(snap)) return "";
+  if (!io::is_dir(snap)) return "";
   if (rev_out) *rev_out = rev;
   return snap;
 }
@@ -117,7 +106,7 @@ ModelSet locate_model_set(const std::string& where, TransformerVariant variant) 
   ModelSet set;
   const bool hub = where == "hf" || where.rfind("hf:", 0) == 0;
   if (!hub) {
-    if (!is_dir(where))
+    if (!io::is_dir(where))
       throw Error(where +
                   ": no such model folder (expected a folder with transformer/, vae/, ... "
                   "or \"hf\" for the Hugging Face cache)");
@@ -132,7 +121,7 @@ ModelSet locate_model_set(const std::string& where, TransformerVariant variant) 
     return set;
   }
   const std::string cache = where.size() > 3 ? where.substr(3) : default_hub_cache();
-  if (!is_dir(cache)) throw Error(cache + ": Hugging Face hub cache folder does not exist");
+  if (!io::is_dir(cache)) throw Error(cache + ": Hugging Face hub cache folder does not exist");
   set.description = "hf-cache " + cache;
   for (Component c : all_components()) {
     const std::string repo = hub_repo_for(c, variant);

@@ -15,6 +15,7 @@
 
 #include "compat/torch_compat.h"
 #include "framesmith/error.h"
+#include "io/files.h"
 
 namespace framesmith::io {
 namespace {
@@ -37,16 +38,6 @@ std::string lower_ext(const std::string& path) {
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() &&
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-bool is_dir(const std::string& p) {
-  struct stat st {};
-  return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-bool is_file(const std::string& p) {
-  struct stat st {};
-  return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
 std::string dirname_of(const std::string& p) {

@@ -11,6 +11,7 @@
 #include "framesmith/error.h"
 #include "framesmith/model_set.h"
 #include "framesmith/units.h"
+#include "io/files.h"
 #include "io/safetensors.h"
 #include "models/llama.h"
 
@@ -22,16 +23,6 @@ constexpr double kEstimateMargin = 1.1;  // on top of the profile's correction
 
 std::int64_t ceil_div(std::int64_t a, std::int64_t b) {
   return (a + b - 1) / b;
-}
-
-nlohmann::json read_json(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw Error(path + ": cannot open");
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const std::exception& e) {
-    throw Error(path + ": invalid JSON (" + e.what() + ")");
-  }
 }
 
 std::int64_t numel_of(const std::vector<std::int64_t>& shape) {
@@ -91,7 +82,7 @@ std::int64_t llama_stream_elements(const std::string& folder) {
 // An integer field of a transformers config, at the top or under text_config / vision_config.
 std::int64_t config_int(const std::string& folder, const char* key, std::int64_t fallback) {
   try {
-    const nlohmann::json j = read_json(folder + "/config.json");
+    const nlohmann::json j = io::read_json_file(folder + "/config.json", "the config");
     for (const char* sub : {"", "text_config", "vision_config"}) {
       const nlohmann::json o = *sub ? (j.contains(sub) ? j[sub] : nlohmann::json()) : j;
       if (o.is_object() && o.contains(key) && o[key].is_number_integer())
@@ -141,7 +132,8 @@ ModelFootprint read_model_footprint(const ModelSet& set, bool cuda) {
   m.encoder_element_bytes = cuda ? 2 : 4;
   m.cpu_convolution = !cuda;
   if (const ComponentPath* p = set.find(Component::kTransformer)) {
-    m.transformer = TransformerConfig::from_json(read_json(p->path + "/config.json"));
+    m.transformer =
+        TransformerConfig::from_json(io::read_json_file(p->path + "/config.json", "the config"));
     m.has_transformer = true;
     const io::TensorStore store = io::TensorStore::open(p->path);
     for (const std::string& name : store.names()) {
@@ -154,7 +146,7 @@ ModelFootprint read_model_footprint(const ModelSet& set, bool cuda) {
         static_cast<int>(m.transformer.num_layers + m.transformer.num_single_layers);
   }
   if (const ComponentPath* p = set.find(Component::kVae)) {
-    m.vae = VaeConfig::from_json(read_json(p->path + "/config.json"));
+    m.vae = VaeConfig::from_json(io::read_json_file(p->path + "/config.json", "the config"));
     m.has_vae = true;
     const at::ScalarType dtype = cuda ? at::kHalf : at::kFloat;
     m.vae_decoder_bytes = decoder_weight_bytes(m.vae, dtype);
@@ -287,7 +279,7 @@ PeakProfile PeakProfile::load(const std::string& path) {
   PeakProfile p;
   if (path.empty()) return p;
   try {
-    const nlohmann::json j = read_json(path);
+    const nlohmann::json j = io::read_json_file(path, "the memory profile");
     if (!j.contains("entries") || !j["entries"].is_object()) return p;
     for (const auto& [key, v] : j["entries"].items()) {
       Entry e;

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "framesmith/error.h"
+#include "io/files.h"
 #include "io/safetensors.h"
 #include "models/encoder_common.h"
 #include "models/param_binder.h"
@@ -145,7 +146,7 @@ ClipTextOutput ClipTextModel::forward(const at::Tensor& input_ids,
 std::shared_ptr<ClipTextModel> load_clip_text(const std::string& folder, at::ScalarType dtype,
                                               at::Device device) {
   const std::string config_path = folder + "/config.json";
-  const nlohmann::json j = read_json_file(config_path, "CLIP text");
+  const nlohmann::json j = io::read_json_file(config_path, "the CLIP text config");
   ClipTextConfig cfg;
   try {
     cfg = ClipTextConfig::from_json(j);

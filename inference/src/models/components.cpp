@@ -2,12 +2,12 @@
 
 #include <sys/stat.h>
 
-#include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "framesmith/error.h"
+#include "io/files.h"
 #include "io/safetensors.h"
 #include "models/clip_text.h"
 #include "models/llama.h"
@@ -18,16 +18,6 @@
 
 namespace framesmith {
 namespace {
-
-nlohmann::json read_json(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw Error(path + ": missing");
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const std::exception& e) {
-    throw Error(path + ": not valid JSON (" + e.what() + ")");
-  }
-}
 
 // How each weight-bearing component reads its config and which parameters it must hold.
 struct WeightedKind {
@@ -84,7 +74,7 @@ ComponentInfo inspect_component(Component c, const std::string& dir) {
                               : c == Component::kTokenizer2 ? "vocab.json"
                                                             : "preprocessor_config.json";
       info.class_name = c == Component::kFeatureExtractor ? "SiglipImageProcessor" : "tokenizer";
-      const nlohmann::json j = read_json(dir + "/" + main_file);
+      const nlohmann::json j = io::read_json_file(dir + "/" + main_file, main_file);
       if (c == Component::kTokenizer) {
         if (!j.contains("model") || !j["model"].contains("vocab"))
           info.problems.push_back(dir + "/tokenizer.json: no model.vocab");
@@ -97,7 +87,7 @@ ComponentInfo inspect_component(Component c, const std::string& dir) {
       }
       return info;
     }
-    const nlohmann::json cfg = read_json(dir + "/config.json");
+    const nlohmann::json cfg = io::read_json_file(dir + "/config.json", "config.json");
     if (cfg.contains("_class_name"))
       info.class_name = cfg["_class_name"].get<std::string>();
     else if (cfg.contains("architectures") && cfg["architectures"].is_array() &&

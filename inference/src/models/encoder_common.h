@@ -5,7 +5,6 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
-#include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -15,20 +14,6 @@
 #include "models/weights.h"
 
 namespace framesmith::encoder_detail {
-
-// config.json as a JSON object; `what` names the model in messages.
-inline nlohmann::json read_json_file(const std::string& path, const std::string& what) {
-  std::ifstream in(path);
-  if (!in) throw Error(path + ": cannot open the " + what + " config");
-  nlohmann::json j;
-  try {
-    in >> j;
-  } catch (const std::exception& e) {
-    throw Error(path + ": invalid JSON (" + e.what() + ")");
-  }
-  if (!j.is_object()) throw Error(path + ": expected a JSON object");
-  return j;
-}
 
 // Typed reads with defaults: a missing key (or JSON null) takes the default, a wrong type throws.
 inline std::int64_t cfg_int(const nlohmann::json& j, const char* key, std::int64_t def) {

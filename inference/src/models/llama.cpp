@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "framesmith/error.h"
+#include "io/files.h"
 #include "io/safetensors.h"
 #include "models/encoder_common.h"
 #include "models/param_binder.h"
@@ -305,7 +306,7 @@ at::Tensor LlamaModel::hidden_state(const at::Tensor& input_ids, const at::Tenso
 std::shared_ptr<LlamaModel> load_llama(const std::string& folder, at::ScalarType dtype,
                                        at::Device device) {
   const std::string config_path = folder + "/config.json";
-  const nlohmann::json j = read_json_file(config_path, "LLaMA");
+  const nlohmann::json j = io::read_json_file(config_path, "the LLaMA config");
   LlamaConfig cfg;
   try {
     cfg = LlamaConfig::from_json(j);

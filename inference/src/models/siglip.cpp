@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "framesmith/error.h"
+#include "io/files.h"
 #include "io/safetensors.h"
 #include "models/encoder_common.h"
 #include "models/param_binder.h"
@@ -128,7 +129,7 @@ at::Tensor SiglipVisionModel::forward(const at::Tensor& pixel_values) const {
 std::shared_ptr<SiglipVisionModel> load_siglip_vision(const std::string& folder,
                                                       at::ScalarType dtype, at::Device device) {
   const std::string config_path = folder + "/config.json";
-  const nlohmann::json j = read_json_file(config_path, "SigLIP vision");
+  const nlohmann::json j = io::read_json_file(config_path, "the SigLIP vision config");
   SiglipVisionConfig cfg;
   try {
     cfg = SiglipVisionConfig::from_json(j);

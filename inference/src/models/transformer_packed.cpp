@@ -1,10 +1,10 @@
 #include "models/transformer_packed.h"
 
-#include <fstream>
 #include <sstream>
 #include <tuple>
 
 #include "framesmith/error.h"
+#include "io/files.h"
 #include "io/safetensors.h"
 #include "models/rope.h"
 #include "models/transformer_params.h"
@@ -401,14 +401,7 @@ at::Tensor PackedTransformer::forward(const TransformerInputs& in) {
 std::shared_ptr<PackedTransformer> load_transformer(const std::string& folder, at::ScalarType dtype,
                                                     at::Device device) {
   const std::string config_path = folder + "/config.json";
-  std::ifstream f(config_path);
-  if (!f) throw Error(config_path + ": cannot open the transformer config");
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(f);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(config_path + ": invalid JSON (" + e.what() + ")");
-  }
+  const nlohmann::json j = io::read_json_file(config_path, "the transformer config");
   TransformerConfig cfg;
   try {
     cfg = TransformerConfig::from_json(j);

@@ -2,13 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <utility>
 
 #include "framesmith/error.h"
+#include "io/files.h"
 #include "io/safetensors.h"
 #include "models/vae_blocks.h"
 
@@ -474,14 +474,7 @@ at::Tensor Vae::decode_temporal_tiled(const at::Tensor& z, const VaeTiling& t) c
 
 std::shared_ptr<Vae> load_vae(const std::string& folder, at::ScalarType dtype, at::Device device) {
   const std::string config_path = folder + "/config.json";
-  std::ifstream in(config_path);
-  if (!in) throw Error(config_path + ": cannot open the VAE config");
-  nlohmann::json j;
-  try {
-    in >> j;
-  } catch (const std::exception& e) {
-    throw Error(config_path + ": invalid JSON (" + e.what() + ")");
-  }
+  const nlohmann::json j = io::read_json_file(config_path, "the VAE config");
   VaeConfig cfg;
   try {
     cfg = VaeConfig::from_json(j);

@@ -3,6 +3,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 #include <sys/stat.h>
+#include <nlohmann/json.hpp>
 
 #include <cerrno>
 #include <cstring>
@@ -397,6 +398,15 @@ std::string read_file(const std::string& path, const std::string& what) {
   ss << in.rdbuf();
   if (in.bad()) throw Error("cannot read " + what + " " + path);
   return ss.str();
+}
+
+nlohmann::json parse_json(const std::string& path, const std::string& what) {
+  const std::string text = read_file(path, what);
+  try {
+    return nlohmann::json::parse(text);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw Error(what + " " + path + ": malformed JSON: " + e.what());
+  }
 }
 
 }  // namespace framesmith::text::detail

@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -141,6 +142,8 @@ class WordCache {
 
 // Reads a whole file; throws Error naming `what` and the path when it cannot be read.
 std::string read_file(const std::string& path, const std::string& what);
+// read_file's text as JSON; Error "<what> <path>: malformed JSON: ..." when it is not.
+nlohmann::json parse_json(const std::string& path, const std::string& what);
 
 }  // namespace detail
 }  // namespace framesmith::text

@@ -1,13 +1,12 @@
 #include "text/tokenizer_clip.h"
 
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <cctype>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "framesmith/error.h"
+#include "io/files.h"
 #include "text/tokenizer_text_clean.h"
 
 namespace framesmith::text {
@@ -17,20 +16,6 @@ namespace {
 using nlohmann::json;
 
 constexpr const char* kEndOfWord = "</w>";
-
-bool file_exists(const std::string& path) {
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
-
-json parse_json(const std::string& path, const std::string& what) {
-  const std::string text = detail::read_file(path, what);
-  try {
-    return json::parse(text);
-  } catch (const json::parse_error& e) {
-    throw Error(what + " " + path + ": malformed JSON: " + e.what());
-  }
-}
 
 // A token entry of tokenizer_config.json: "<|endoftext|>" or {"content": "<|endoftext|>", ...}.
 std::string token_name(const json& config, const char* key, const std::string& fallback) {
@@ -83,7 +68,7 @@ struct ClipTokenizer::Impl {
 // Loading
 
 void ClipTokenizer::Impl::load_vocab(const std::string& path) {
-  const json j = parse_json(path, "CLIP vocab.json");
+  const json j = detail::parse_json(path, "CLIP vocab.json");
   if (!j.is_object()) throw Error("CLIP vocab.json " + path + ": top level is not a JSON object");
   vocab.reserve(j.size() * 2);
   std::int32_t max_id = -1;
@@ -137,7 +122,7 @@ std::int32_t ClipTokenizer::Impl::id_of(const std::string& token, const std::str
 
 void ClipTokenizer::Impl::load_config(const std::string& path) {
   json config = json::object();
-  if (file_exists(path)) config = parse_json(path, "CLIP tokenizer_config.json");
+  if (io::is_file(path)) config = detail::parse_json(path, "CLIP tokenizer_config.json");
   if (!config.is_object())
     throw Error("CLIP tokenizer_config.json " + path + ": top level is not a JSON object");
   bos = token_name(config, "bos_token", "<|startoftext|>");

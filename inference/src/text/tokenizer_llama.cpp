@@ -1,13 +1,12 @@
 #include "text/tokenizer_llama.h"
 
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <cctype>
 #include <nlohmann/json.hpp>
 #include <string_view>
 
 #include "framesmith/error.h"
+#include "io/files.h"
 
 namespace framesmith::text {
 
@@ -114,11 +113,6 @@ std::string dirname_of(const std::string& path) {
   return slash == std::string::npos ? "." : path.substr(0, slash);
 }
 
-bool file_exists(const std::string& path) {
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
-
 // j[key] without copying (json::value returns a copy: the whole vocabulary for "model"); a null
 // value when j is not an object or has no such key.
 const json& member(const json& j, const char* key) {
@@ -126,15 +120,6 @@ const json& member(const json& j, const char* key) {
   if (!j.is_object()) return null_value;
   const auto it = j.find(key);
   return it == j.end() ? null_value : *it;
-}
-
-json parse_json(const std::string& path, const std::string& what) {
-  const std::string text = detail::read_file(path, what);
-  try {
-    return json::parse(text);
-  } catch (const json::parse_error& e) {
-    throw Error(what + " " + path + ": malformed JSON: " + e.what());
-  }
 }
 
 }  // namespace
@@ -481,8 +466,8 @@ LlamaTokenizer LlamaTokenizer::from_file(const std::string& tokenizer_json) {
   LlamaTokenizer tok(impl, pad);
   // transformers keeps the pad/eos token names in tokenizer_config.json next to the file.
   const std::string config = dirname_of(tokenizer_json) + "/tokenizer_config.json";
-  if (pad < 0 && file_exists(config)) {
-    const json c = parse_json(config, "tokenizer_config.json");
+  if (pad < 0 && io::is_file(config)) {
+    const json c = detail::parse_json(config, "tokenizer_config.json");
     for (const char* key : {"pad_token", "eos_token"}) {
       const json v = c.is_object() ? c.value(key, json()) : json();
       const std::string name = v.is_string()                            ? v.get<std::string>()
