@@ -6,7 +6,6 @@
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
 #include <limits>
 #include <sstream>
 
@@ -14,6 +13,7 @@
 #include "bench/bench_util.h"
 #include "framesmith/error.h"
 #include "framesmith/pipeline.h"
+#include "io/files.h"
 #include "memory/chunked_decode.h"
 #include "memory/device_probe.h"
 #include "memory/simulated_device.h"
@@ -166,9 +166,8 @@ struct GenerateRun {
 
 // Random conditioning of the transformer's sizes (no text or image encoder needed).
 std::string write_random_conditioning(const std::string& model) {
-  std::ifstream f(component_dir(model, "transformer") + "/config.json");
-  if (!f) throw Error("bench: cannot read the transformer's config.json in " + model);
-  const TransformerConfig cfg = TransformerConfig::from_json(nlohmann::json::parse(f));
+  const TransformerConfig cfg = TransformerConfig::from_json(io::read_json_file(
+      component_dir(model, "transformer") + "/config.json", "the transformer config"));
   at::manual_seed(0);
   sampling::HunyuanConditioning c;
   c.positive = {at::randn({1, 512, cfg.text_embed_dim}), at::arange(512).lt(64).unsqueeze(0),

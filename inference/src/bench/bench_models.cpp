@@ -7,6 +7,7 @@
 #include "bench/bench_util.h"
 #include "framesmith/error.h"
 #include "golden/golden_transformer.h"
+#include "io/files.h"
 #include "models/transformer_packed.h"
 #include "models/vae.h"
 #include "pipeline/section_loop.h"
@@ -250,9 +251,7 @@ int bench_make_random_model(const Options& o, std::ostream& out) {
     tc.has_image_proj = true;  // FramePackI2V_HY's layout
     tc.has_clean_x_embedder = true;
   } else {
-    std::ifstream f(which);
-    if (!f) throw Error("bench make-random-model: cannot read --config " + which);
-    tc = TransformerConfig::from_json(nlohmann::json::parse(f));
+    tc = TransformerConfig::from_json(io::read_json_file(which, "--config"));
   }
   auto write = [&](const std::string& sub, nlohmann::json config,
                    const std::vector<ParamSpec>& specs, at::ScalarType dt, const char* cls) {
