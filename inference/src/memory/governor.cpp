@@ -385,6 +385,9 @@ at::Tensor Governor::run_step(const sampling::FlowModel& model, const at::Tensor
   // A failed try may have advanced TeaCache (its counter, the last input): the retry starts from
   // the same state, so it computes or reuses exactly as an undisturbed run would.
   const PackedTransformer::TeaCache teacache = transformer.teacache_state();
+  // Only the first step of a section is measured: the other steps do not touch the peak stats.
+  const bool measure = !sampling_peak_recorded_ && probe_ && plan_ && plan_->find("sampling") &&
+                       model_.has_transformer;
   std::int64_t base = 0;
   const std::size_t done = run_with_oom_ladder(
       phase, names,
@@ -398,24 +401,24 @@ at::Tensor Governor::run_step(const sampling::FlowModel& model, const at::Tensor
         transformer.attention_query_chunk = r.attention_chunk;
         attention_chunk_ = r.attention_chunk;
         sampling_rung_ = first + k;
-        reset_peak();
-        modules.reset_streamed_peak();
-        base = allocated();
+        if (measure) {
+          reset_peak();
+          modules.reset_streamed_peak();
+          base = allocated();
+        }
         const Finally end([this] { residency_->end_forward(); });
         DeviceWork work(options_.device);
         result = options_.device.to_host(model(x, sigma));
       },
       ladder_sink({{"section", double(section)}, {"step", double(step)}}), hooks());
-  record_sampling_peak(done == 0, peak() - base - modules.streamed_peak_bytes());
+  if (measure && done == 0)  // at the planned setting
+    record_sampling_peak(peak() - base - modules.streamed_peak_bytes());
   return result;
 }
 
 // The first step of each section that ran at its planned setting measures the activations'
 // peak: what the device held at its peak beyond the resident weights and the streamed copies.
-void Governor::record_sampling_peak(bool first_try, std::int64_t measured) {
-  if (!first_try || sampling_peak_recorded_ || !plan_ || !plan_->find("sampling") ||
-      !model_.has_transformer)
-    return;
+void Governor::record_sampling_peak(std::int64_t measured) {
   sampling_peak_recorded_ = true;
   record_peak("sampling",
               estimate_sampling_activations(model_.transformer, sampling_tokens_,

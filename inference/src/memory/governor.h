@@ -144,7 +144,7 @@ class Governor {
   OomLadderHooks hooks();
   EventSink ladder_sink(std::map<std::string, double> extra = {});
   void record_peak(const std::string& phase, std::int64_t estimate, std::int64_t measured);
-  void record_sampling_peak(bool first_try, std::int64_t measured);
+  void record_sampling_peak(std::int64_t measured);
   std::int64_t allocated() const;
   std::int64_t peak() const;
   void reset_peak();
