@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "golden/golden_encoders.h"
+#include "test_support.h"
 
 namespace framesmith::golden {
 namespace {
@@ -13,16 +14,7 @@ namespace {
 const std::string kText = std::string(FRAMESMITH_GOLDEN_DIR) + "/text-tiny-a";
 const std::string kImage = std::string(FRAMESMITH_GOLDEN_DIR) + "/image-a";
 
-void expect_all_pass(const std::vector<CaseResult>& results) {
-  ASSERT_FALSE(results.empty());
-  for (const CaseResult& r : results) {
-    std::printf("%s/%s: rel-L2 %.3e, max-abs %.3e (tolerance %.0e)%s%s\n", r.case_name.c_str(),
-                r.output.c_str(), r.rel_l2, r.max_abs, r.tolerance, r.error.empty() ? "" : ": ",
-                r.error.c_str());
-    EXPECT_TRUE(r.passed) << r.case_name << "/" << r.output << " rel-L2 " << r.rel_l2 << " max-abs "
-                          << r.max_abs << " " << r.error;
-  }
-}
+using test::expect_all_pass;
 
 TEST(EncodersGolden, ClipTextForward) {
   const auto results = run_clip_text_forward(Case(kText, "clip_text_forward"));

@@ -18,6 +18,7 @@
 #include "models/llama.h"
 #include "models/siglip.h"
 #include "models/weights.h"
+#include "test_support.h"
 
 namespace framesmith {
 namespace {
@@ -25,20 +26,7 @@ namespace {
 using image::Bucket;
 using image::Resample;
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/framesmith-encoders-test-XXXXXX";
-    const char* p = ::mkdtemp(tmpl);
-    if (!p) throw std::runtime_error("mkdtemp failed");
-    path_ = p;
-  }
-  ~TempDir() { std::system(("rm -rf '" + path_ + "'").c_str()); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using test::TempDir;
 
 void write_json(const std::string& path, const nlohmann::json& j) {
   std::ofstream(path) << j.dump(2);

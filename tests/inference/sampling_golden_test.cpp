@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "golden/golden.h"
+#include "test_support.h"
 
 namespace golden = framesmith::golden;
 
@@ -25,13 +26,7 @@ void check(const std::string& name,
   const golden::Case c(case_set(), name);
   const std::vector<golden::CaseResult> results = runner(c);
   ASSERT_FALSE(results.empty()) << name;
-  for (const auto& r : results) {
-    std::printf("%-12s %-18s rel-L2 %.3e  max-abs %.3e  (tol %.0e)%s%s\n", r.case_name.c_str(),
-                r.output.c_str(), r.rel_l2, r.max_abs, r.tolerance, r.error.empty() ? "" : "  ",
-                r.error.c_str());
-    EXPECT_TRUE(r.passed) << r.case_name << "." << r.output << ": rel-L2 " << r.rel_l2 << " > "
-                          << r.tolerance << " " << r.error;
-  }
+  framesmith::test::expect_all_pass(results);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "golden/golden.h"
+#include "test_support.h"
 
 namespace framesmith::golden {
 namespace {
@@ -11,13 +12,7 @@ namespace {
 TEST(TransformerGolden, ForwardMatchesReference) {
   const Case c(std::string(FRAMESMITH_GOLDEN_DIR) + "/framepack-tiny-a", "transformer_forward");
   const std::vector<CaseResult> results = run_transformer_forward(c);
-  ASSERT_FALSE(results.empty());
-  for (const CaseResult& r : results) {
-    std::printf("%s/%s: rel-L2 %.3e, max-abs %.3e (tolerance %.0e)%s%s\n", r.case_name.c_str(),
-                r.output.c_str(), r.rel_l2, r.max_abs, r.tolerance, r.error.empty() ? "" : ": ",
-                r.error.c_str());
-    EXPECT_TRUE(r.passed) << r.case_name << "/" << r.output << " rel-L2 " << r.rel_l2;
-  }
+  test::expect_all_pass(results);
 }
 
 }  // namespace

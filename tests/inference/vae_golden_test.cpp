@@ -5,22 +5,14 @@
 #include <cstdio>
 
 #include "golden/golden.h"
+#include "test_support.h"
 
 namespace framesmith::golden {
 namespace {
 
 const std::string kSet = std::string(FRAMESMITH_GOLDEN_DIR) + "/framepack-tiny-a";
 
-void expect_all_pass(const std::vector<CaseResult>& results) {
-  ASSERT_FALSE(results.empty());
-  for (const CaseResult& r : results) {
-    std::printf("%s/%s: rel-L2 %.3e, max-abs %.3e (tolerance %.0e)%s%s\n", r.case_name.c_str(),
-                r.output.c_str(), r.rel_l2, r.max_abs, r.tolerance, r.error.empty() ? "" : ": ",
-                r.error.c_str());
-    EXPECT_TRUE(r.passed) << r.case_name << "/" << r.output << " rel-L2 " << r.rel_l2 << " "
-                          << r.error;
-  }
-}
+using test::expect_all_pass;
 
 TEST(VaeGolden, DecodeMatchesReference) {
   const std::vector<CaseResult> results = run_vae_decode(Case(kSet, "vae_decode"));

@@ -14,6 +14,7 @@
 #include "io/safetensors.h"
 #include "models/vae.h"
 #include "models/weights.h"
+#include "test_support.h"
 
 namespace framesmith {
 namespace {
@@ -28,20 +29,7 @@ VaeConfig tiny_config() {
   return c;
 }
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/framesmith-vae-test-XXXXXX";
-    const char* p = ::mkdtemp(tmpl);
-    if (!p) throw std::runtime_error("mkdtemp failed");
-    path_ = p;
-  }
-  ~TempDir() { std::system(("rm -rf '" + path_ + "'").c_str()); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using test::TempDir;
 
 // Writes config.json and a checkpoint of `tensors` into `dir`.
 void write_model(const std::string& dir, const VaeConfig& cfg,
