@@ -13,7 +13,7 @@ fail() { echo "FAILED: $*" >&2; exit 1; }
 
 for tool in desktop-file-validate appstreamcli; do
   command -v "$tool" >/dev/null ||
-    fail "$tool is missing (packaging/debian-build-deps.txt: desktop-file-utils, appstream)"
+    fail "$tool is missing (packaging/debian-test-deps.txt: desktop-file-utils, appstream)"
 done
 desktop-file-validate "$desktop" || fail "desktop-file-validate $desktop"
 appstreamcli validate --no-net "$metainfo" || fail "appstreamcli validate $metainfo"
