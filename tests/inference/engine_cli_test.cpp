@@ -97,3 +97,27 @@ TEST(EngineCli, CheckGoldenFailsClearlyOnAMissingFolder) {
   EXPECT_NE(r.rc, 0);
   EXPECT_NE((r.out + r.err).find("/nonexistent/case-set"), std::string::npos) << r.out << r.err;
 }
+
+// A case set may hold cases this build has no runner for (other tools' sets, newer formats):
+// each is a failure that names the case, never a skip or a pass; so is a case that cases.json
+// names without its file.
+TEST(EngineCli, CheckGoldenFailsCasesWithoutARunner) {
+  char tmpl[] = "/tmp/fs_cli5_XXXXXX";
+  const std::string dir = ::mkdtemp(tmpl);
+  io::save_safetensors(dir + "/mystery_case.safetensors", {{"in.x", at::zeros({2})}});
+  {
+    std::FILE* f = std::fopen((dir + "/cases.json").c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fputs(R"({"spec": {}, "cases": {"mystery_case": "?", "not_a_case": "?",)"
+               R"( "sample_cfg1": "listed, file missing"}})",
+               f);
+    std::fclose(f);
+  }
+  const CmdResult r = run({"check-golden", dir});
+  EXPECT_EQ(r.rc, 1) << r.out << r.err;
+  EXPECT_NE(r.out.find("mystery_case"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("not_a_case"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("ERROR no runner for this case"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("sample_cfg1.safetensors is missing"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("0 passed, 3 failed"), std::string::npos) << r.out;
+}

@@ -60,11 +60,13 @@ std::vector<CaseResult> run_preview_fake(const Case& c);
 std::vector<CaseResult> run_vae_decode(const Case& c);
 std::vector<CaseResult> run_vae_encode(const Case& c);
 std::vector<CaseResult> run_sample(const Case& c);  // sample_cfg1, sample_cfg
+std::vector<CaseResult> run_sample_teacache(const Case& c);
 std::vector<CaseResult> run_sections(const Case& c);
 std::vector<CaseResult> run_sections_f1(const Case& c);
 
-// Runs every case of `set_dir` whose runner is known; cases with unknown names are reported as
-// skipped (error "no runner"), never silently passed.
+// Runs every case of `set_dir`: each <case>.safetensors, and each case that cases.json names.
+// A case without a runner, or named in cases.json without its file, is a failure with the
+// case's name (error "no runner for this case" / "... missing"), never skipped or passed.
 std::vector<CaseResult> run_case_set(const std::string& set_dir);
 
 }  // namespace framesmith::golden

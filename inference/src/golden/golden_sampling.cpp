@@ -142,17 +142,9 @@ std::vector<CaseResult> run_loop(const Case& c, pipeline::LoopVariant variant) {
   return results;
 }
 
-}  // namespace
-
-std::vector<CaseResult> run_preview_fake(const Case& c) {
-  const at::Tensor images = pipeline::vae_decode_fake(c.in("latents"));
-  return {compare(c.name(), "images", images, c.out("images"), kTolForward)};
-}
-
-std::vector<CaseResult> run_sample(const Case& c) {
+// One sample_hunyuan call with the case's parameters and inputs; compares out.latents.
+std::vector<CaseResult> sample_with(const Case& c, PackedTransformer& transformer) {
   check_sampler(c);
-  auto transformer = load_transformer(c.set_dir() + "/transformer", at::kFloat, at::kCPU);
-
   sampling::SampleHunyuanParams p;
   p.width = c.meta_int("width");
   p.height = c.meta_int("height");
@@ -162,7 +154,7 @@ std::vector<CaseResult> run_sample(const Case& c) {
   p.guidance_rescale = meta_or(c, "rs", 0.0);
   p.shift = meta_shift(c);
   p.num_inference_steps = static_cast<int>(c.meta_int("steps"));
-  p.latent_channels = transformer->config().in_channels;
+  p.latent_channels = transformer.config().in_channels;
   p.dtype = at::kFloat;
   p.device = at::kCPU;
 
@@ -177,8 +169,65 @@ std::vector<CaseResult> run_sample(const Case& c) {
 
   at::Generator gen =
       at::detail::createCPUGenerator(static_cast<std::uint64_t>(c.meta_int("seed")));
-  const at::Tensor latents = sampling::sample_hunyuan(*transformer, p, conditioning(c), ctx, gen);
+  const at::Tensor latents = sampling::sample_hunyuan(transformer, p, conditioning(c), ctx, gen);
   return {compare(c.name(), "latents", latents, c.out("latents"), kTolSampler)};
+}
+
+}  // namespace
+
+std::vector<CaseResult> run_preview_fake(const Case& c) {
+  const at::Tensor images = pipeline::vae_decode_fake(c.in("latents"));
+  return {compare(c.name(), "images", images, c.out("images"), kTolForward)};
+}
+
+std::vector<CaseResult> run_sample(const Case& c) {
+  auto transformer = load_transformer(c.set_dir() + "/transformer", at::kFloat, at::kCPU);
+  return sample_with(c, *transformer);
+}
+
+
+
+// sample_hunyuan with TeaCache on. Besides the latents, the sequence of computed (1) and reused
+// (0) calls must equal the reference's `teacache_calc` exactly. It is read off the module hook:
+// every call announces transformer_blocks.0 once for TeaCache's test (which reads its norm1), and
+// a call that runs the blocks announces it again, followed by the other blocks.
+std::vector<CaseResult> run_sample_teacache(const Case& c) {
+  auto transformer = load_transformer(c.set_dir() + "/transformer", at::kFloat, at::kCPU);
+  transformer->initialize_teacache(true, static_cast<int>(c.meta_int("teacache_num_steps")),
+                                   c.meta_double("rel_l1_thresh"));
+  std::vector<int> calc;
+  int first_block_seen = 0;
+  const int first_block = transformer->first_block_module();
+  const int end_block = first_block + transformer->num_blocks();
+  transformer->before_module = [&](int module) {
+    if (module == 0) {
+      calc.push_back(0);
+      first_block_seen = 0;
+    }
+    if (calc.empty()) return;
+    if (module == first_block) ++first_block_seen;
+    if (first_block_seen > 1 || (module > first_block && module < end_block)) calc.back() = 1;
+  };
+  std::vector<CaseResult> results = sample_with(c, *transformer);
+
+  const std::vector<int> expected = parse_int_list(c.meta("teacache_calc"));
+  const auto as_text = [](const std::vector<int>& v) {
+    std::string t = "[";
+    for (std::size_t i = 0; i < v.size(); ++i) t += (i ? ", " : "") + std::to_string(v[i]);
+    return t + "]";
+  };
+  if (calc != expected) {
+    results.push_back(failed(c, "teacache_calc",
+                             "computed/reused calls " + as_text(calc) + ", reference " +
+                                 as_text(expected)));
+  } else {
+    CaseResult r;
+    r.case_name = c.name();
+    r.output = "teacache_calc";
+    r.passed = true;
+    results.push_back(r);
+  }
+  return results;
 }
 
 std::vector<CaseResult> run_sections(const Case& c) {
