@@ -25,7 +25,10 @@ count_test() {
     p=$(sed -n 's/^passed //p' "$counts")
     f=$(sed -n 's/^failed //p' "$counts")
     s=$(sed -n 's/^skipped //p' "$counts")
-    while IFS= read -r line; do skip_reasons+=("$name: ${line#skip }"); done < <(grep '^skip ' "$counts")
+    while IFS= read -r line; do
+      line=${line#skip }
+      skip_reasons+=("$name: ${line/$'\t'/: }")
+    done < <(grep '^skip ' "$counts")
   elif [ -f "$qt" ] && grep -q '^Totals:' "$qt"; then
     read -r p f s < <(sed -n 's/^Totals: \([0-9]*\) passed, \([0-9]*\) failed, \([0-9]*\) skipped.*/\1 \2 \3/p' "$qt")
     while IFS= read -r line; do skip_reasons+=("$name: ${line#SKIP   : }"); done < <(grep -A1 '^SKIP   :' "$qt" | grep -v '^--$' | paste - - | sed 's/\s\+Loc:.*//')
@@ -64,6 +67,11 @@ done
 if [ ${#skip_reasons[@]} -gt 0 ]; then
   echo "== skipped (${#skip_reasons[@]}):"
   printf '  %s\n' "${skip_reasons[@]}"
+fi
+# Say it plainly when the GPU checks did not run: a green CPU run proves nothing about CUDA.
+gpu_skipped=$(printf '%s\n' "${skip_reasons[@]}" | grep -ci 'cuda\|gpu' || true)
+if [ "${gpu_skipped:-0}" -gt 0 ]; then
+  echo "== note: $gpu_skipped CUDA/GPU test cases were skipped: this run made no CUDA assertion"
 fi
 if [ ${#failed_names[@]} -gt 0 ]; then
   echo "== failed:"
