@@ -109,7 +109,12 @@ void apply_generation_options(const Options& o, GenerationRequest& req) {
     req.variant = v == "f1" ? TransformerVariant::kF1 : TransformerVariant::kOriginal;
   }
   req.seconds = to_double(o, "--seconds", req.seconds);
-  req.seed = static_cast<std::uint64_t>(to_double(o, "--seed", double(req.seed)));
+  if (o.has("--seed")) {
+    // Exact 64-bit integers (never through a double); -1 draws one, and the job records the seed
+    // it used, so that its saved parameters give the same video again.
+    const SeedChoice s = parse_seed(o.get("--seed"));
+    req.seed = s.random ? random_seed() : s.seed;
+  }
   req.steps = static_cast<int>(to_double(o, "--steps", req.steps));
   req.distilled_cfg = to_double(o, "--gs", req.distilled_cfg);
   req.cfg = to_double(o, "--cfg", req.cfg);

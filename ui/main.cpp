@@ -4,7 +4,9 @@
 #include <QCommandLineParser>
 #include <QTimer>
 #include <cstdio>
+#include <cstdlib>
 
+#include "framesmith/units.h"
 #include "first_run.h"
 #include "main_window.h"
 #include "model_picker.h"
@@ -26,7 +28,16 @@ framesmith::ui::StartOptions parse(QCommandLineParser& p) {
   if (p.isSet("steps")) o.steps = p.value("steps").toInt();
   if (p.isSet("resolution")) o.resolution = p.value("resolution").toInt();
   if (p.isSet("window")) o.window = p.value("window").toInt();
-  if (p.isSet("seed")) o.seed = p.value("seed").toULongLong();
+  if (p.isSet("seed")) {
+    // Exact, as the CLI parses it: a malformed seed is refused, -1 draws one.
+    try {
+      const framesmith::SeedChoice s = framesmith::parse_seed(p.value("seed").toStdString());
+      o.seed = s.random ? framesmith::random_seed() : s.seed;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "framesmith: %s\n", e.what());
+      std::exit(2);
+    }
+  }
   if (p.isSet("teacache")) o.teacache = true;
   if (p.isSet("no-teacache")) o.teacache = false;
   return o;
@@ -60,7 +71,7 @@ int main(int argc, char** argv) {
       {"steps", "Sampling steps.", "N"},
       {"resolution", "Bucket resolution (64..1024, multiple of 16).", "PX"},
       {"window", "Latent window size.", "N"},
-      {"seed", "Seed.", "N"},
+      {"seed", "Seed: 0 to 18446744073709551615, or -1 for a random one.", "N"},
       {"teacache", "Use TeaCache."},
       {"no-teacache", "Do not use TeaCache."},
       {"device", "cpu, cuda or cuda:N.", "DEVICE"},

@@ -87,7 +87,7 @@ ParametersForm::ParametersForm(QWidget* parent) : QWidget(parent) {
 
   seed_edit_ = new QLineEdit;
   seed_edit_->setValidator(
-      new QRegularExpressionValidator(QRegularExpression("[0-9]{1,19}"), seed_edit_));
+      new QRegularExpressionValidator(QRegularExpression("[0-9]{1,20}"), seed_edit_));
   seed_edit_->setToolTip("Random seed: the same seed and parameters make the same video");
   random_seed_box_ = new QCheckBox("new each job");
   random_seed_box_->setToolTip("Draw a new random seed for every job");
@@ -215,7 +215,7 @@ void ParametersForm::fill(GenerationRequest& r) const {
   r.seconds = seconds_box_->value();
   bool ok = false;
   const qulonglong seed = seed_edit_->text().toULongLong(&ok);
-  if (!ok) throw Error("the seed must be a whole number");
+  if (!ok) throw Error("the seed must be a whole number from 0 to 18446744073709551615");
   r.seed = seed;
   r.steps = steps_box_->value();
   r.distilled_cfg = gs_box_->value();

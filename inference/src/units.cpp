@@ -2,7 +2,9 @@
 
 #include <cctype>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
+#include <random>
 
 #include "framesmith/error.h"
 
@@ -61,6 +63,33 @@ std::string format_size(double bytes) {
   char buf[64];
   std::snprintf(buf, sizeof buf, u ? "%s%.1f %s" : "%s%.0f %s", bytes < 0 ? "-" : "", v, units[u]);
   return buf;
+}
+
+SeedChoice parse_seed(const std::string& text) {
+  std::string t = text;
+  while (!t.empty() && std::isspace(static_cast<unsigned char>(t.back()))) t.pop_back();
+  std::size_t i = 0;
+  while (i < t.size() && std::isspace(static_cast<unsigned char>(t[i]))) ++i;
+  t = t.substr(i);
+  const auto bad = [&](const std::string& why) {
+    return Error("seed \"" + text + "\" " + why +
+                 " (a whole number from 0 to 18446744073709551615, or -1 for a random seed)");
+  };
+  if (t == "-1") return {0, true};
+  if (t.empty()) throw bad("is empty");
+  std::uint64_t v = 0;
+  for (char ch : t) {
+    if (!std::isdigit(static_cast<unsigned char>(ch))) throw bad("is not a whole number");
+    const std::uint64_t d = static_cast<std::uint64_t>(ch - '0');
+    if (v > (UINT64_MAX - d) / 10) throw bad("is out of range");
+    v = v * 10 + d;
+  }
+  return {v, false};
+}
+
+std::uint64_t random_seed() {
+  std::random_device rd;
+  return (static_cast<std::uint64_t>(rd()) << 32) ^ static_cast<std::uint64_t>(rd());
 }
 
 }  // namespace framesmith

@@ -48,6 +48,23 @@ TEST(Units, ParseSize) {
     EXPECT_THROW(parse_size(bad), Error) << bad;
 }
 
+// Seeds are exact 64-bit integers: the old parser went through a double, so 2^64 - 1 and 2^70
+// became 0, 2^53 + 1 became 2^53 and 1.5 became 1.
+TEST(Units, ParseSeedIsExact) {
+  EXPECT_EQ(parse_seed("0").seed, 0u);
+  EXPECT_EQ(parse_seed("31337").seed, 31337u);
+  EXPECT_EQ(parse_seed("9007199254740993").seed, 9007199254740993ull);     // 2^53 + 1
+  EXPECT_EQ(parse_seed("9223372036854775807").seed, 9223372036854775807ull);  // 2^63 - 1
+  EXPECT_EQ(parse_seed("18446744073709551615").seed, UINT64_MAX);           // 2^64 - 1
+  EXPECT_EQ(parse_seed(" 42 ").seed, 42u);
+  EXPECT_FALSE(parse_seed("42").random);
+  EXPECT_TRUE(parse_seed("-1").random);
+  for (const char* bad : {"18446744073709551616", "1180591620717411303424", "1.5", "1e3", "-2",
+                          "+5", "", "0x10", "12abc", "-1.0"}) {
+    EXPECT_THROW(parse_seed(bad), Error) << bad;
+  }
+}
+
 TEST(Units, FormatSize) {
   EXPECT_EQ(format_size(17), "17 B");
   EXPECT_EQ(format_size(3.1 * (1 << 30)), "3.1 GiB");
@@ -94,6 +111,19 @@ TEST(RequestJson, RoundTripAndValidation) {
   EXPECT_THROW(request_from_json(R"({"steps": 0})", bad), Error);
   EXPECT_THROW(request_from_json(R"({"variant": "f2"})", bad), Error);
   EXPECT_THROW(request_from_json(R"({"seed": "x"})", bad), Error);
+  // A saved seed is read back exactly, and what is not a 64-bit unsigned integer is refused.
+  for (const std::uint64_t seed : {std::uint64_t{0}, std::uint64_t{9007199254740993ull},
+                                   std::uint64_t{9223372036854775808ull}, UINT64_MAX}) {
+    GenerationRequest s = r;
+    s.seed = seed;
+    GenerationRequest s_back;
+    request_from_json(request_to_json(s), s_back);
+    EXPECT_EQ(s_back.seed, seed);
+  }
+  for (const char* bad_seed : {R"({"seed": -1})", R"({"seed": 1.5})", R"({"seed": 1e30})",
+                               R"({"seed": 18446744073709551616})"}) {
+    EXPECT_THROW(request_from_json(bad_seed, bad), Error) << bad_seed;
+  }
   EXPECT_THROW(request_from_json("[", bad), Error);
   try {
     GenerationRequest q;

@@ -58,7 +58,14 @@ void request_from_json(const std::string& text, GenerationRequest& r) {
   get("negative_prompt", r.negative_prompt);
   get("conditioning", r.conditioning_file);
   get("seconds", r.seconds);
-  get("seed", r.seed);
+  // The seed exactly as a 64-bit unsigned integer: nlohmann would turn -1 into 2^64 - 1 and 1.5
+  // into 1 without a word.
+  if (auto it = j.find("seed"); it != j.end() && !it->is_null()) {
+    if (!it->is_number_unsigned() && !(it->is_number_integer() && it->get<std::int64_t>() >= 0))
+      throw Error("job parameter \"seed\" must be a whole number from 0 to 2^64 - 1, not " +
+                  it->dump());
+    r.seed = it->get<std::uint64_t>();
+  }
   get("steps", r.steps);
   get("gs", r.distilled_cfg);
   get("cfg", r.cfg);
