@@ -4,6 +4,8 @@
 #include <QFile>
 #include <QFileInfo>
 #include <QSaveFile>
+#include <sys/stat.h>
+
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -39,6 +41,35 @@ void write_file(const std::string& path, const std::string& bytes, const char* w
 }
 
 // "video.job" -> "video": the job's name in its partial videos, as FramePack's job_id.
+// Every output is written to a temporary name and renamed over its path: a rename replaces
+// whatever is there, a device node, a FIFO or a symlink included (as root, --out /dev/null
+// replaced the device). So a path that exists must be a regular file; symlinks are refused, not
+// followed (say the real path), and a folder is refused before any work starts.
+void check_file_target(const std::string& path, const char* what) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return;  // absent: it will be created
+  if (S_ISREG(st.st_mode)) return;
+  std::string kind = "not a regular file";
+  if (S_ISDIR(st.st_mode)) kind = "a folder (give a file name, e.g. " + path + "/video.mp4)";
+  else if (S_ISLNK(st.st_mode)) kind = "a symbolic link (give the path it points to)";
+  else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) kind = "a device";
+  else if (S_ISFIFO(st.st_mode)) kind = "a FIFO";
+  else if (S_ISSOCK(st.st_mode)) kind = "a socket";
+  throw Error(path + " (" + what + ") is " + kind + "; Framesmith writes only regular files");
+}
+
+// The job folder: absent, or a folder (a symlink to one is fine: nothing is renamed over it).
+void check_folder_target(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    if (::lstat(path.c_str(), &st) == 0)
+      throw Error(path + " (the job folder) is a symbolic link to nothing");
+    return;
+  }
+  if (!S_ISDIR(st.st_mode))
+    throw Error(path + " (the job folder) exists and is not a folder");
+}
+
 std::string job_name(const std::string& job_dir) {
   QString name = QFileInfo(QDir::cleanPath(QString::fromStdString(job_dir))).fileName();
   if (name.endsWith(".job") && name.size() > 4) name.chop(4);
@@ -57,6 +88,16 @@ JobOutput::JobOutput(std::string video_path, int crf, const GenerationRequest& r
       crf_(crf),
       params_json_(request_to_json(request)),
       job_dir_(job_dir.empty() ? request.job_dir : std::move(job_dir)) {
+  // Before anything is created: a bad target costs the user nothing.
+  check_file_target(video_path_, "the video");
+  check_file_target(sidecar_path(), "the parameters");
+  check_file_target(input_image_path(), "the input image");
+  if (!job_dir_.empty()) {
+    check_folder_target(job_dir_);
+    check_file_target(job_dir_ + "/" + kSavedOutputFile, "the job's output settings");
+    // Before the sidecar: a second run on the same --out must change nothing.
+    lock_ = std::make_unique<JobFolderLock>(job_dir_);
+  }
   make_folder(QFileInfo(QString::fromStdString(video_path_)).dir().path().toStdString(),
               "output folder");
   // Real writes, not permission bits: they also catch read-only mounts, full disks and root.

@@ -10,8 +10,10 @@
 // full disk never leaves half a file under a final name, and never removes an earlier one.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 
+#include "framesmith/job_folder.h"
 #include "framesmith/pipeline.h"
 
 namespace framesmith::app {
@@ -24,6 +26,8 @@ class JobOutput {
   // Makes the output folder and the job folder when missing, and writes the sidecar and the job
   // folder's output.json, so that an unwritable folder is found before any work starts (Error
   // naming the folder or file). `job_dir` empty: request.job_dir; both empty: no job folder.
+  // Refuses, before writing anything, an output path that exists and is not a regular file, and
+  // a job folder another process is using (the lock is held while this object lives).
   JobOutput(std::string video_path, int crf, const GenerationRequest& request,
             std::string job_dir = std::string());
 
@@ -49,6 +53,7 @@ class JobOutput {
   int crf_;
   std::string params_json_;
   std::string job_dir_;
+  std::unique_ptr<JobFolderLock> lock_;
   std::string last_partial_;
 };
 

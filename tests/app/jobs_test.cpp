@@ -16,6 +16,8 @@
 
 #ifdef __linux__
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -203,6 +205,120 @@ TEST_F(JobsTest, UnwritableFoldersAreReportedBeforeWork) {
   }
 #endif
 }
+
+#ifdef __linux__
+// Outputs are renamed into place, and a rename replaces anything: so a path that exists must be a
+// regular file. A device, a FIFO, a symlink or a folder at any output path is refused before a
+// file is made, and is still what it was afterwards.
+TEST_F(JobsTest, SpecialFilesAtAnOutputPathAreRefusedBeforeWork) {
+  ASSERT_EQ(::mkfifo(file("fifo.mp4").c_str(), 0600), 0);
+  std::ofstream(file("real.mp4")) << "an earlier video";
+  fs::create_symlink(file("real.mp4"), file("link.mp4"));
+  fs::create_directories(dir_ / "folder.mp4");
+  fs::create_directories(dir_ / "side");
+  ASSERT_EQ(::mkfifo(file("side/clip.json").c_str(), 0600), 0);  // the sidecar's path
+  std::ofstream(file("not_a_folder.job")) << "x";
+  struct Case {
+    std::string video, job, expect;
+  };
+  const std::vector<Case> cases = {
+      {"/dev/null", "", "is a device"},  // what replaced /dev/null when run as root
+      {file("fifo.mp4"), file("fifo.job"), "is a FIFO"},
+      {file("link.mp4"), file("link.job"), "is a symbolic link"},
+      {file("folder.mp4"), file("folder.job"), "is a folder"},
+      {file("side/clip.mp4"), file("side/clip.job"), "is a FIFO"},
+      {file("new.mp4"), file("not_a_folder.job"), "is not a folder"},
+  };
+  for (const Case& c : cases) {
+    try {
+      JobOutput out(c.video, 16, request(), c.job);
+      ADD_FAILURE() << "no error for " << c.video;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(c.expect), std::string::npos) << e.what();
+    }
+    if (!c.job.empty() && c.job != file("not_a_folder.job")) {
+      EXPECT_FALSE(fs::exists(c.job)) << c.job;
+    }
+  }
+  EXPECT_FALSE(fs::exists("/dev/null.json"));
+  EXPECT_FALSE(fs::exists("/dev/null.job"));
+  EXPECT_TRUE(fs::is_character_file("/dev/null"));
+  EXPECT_TRUE(fs::is_fifo(file("fifo.mp4")));
+  EXPECT_TRUE(fs::is_symlink(file("link.mp4")));
+  EXPECT_TRUE(fs::is_fifo(file("side/clip.json")));
+  EXPECT_FALSE(fs::exists(file("fifo.json")));
+  EXPECT_FALSE(fs::exists(file("new.json")));
+  std::ifstream real(file("real.mp4"));
+  std::string text((std::istreambuf_iterator<char>(real)), {});
+  EXPECT_EQ(text, "an earlier video");
+}
+
+// Two runs on one --out: the second is refused with the holder's pid and writes nothing (it
+// used to overwrite the sidecar and job.json while the first run's video won). A holder that was
+// killed leaves no stale lock. One process may lock a folder twice (front end, then engine).
+TEST_F(JobsTest, OneJobFolderOneWriter) {
+  const std::string job = file("clip.job");
+  int ready[2], release[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  ASSERT_EQ(::pipe(release), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    char c = 0;
+    try {
+      new JobFolderLock(job);  // held until the child exits (or is killed)
+      c = 1;
+    } catch (...) {
+    }
+    (void)!::write(ready[1], &c, 1);
+    (void)!::read(release[0], &c, 1);
+    ::_exit(0);
+  }
+  char c = 0;
+  ASSERT_EQ(::read(ready[0], &c, 1), 1);
+  ASSERT_EQ(c, 1) << "the child could not lock " << job;
+
+  GenerationRequest req = request();
+  req.seed = 2;
+  try {
+    JobOutput out(file("clip.mp4"), 16, req, job);
+    ADD_FAILURE() << "a second writer was let in";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("in use by process " + std::to_string(child)),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_FALSE(fs::exists(file("clip.json"))) << "the refused run wrote its sidecar";
+  EXPECT_FALSE(fs::exists(job + "/output.json")) << "the refused run wrote output.json";
+
+  // The holder dies without unlocking: the folder is free at once.
+  ::kill(child, SIGKILL);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  {
+    JobOutput out(file("clip.mp4"), 16, req, job);
+    JobFolderLock again(job);  // the engine's lock inside the same process
+    EXPECT_TRUE(fs::exists(file("clip.json")));
+  }
+  ::close(ready[0]);
+  ::close(ready[1]);
+  ::close(release[0]);
+  ::close(release[1]);
+}
+
+TEST_F(JobsTest, CliRefusesAFolderAsOutBeforeGenerating) {
+  const Frames img = make_frames(64, 48, 1);
+  write_png(img.frame(0), 64, 48, 64 * 3, file("in.png"));
+  fs::create_directories(dir_ / "videos");
+  const int rc = cli({"generate", "--model", file("no-model"), "--image", file("in.png"),
+                      "--prompt", "x", "--out", file("videos"), "--quiet"});
+  EXPECT_EQ(rc, 1);
+  EXPECT_EQ(lines(err_.str()), 1) << err_.str();
+  EXPECT_NE(err_.str().find("is a folder"), std::string::npos) << err_.str();
+  EXPECT_FALSE(fs::exists(file("videos.job")));
+  EXPECT_FALSE(fs::exists(file("videos.json")));
+}
+#endif
 
 TEST_F(JobsTest, CliReportsAnUnwritableFolderInOneLine) {
   const Frames img = make_frames(64, 48, 1);

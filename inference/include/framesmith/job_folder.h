@@ -29,6 +29,23 @@ JobFolderInfo inspect_job_folder(const std::string& dir);
 // resume = true. Throws Error naming the file when the folder holds no job or is damaged.
 GenerationRequest load_job_request(const std::string& dir);
 
+// One job folder, one writer: an advisory lock (flock) on <dir>/job.lock, held while the object
+// lives. The kernel drops it when the holder exits or is killed, so a dead job never leaves a
+// stale lock behind; the file's content (the holder's pid) only serves the message. Creates the
+// folder when missing. Throws Error "DIR is in use by process N (...)" when another process
+// holds it. Re-entrant within one process: a front end locks before writing its own files, and
+// generate() locks the same folder again without conflict.
+class JobFolderLock {
+ public:
+  explicit JobFolderLock(const std::string& dir);
+  ~JobFolderLock();
+  JobFolderLock(const JobFolderLock&) = delete;
+  JobFolderLock& operator=(const JobFolderLock&) = delete;
+
+ private:
+  std::string key_;  // the folder's canonical path
+};
+
 // The file names above (for front ends and tests).
 std::string job_params_path(const std::string& dir);
 std::string job_section_path(const std::string& dir, int section);  // 0-based section

@@ -179,6 +179,7 @@ JobStore::JobStore(const GenerationRequest& request) : dir_(request.job_dir) {
   // last section's latents.
   latent_frames_ = request.variant == TransformerVariant::kF1 ? 1 : 0;
   if (!enabled()) return;
+  lock_.emplace(dir_);
   if (!request.resume) {
     make_folder(dir_);
     remove_engine_files(dir_);

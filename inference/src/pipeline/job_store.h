@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "framesmith/job_folder.h"
 #include "framesmith/pipeline.h"
 #include "sampling/sample_hunyuan.h"
 
@@ -17,7 +18,8 @@ class JobStore {
  public:
   // request.job_dir empty: nothing is saved or loaded (latent frames are still counted).
   // A fresh job creates the folder, removes an earlier job's engine files from it and writes
-  // job.json; a resumed one (request.resume) loads whatever the stopped job saved.
+  // job.json; a resumed one (request.resume) loads whatever the stopped job saved. Either locks
+  // the folder first (Error "... in use by process N" while another job holds it).
   explicit JobStore(const GenerationRequest& request);
 
   bool enabled() const { return !dir_.empty(); }
@@ -41,6 +43,7 @@ class JobStore {
  private:
   std::string path(const char* name) const { return dir_ + "/" + name; }
   std::string dir_;
+  std::optional<JobFolderLock> lock_;  // held for the job's life (one writer per folder)
   bool has_image_ = false;
   std::optional<sampling::HunyuanConditioning> cond_;
   at::Tensor start_latent_;
