@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "framesmith/error.h"
+#include "framesmith/utf8.h"
 
 namespace framesmith {
 
@@ -33,7 +34,7 @@ std::string to_json_line(const Event& e) {
   nlohmann::ordered_json j;
   j["t"] = std::round(e.t_s * 1000.0) / 1000.0;
   j["type"] = to_string(e.type);
-  j["phase"] = e.phase;
+  j["phase"] = escape_invalid_utf8(e.phase);
   for (const auto& [k, v] : e.numbers) {
     // Byte counts and indices are integers; keep them exact in the file.
     if (v == std::floor(v) && std::abs(v) < 9.0e15)
@@ -41,7 +42,9 @@ std::string to_json_line(const Event& e) {
     else
       j[k] = v;
   }
-  for (const auto& [k, v] : e.texts) j[k] = v;
+  // Texts carry prompts, paths and messages, which may hold bytes that are not UTF-8: escaped,
+  // so that an event never fails to serialise.
+  for (const auto& [k, v] : e.texts) j[k] = escape_invalid_utf8(v);
   return j.dump();
 }
 

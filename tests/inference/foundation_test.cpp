@@ -11,6 +11,7 @@
 #include "framesmith/model_set.h"
 #include "framesmith/request_json.h"
 #include "framesmith/units.h"
+#include "framesmith/utf8.h"
 
 using namespace framesmith;
 
@@ -63,6 +64,38 @@ TEST(Units, ParseSeedIsExact) {
                           "+5", "", "0x10", "12abc", "-1.0"}) {
     EXPECT_THROW(parse_seed(bad), Error) << bad;
   }
+}
+
+TEST(Utf8, MalformedBytesAreFoundAndEscaped) {
+  EXPECT_TRUE(is_valid_utf8("a cat \xC3\xA9 \xE2\x86\x92 \xF0\x9F\x90\x88"));
+  EXPECT_EQ(invalid_utf8_offset("ab\xFF"), 2u);
+  for (const char* bad : {"\xFF", "\xC0\xAF" /* overlong */, "\xED\xA0\x80" /* surrogate */,
+                          "\xF4\x90\x80\x80" /* > U+10FFFF */, "\xE2\x86" /* cut short */}) {
+    EXPECT_FALSE(is_valid_utf8(bad)) << bad;
+  }
+  EXPECT_EQ(escape_invalid_utf8("a\xFF" "b\xC3\xA9"), "a\\xFFb\xC3\xA9");
+}
+
+// A prompt byte 0xFF used to surface as "[json.exception.type_error.316] ...".
+TEST(Utf8, RequestsAndEventsNeverFailToSerialise) {
+  GenerationRequest r;
+  r.prompt = "a cat \xFF jumps";
+  try {
+    validate_request(r);
+    ADD_FAILURE() << "a malformed prompt was accepted";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("the prompt is not valid UTF-8 (byte 6"), std::string::npos) << m;
+    EXPECT_EQ(m.find("json.exception"), std::string::npos) << m;
+    EXPECT_NE(m.find("\\xFF"), std::string::npos) << m;
+  }
+  Event e;
+  e.type = EventType::kError;
+  e.phase = "text \xFE";
+  e.texts = {{"message", "/models/\xFF/transformer: not found"}};
+  std::string line;
+  ASSERT_NO_THROW(line = to_json_line(e));
+  EXPECT_EQ(event_from_json_line(line).text("message"), "/models/\\xFF/transformer: not found");
 }
 
 TEST(Units, FormatSize) {

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "framesmith/error.h"
+#include "framesmith/utf8.h"
 
 namespace framesmith {
 
@@ -100,7 +101,26 @@ void validate_request(const GenerationRequest& r) {
   need(r.vram_budget_bytes >= 0, "VRAM budget must not be negative");
   need(r.preserved_memory_bytes >= 0, "preserved memory must not be negative");
   need(r.device == "cpu" || r.device.rfind("cuda", 0) == 0,
-       "device must be cpu, cuda or cuda:N, not \"" + r.device + "\"");
+       "device must be cpu, cuda or cuda:N, not \"" + escape_invalid_utf8(r.device) + "\"");
+  // Texts are kept in job.json and the video's metadata, which are UTF-8 JSON: a malformed byte is
+  // refused here, with where it is, rather than failing deep inside a serialiser or being
+  // silently replaced (which would change the prompt, and so the video, on resume).
+  const std::pair<const char*, const std::string*> texts[] = {
+      {"the prompt", &r.prompt},
+      {"the negative prompt", &r.negative_prompt},
+      {"the model path", &r.model_dir},
+      {"the conditioning path", &r.conditioning_file},
+      {"the job folder path", &r.job_dir},
+  };
+  for (const auto& [what, text] : texts) {
+    const std::size_t at = invalid_utf8_offset(*text);
+    need(at == std::string::npos,
+         std::string(what) + " is not valid UTF-8 (byte " + std::to_string(at) + ": \"" +
+             escape_invalid_utf8(*text) + "\"); write it in UTF-8" +
+             (std::string(what).find("path") != std::string::npos
+                  ? " (rename the file or folder)"
+                  : ""));
+  }
 }
 
 }  // namespace framesmith
