@@ -28,7 +28,10 @@ namespace {
 
 std::atomic<bool> g_cancel{false};
 
-void on_signal(int) {
+std::atomic<int> g_signal{0};  // the signal that stopped the job: its exit status is 128 + it
+
+void on_signal(int sig) {
+  g_signal.store(sig);
   g_cancel.store(true);
 }
 
@@ -201,6 +204,7 @@ int run_job(const GenerationRequest& req, JobOutput& output, const Options& o, s
   cb.on_section_saved = [&](const SectionSaved& s) { latent_frames = s.latent_frames; };
   cb.on_video = [&](const Frames& video, int, int) { output.write_partial(video, latent_frames); };
   g_cancel.store(false);
+  g_signal.store(0);
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
   const GenerationResult res = generate(req, cb);
@@ -209,7 +213,9 @@ int run_job(const GenerationRequest& req, JobOutput& output, const Options& o, s
   std::signal(SIGTERM, SIG_DFL);
   if (res.status != StatusCode::kOk) {
     err << "error: " << res.message << kept_note(output.job_dir(), output.last_partial()) << "\n";
-    return res.status == StatusCode::kCancelled ? 130 : 1;
+    // Stopped by a signal: 128 + its number, as shells report it (SIGINT 130, SIGTERM 143).
+    if (res.status == StatusCode::kCancelled) return g_signal.load() ? 128 + g_signal.load() : 130;
+    return 1;
   }
   try {
     output.write_final(res.video);
