@@ -14,6 +14,7 @@
 #include "io/safetensors.h"
 #include "models/attention.h"
 #include "models/transformer_packed.h"
+#include "models/weights.h"
 
 namespace framesmith {
 namespace {
@@ -105,6 +106,39 @@ TEST(TransformerConfig, RoundTripAndValidation) {
   j = c.to_json();
   j["qk_norm"] = "layer_norm";
   EXPECT_THROW(TransformerConfig::from_json(j), Error);
+}
+
+// A damaged config is one clear line: num_layers 100000 once listed 3.2 million missing tensors,
+// and 2^63 was reported as -9223372036854775808.
+TEST(TransformerConfig, AbsurdSizesAreRefusedAsWritten) {
+  const auto message = [](const std::string& key, const nlohmann::json& value) {
+    nlohmann::json j = tiny_config().to_json();
+    j[key] = value;
+    try {
+      TransformerConfig::from_json(j);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  EXPECT_NE(message("num_layers", 100000).find("\"num_layers\" must be at most 1024, got 100000"),
+            std::string::npos);
+  const std::string huge = message("num_layers", 9223372036854775808ull);
+  EXPECT_NE(huge.find("9223372036854775808"), std::string::npos) << huge;
+  EXPECT_EQ(huge.find("-9223372036854775808"), std::string::npos) << huge;
+  EXPECT_NE(message("num_attention_heads", 1e300).find("must be an integer"), std::string::npos);
+  EXPECT_NE(message("attention_head_dim", 1 << 20).find("at most"), std::string::npos);
+}
+
+TEST(TransformerSpecs, ProblemListsAreCapped) {
+  std::vector<std::string> problems;
+  for (int i = 0; i < 3200000 / 1000; ++i) problems.push_back("missing tensor \"x" + std::to_string(i) + "\"");
+  problems.push_back("tensor \"y\" has shape [1], config implies [2]");
+  const std::vector<std::string> capped = cap_problems(problems);
+  ASSERT_EQ(capped.size(), 21u);
+  EXPECT_EQ(capped[0], problems[0]);
+  EXPECT_EQ(capped.back(), "... and 3181 more (3180 of them missing tensors)");
+  EXPECT_EQ(cap_problems({"a", "b"}).size(), 2u);
 }
 
 TEST(TransformerSpecs, MatchReferenceCheckpointExactly) {

@@ -1,4 +1,6 @@
 // TransformerConfig parsing/validation and the checkpoint layout (specs) of the packed transformer.
+#include <cmath>
+#include <cstdint>
 #include <string>
 
 #include "framesmith/error.h"
@@ -17,10 +19,13 @@ using nlohmann::json;
 void read_int(const json& j, const std::string& key, std::int64_t& out) {
   if (!j.contains(key) || j[key].is_null()) return;
   const json& v = j[key];
-  if (v.is_number_integer()) {
+  // 2^63 and above arrive as unsigned: reported as they are, not wrapped to a negative number.
+  if (v.is_number_unsigned() && v.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX)) {
+    bad(key, "is far too large, got " + v.dump());
+  } else if (v.is_number_integer()) {
     out = v.get<std::int64_t>();
-  } else if (v.is_number_float() &&
-             v.get<double>() == static_cast<double>(static_cast<std::int64_t>(v.get<double>()))) {
+  } else if (v.is_number_float() && std::abs(v.get<double>()) < 9.0e15 &&
+             v.get<double>() == std::floor(v.get<double>())) {
     out = static_cast<std::int64_t>(v.get<double>());
   } else {
     bad(key, "must be an integer, got " + v.dump());
@@ -49,7 +54,26 @@ void at_least(const std::string& key, std::int64_t v, std::int64_t min) {
   if (v < min) bad(key, "must be at least " + std::to_string(min) + ", got " + std::to_string(v));
 }
 
+// Upper bounds far above any real checkpoint (FramePack: 20 + 40 blocks, 3072 wide): a config
+// past them is damaged or hostile, and would otherwise make millions of tensor specs.
+void at_most(const std::string& key, std::int64_t v, std::int64_t max) {
+  if (v > max) bad(key, "must be at most " + std::to_string(max) + ", got " + std::to_string(v));
+}
+
 void validate(const TransformerConfig& c) {
+  constexpr std::int64_t kMaxLayers = 1024, kMaxWidth = 1 << 16;
+  at_most("num_layers", c.num_layers, kMaxLayers);
+  at_most("num_single_layers", c.num_single_layers, kMaxLayers);
+  at_most("num_refiner_layers", c.num_refiner_layers, kMaxLayers);
+  for (const auto& [key, v] :
+       {std::pair<const char*, std::int64_t>{"in_channels", c.in_channels},
+        {"out_channels", c.out_channels}, {"num_attention_heads", c.num_attention_heads},
+        {"attention_head_dim", c.attention_head_dim}, {"patch_size", c.patch_size},
+        {"patch_size_t", c.patch_size_t}, {"text_embed_dim", c.text_embed_dim},
+        {"pooled_projection_dim", c.pooled_projection_dim}, {"image_proj_dim", c.image_proj_dim}}) {
+    at_most(key, v, kMaxWidth);
+  }
+  if (!(c.mlp_ratio <= 64)) bad("mlp_ratio", "must be at most 64, got " + std::to_string(c.mlp_ratio));
   at_least("in_channels", c.in_channels, 1);
   at_least("out_channels", c.out_channels, 1);
   at_least("num_attention_heads", c.num_attention_heads, 1);

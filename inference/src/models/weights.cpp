@@ -71,6 +71,18 @@ std::vector<std::string> check_specs(const io::TensorStore& store,
       problems.push_back("tensor \"" + p.name + "\" has integer dtype " + ti.dtype +
                          ", a floating dtype is expected");
   }
+  return cap_problems(std::move(problems));
+}
+
+std::vector<std::string> cap_problems(std::vector<std::string> problems, std::size_t shown) {
+  if (problems.size() <= shown) return problems;
+  std::size_t missing = 0;
+  for (std::size_t i = shown; i < problems.size(); ++i)
+    if (problems[i].rfind("missing tensor", 0) == 0) ++missing;
+  const std::size_t more = problems.size() - shown;
+  problems.resize(shown);
+  problems.push_back("... and " + std::to_string(more) + " more (" + std::to_string(missing) +
+                     " of them missing tensors)");
   return problems;
 }
 

@@ -53,8 +53,12 @@ class Weights {
 
 // Checks that every spec'd parameter exists with its shape; returns a list of problems (empty
 // when the checkpoint matches), each naming the tensor. Used by inspect-model and loaders.
+// At most 20 problems are listed, then one "... and N more (M of them missing tensors)" line.
 std::vector<std::string> check_specs(const io::TensorStore& store,
                                      const std::vector<ParamSpec>& specs);
+// The first `shown` problems and one line that counts the rest (a damaged config once printed
+// 3.2 million "missing tensor" lines).
+std::vector<std::string> cap_problems(std::vector<std::string> problems, std::size_t shown = 20);
 
 // Random tensors for `specs` (deterministic for `seed`), for make-tiny-model.
 std::vector<std::pair<std::string, at::Tensor>> make_random_weights(
