@@ -79,6 +79,19 @@ TEST(EngineCli, InspectNamesWhatIsMissingOrMisshapen) {
   EXPECT_NE(r.out.find("missing tensor \"norm_out.linear.bias\""), std::string::npos) << r.out;
 }
 
+// A component folder without its config is named as such, not as an absent folder.
+TEST(EngineCli, InspectNamesTheMissingFileOfAPresentFolder) {
+  char tmpl[] = "/tmp/fs_cli6_XXXXXX";
+  const std::string dir = std::string(::mkdtemp(tmpl)) + "/noconfig";
+  make_tiny_model(dir, 2);
+  ASSERT_EQ(std::remove((dir + "/transformer/config.json").c_str()), 0);
+  const CmdResult r = run({"inspect-model", dir});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.out.find("MISSING: " + dir + "/transformer/ has no config.json"), std::string::npos)
+      << r.out;
+  EXPECT_EQ(r.out.find("no transformer/ found"), std::string::npos) << r.out;
+}
+
 TEST(EngineCli, InspectRefusesPickles) {
   char tmpl[] = "/tmp/fs_cli4_XXXXXX";
   const std::string dir = ::mkdtemp(tmpl);

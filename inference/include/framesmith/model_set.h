@@ -34,7 +34,11 @@ struct ModelSet {
   std::string description;           // what was asked for, resolved
   std::vector<ComponentPath> found;  // components located
   std::vector<Component> missing;    // components not located
+  // Per missing component: what is wrong when its folder exists ("DIR/ has no config.json"),
+  // "" when the folder itself is absent.
+  std::vector<std::string> missing_details;
   const ComponentPath* find(Component c) const;
+  std::string missing_detail(Component c) const;
 };
 
 // `where`: a diffusers-layout folder (transformer/, vae/, ...), or "hf" for the hub cache

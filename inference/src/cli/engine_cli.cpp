@@ -31,8 +31,9 @@ int cmd_inspect(const std::vector<std::string>& args, std::ostream& out, std::os
     const ComponentPath* p = set.find(c);
     out << "\n[" << folder_name(c) << "]\n";
     if (!p) {
-      out << "  MISSING: no " << folder_name(c)
-          << "/ found (real weights: " << hub_repo_for(c, variant) << ")\n";
+      const std::string detail = set.missing_detail(c);
+      out << "  MISSING: " << (detail.empty() ? "no " + std::string(folder_name(c)) + "/ found" : detail)
+          << " (real weights: " << hub_repo_for(c, variant) << ")\n";
       ++problems;
       continue;
     }

@@ -22,6 +22,23 @@ bool component_present(Component c, const std::string& dir) {
   }
 }
 
+// Why a component folder does not count as present: "<dir>/ has no config.json", or "" when
+// the folder itself is absent.
+std::string what_is_missing(Component c, const std::string& dir) {
+  if (dir.empty() || !io::is_dir(dir)) return "";
+  switch (c) {
+    case Component::kTokenizer:
+      return dir + "/ has no tokenizer.json";
+    case Component::kTokenizer2:
+      return dir + "/ has no " +
+             std::string(io::is_file(dir + "/vocab.json") ? "merges.txt" : "vocab.json");
+    case Component::kFeatureExtractor:
+      return dir + "/ has no preprocessor_config.json";
+    default:
+      return dir + "/ has no config.json";
+  }
+}
+
 // Hub cache layout: models--org--name/refs/main holds the revision; snapshots/<rev>/ the files.
 std::string hub_snapshot(const std::string& cache, const std::string& repo, std::string* rev_out) {
   std::string dir = cache + "/models--";
@@ -102,6 +119,12 @@ const ComponentPath* ModelSet::find(Component c) const {
   return nullptr;
 }
 
+std::string ModelSet::missing_detail(Component c) const {
+  for (std::size_t i = 0; i < missing.size() && i < missing_details.size(); ++i)
+    if (missing[i] == c) return missing_details[i];
+  return "";
+}
+
 ModelSet locate_model_set(const std::string& where, TransformerVariant variant) {
   ModelSet set;
   const bool hub = where == "hf" || where.rfind("hf:", 0) == 0;
@@ -113,10 +136,12 @@ ModelSet locate_model_set(const std::string& where, TransformerVariant variant) 
     set.description = where;
     for (Component c : all_components()) {
       const std::string dir = where + "/" + folder_name(c);
-      if (component_present(c, dir))
+      if (component_present(c, dir)) {
         set.found.push_back({c, dir, "folder"});
-      else
+      } else {
         set.missing.push_back(c);
+        set.missing_details.push_back(what_is_missing(c, dir));
+      }
     }
     return set;
   }
@@ -134,8 +159,10 @@ ModelSet locate_model_set(const std::string& where, TransformerVariant variant) 
                                                              : snap + "/" + folder_name(c);
     if (!dir.empty() && component_present(c, dir))
       set.found.push_back({c, dir, "hf-cache: " + repo + "@" + rev.substr(0, 12)});
-    else
+    else {
       set.missing.push_back(c);
+      set.missing_details.push_back(what_is_missing(c, dir));
+    }
   }
   return set;
 }
