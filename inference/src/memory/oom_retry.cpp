@@ -56,18 +56,51 @@ Event oom_event(const std::string& phase, std::size_t rung, const Failure& f,
   return e;
 }
 
+// The free memory at the moment of the failure, as the allocator's message states it: the
+// simulated device's "(N bytes) free", CUDA 2.x's "of which X is free", CUDA 1.x's "; X free;".
+// -1 when the message does not say. (The probe, read after the failed attempt unwound, sees the
+// attempt's tensors freed again: using it made messages such as "tried to allocate 64 KiB with
+// 64 KiB free".)
+std::int64_t free_bytes_at_failure(const std::string& m) {
+  const auto size_at = [&](std::size_t begin, std::size_t end) -> std::int64_t {
+    if (begin == std::string::npos || end == std::string::npos || end <= begin) return -1;
+    try {
+      return parse_size(m.substr(begin, end - begin));
+    } catch (const Error&) {
+      return -1;
+    }
+  };
+  const std::size_t exact = m.find(" bytes) free");
+  if (exact != std::string::npos) {
+    const std::size_t open = m.rfind('(', exact);
+    if (open != std::string::npos) return size_at(open + 1, exact);
+  }
+  const std::string of_which = "of which ";
+  const std::size_t ow = m.find(of_which);
+  if (ow != std::string::npos) return size_at(ow + of_which.size(), m.find(" is free", ow));
+  const std::size_t f = m.find(" free;");
+  if (f != std::string::npos) {
+    const std::size_t start = m.rfind("; ", f);
+    if (start != std::string::npos) return size_at(start + 2, f);
+  }
+  return -1;
+}
+
 std::string failure_text(const std::string& phase, const std::string& rung, const Event& e,
                          const Failure& f) {
   std::string text =
       "out of memory in phase \"" + phase + "\" even at its smallest setting \"" + rung + "\"";
   if (f.requested >= 0) text += ": it tried to allocate " + format_size(f.requested);
-  if (e.numbers.count("free")) {
-    text += f.requested >= 0 ? " with " : ": ";
-    text += format_size(static_cast<std::int64_t>(e.number("free"))) + " free";
+  const std::int64_t free_then = free_bytes_at_failure(f.message);
+  if (free_then >= 0) {
+    text += f.requested >= 0 ? " when " : ": ";
+    text += format_size(free_then) + " were free";
   }
   if (e.numbers.count("budget"))
-    text += " (budget " + format_size(static_cast<std::int64_t>(e.number("budget"))) + ", " +
-            format_size(static_cast<std::int64_t>(e.number("allocated"))) + " in use)";
+    text += " (budget " + format_size(static_cast<std::int64_t>(e.number("budget"))) + ")";
+  if (e.numbers.count("free"))
+    text += "; after the attempt " + format_size(static_cast<std::int64_t>(e.number("free"))) +
+            " free, " + format_size(static_cast<std::int64_t>(e.number("allocated"))) + " in use";
   text +=
       ". Lower the resolution or the frame count, or free device memory used by other "
       "programs. [" +

@@ -66,8 +66,8 @@ void update_peak(std::int64_t value) {
   const std::int64_t free = std::max<std::int64_t>(0, budget - allocated);
   // Same shape as CUDA's message, so the OOM ladder parses both the same way.
   std::string msg = "Simulated device out of memory. Tried to allocate " + format_size(requested) +
-                    " (" + std::to_string(requested) + " bytes); " + format_size(free) +
-                    " free of " + format_size(budget) + " budget (" + format_size(allocated) +
+                    " (" + std::to_string(requested) + " bytes); " + format_size(free) + " (" +
+                    std::to_string(free) + " bytes) free of " + format_size(budget) + " budget (" + format_size(allocated) +
                     " allocated)";
   const std::string phase = current_phase();
   if (!phase.empty()) msg += " in phase \"" + phase + "\"";
