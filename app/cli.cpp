@@ -188,6 +188,16 @@ int run_job(const GenerationRequest& req, JobOutput& output, const Options& o, s
   cb.on_event = [&](const Event& e) {
     const std::lock_guard<std::mutex> lock(events_mutex);
     if (events) *events << to_json_line(e) << "\n" << std::flush;
+    // Said before sampling starts: a phase with no CPU rung that the plan cannot fit even at its
+    // smallest setting. The job still runs (estimates can be high) and saves every section as it
+    // is sampled, so nothing is lost if it does run out.
+    if (e.type == EventType::kPlan && e.text("fits") == "no" &&
+        (e.phase == "sampling" || e.phase == "decode"))
+      err << "[memory] warning: the plan puts " << e.phase << " at about "
+          << format_size(e.number("estimate")) << " even at its smallest setting, over the "
+          << format_size(e.number("budget")) << " budget; each section is saved as soon as it "
+             "is sampled, so if this runs out, 'framesmith-cli resume' with a larger "
+             "--vram-budget continues the job\n";
     if (e.type == EventType::kOomRecovered)
       err << "[memory] " << e.phase << ": out of memory, " << e.text("action") << " -> "
           << e.text("outcome") << "\n";

@@ -127,6 +127,32 @@ TEST_F(SectionLoopResume, F1EqualsUninterruptedRun) {
   check_resume(pipeline::LoopVariant::kF1);
 }
 
+// A decode that fails (out of memory at its smallest rung, say) comes after the section's
+// latents were handed out for saving: a job that dies there keeps what it sampled, and the
+// sampled latents are the ones a full run reports.
+TEST_F(SectionLoopResume, SampledLatentsAreHandedOutBeforeTheDecode) {
+  for (const auto v : {pipeline::LoopVariant::kOriginal, pipeline::LoopVariant::kF1}) {
+    const pipeline::SectionLoopParams p = params(v);
+    const pipeline::SectionLoopInputs in = inputs();
+    const LoopRun full = run(in, p);
+    std::vector<at::Tensor> sampled;
+    int decodes = 0;
+    pipeline::SectionLoopCallbacks cb;
+    cb.on_sampled = [&](int s, const at::Tensor& latents) {
+      EXPECT_EQ(s, static_cast<int>(sampled.size()));
+      sampled.push_back(latents.clone());
+    };
+    cb.decode = [&](const at::Tensor& latents) {
+      if (++decodes == 2) throw Error("simulated: decode out of memory");
+      return pipeline::decode_latents(*vae_, latents, p.tiling);
+    };
+    EXPECT_THROW(pipeline::run_section_loop(*transformer_, *vae_, in, p, cb), Error);
+    ASSERT_EQ(sampled.size(), 2u) << "the second section's latents were not handed out";
+    for (std::size_t s = 0; s < 2; ++s)
+      EXPECT_LE(max_abs_diff(sampled[s], full.section_latents[s]), 1e-6);
+  }
+}
+
 TEST_F(SectionLoopResume, RejectsSavedLatentsOfAnotherShape) {
   pipeline::SectionLoopInputs in = inputs();
   in.start_latent = at::zeros({1, 16, 1, 6, 8});

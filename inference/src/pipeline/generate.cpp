@@ -285,13 +285,18 @@ GenerationResult Job::run() {
     lcb.on_step = [&](const pipeline::StepProgress& p, const at::Tensor&) {
       progress("sampling", p.section + 1, p.num_sections, p.step + 1, p.num_steps);
     };
+  // Each section's latents are saved as soon as they are sampled, before the decode: a decode
+  // that fails (out of memory at the smallest rung, a kill) loses no sampling, and the next
+  // section never starts before its predecessor is on disk.
+  std::string latents_path;
+  lcb.on_sampled = [&](int section, const at::Tensor& new_latents) {
+    latents_path = store.save_section(section, sections, new_latents);
+  };
   lcb.on_section = [&](int section, const at::Tensor& new_latents, const at::Tensor& pixels) {
-    // Saved before anything else, so the next section never starts before its predecessor is on
-    // disk.
     SectionSaved saved;
     saved.section = section + 1;
     saved.sections = sections;
-    saved.latents_path = store.save_section(section, sections, new_latents);
+    saved.latents_path = latents_path;
     saved.latent_frames = store.latent_frames();
     result_.video = to_frames(pixels);
     result_.sections_done = section + 1;

@@ -166,6 +166,7 @@ void run_original(SectionSampler& sampler, const Vae& vae, const at::Tensor& sta
     } else {
       generated = host_float(sampler.sample(static_cast<int>(si), ctx, total));
       if (last) generated = at::cat({start, generated}, 2);
+      if (cb.on_sampled) cb.on_sampled(static_cast<int>(si), generated);
     }
     total += generated.size(2);
     history = at::cat({generated, history}, 2);
@@ -218,6 +219,7 @@ void run_f1(SectionSampler& sampler, const Vae& vae, const at::Tensor& start,
       generated = resumed_latents(resume[si], start, window, si);
     } else {
       generated = host_float(sampler.sample(si, ctx, total));
+      if (cb.on_sampled) cb.on_sampled(si, generated);
     }
     total += generated.size(2);
     history = at::cat({history, generated}, 2);

@@ -75,6 +75,9 @@ struct SectionLoopCallbacks {
   // last section the start latent is prepended) and the whole video so far (CPU, in [-1, 1]).
   std::function<void(int section, const at::Tensor& new_latents, const at::Tensor& pixels)>
       on_section;
+  // Right after a section is sampled, before its decode: its new latents (as on_section gets
+  // them), so that a job that fails while decoding keeps what it sampled. Not for resumed ones.
+  std::function<void(int section, const at::Tensor& new_latents)> on_sampled;
   // Once, before the first section: the start latent (CPU float32, scaled), e.g. to save it with
   // the job. Resumed sections (SectionLoopInputs::resume_sections) get no on_section call.
   std::function<void(const at::Tensor& start_latent)> on_start_latent;
