@@ -5,10 +5,13 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <limits>
 #include <sstream>
 
 #include "framesmith/engine_cli.h"
+#include "framesmith/error.h"
 #include "io/safetensors.h"
+#include "models/transformer_packed.h"
 
 using namespace framesmith;
 
@@ -90,6 +93,31 @@ TEST(EngineCli, InspectNamesTheMissingFileOfAPresentFolder) {
   EXPECT_NE(r.out.find("MISSING: " + dir + "/transformer/ has no config.json"), std::string::npos)
       << r.out;
   EXPECT_EQ(r.out.find("no transformer/ found"), std::string::npos) << r.out;
+}
+
+// NaN weights once gave exit 0 and a black video: the load refuses the tensor by name.
+TEST(EngineCli, NonFiniteWeightsAreRefusedAtLoad) {
+  char tmpl[] = "/tmp/fs_cli7_XXXXXX";
+  const std::string dir = std::string(::mkdtemp(tmpl)) + "/nan";
+  make_tiny_model(dir, 3);
+  auto store = io::TensorStore::open(dir + "/transformer");
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  for (const auto& n : store.names()) {
+    at::Tensor t = store.tensor(n).clone();
+    if (n == "proj_out.weight") t.view(-1)[3] = std::numeric_limits<float>::quiet_NaN();
+    if (n == "norm_out.linear.bias") t.view(-1)[0] = std::numeric_limits<float>::infinity();
+    tensors.emplace_back(n, t);
+  }
+  io::save_safetensors(dir + "/transformer/diffusion_pytorch_model.safetensors", tensors);
+  try {
+    load_transformer(dir + "/transformer", at::kFloat, at::kCPU);
+    ADD_FAILURE() << "NaN weights were loaded";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_TRUE(m.find("\"proj_out.weight\" holds 1 NaN or infinite") != std::string::npos ||
+                m.find("\"norm_out.linear.bias\" holds 1 NaN or infinite") != std::string::npos)
+        << m;
+  }
 }
 
 TEST(EngineCli, InspectRefusesPickles) {

@@ -44,6 +44,15 @@ at::Tensor Weights::get(const std::string& name, at::IntArrayRef shape) const {
     throw Error(store_->description() + ": tensor \"" + key + "\" has shape " +
                 shape_str(ti.shape) + " but the config implies " + shape_str(shape));
   at::Tensor t = store_->tensor(key);
+  // A checkpoint with NaN or Inf weights once made a black video and exit 0: each floating
+  // tensor is checked once, as it is loaded (a pass over the mapped bytes, which the first use
+  // would read anyway), and refused by name.
+  if (is_floating(ti.dtype) && !at::isfinite(t).all().item<bool>()) {
+    const std::int64_t bad = t.numel() - at::isfinite(t).sum().item<std::int64_t>();
+    throw Error(store_->description() + ": tensor \"" + key + "\" holds " + std::to_string(bad) +
+                " NaN or infinite value(s) of " + std::to_string(t.numel()) +
+                ": the checkpoint is damaged");
+  }
   // Floating weights are converted to the compute dtype with rounding (`to`), integers kept.
   if (is_floating(ti.dtype) && t.scalar_type() != dtype_) t = t.to(dtype_);
   if (t.device() != device_) t = t.to(device_);

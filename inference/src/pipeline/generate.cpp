@@ -290,6 +290,12 @@ GenerationResult Job::run() {
   // section never starts before its predecessor is on disk.
   std::string latents_path;
   lcb.on_sampled = [&](int section, const at::Tensor& new_latents) {
+    // Non-finite latents would decode to a black or garbage video and poison every later
+    // section's context: stop here, naming the section, with the earlier sections kept.
+    if (!at::isfinite(new_latents).all().item<bool>())
+      throw Error("section " + std::to_string(section + 1) + " of " + std::to_string(sections) +
+                  ": the sampled latents hold NaN or infinite values (a damaged model, or an "
+                  "unstable setting such as a very high CFG); nothing of this section was kept");
     latents_path = store.save_section(section, sections, new_latents);
   };
   lcb.on_section = [&](int section, const at::Tensor& new_latents, const at::Tensor& pixels) {
