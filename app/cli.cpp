@@ -304,9 +304,12 @@ int cmd_resume(const std::vector<std::string>& args, std::ostream& out, std::ost
     saved = read_saved_output(dir);
   }
   const int crf = crf_option(o, saved.crf);
-  if (!o.flag("--quiet"))
+  if (!o.flag("--quiet")) {
     err << "resuming " << dir << ": " << info.sections_done << " of " << info.sections_total
         << " sections saved\n";
+    for (const std::string& d : info.damaged_sections)
+      err << "  " << d << " is damaged (cut short): it is set aside as .damaged and made again\n";
+  }
   JobOutput output(saved.video_path, crf, req, dir);
   return run_job(req, output, o, out, err);
 }

@@ -249,6 +249,42 @@ TEST_F(JobStoreTest, SavesAndResumes) {
   EXPECT_EQ(resumed.latent_frames(), 5);
 }
 
+// A section file cut short by a kill is not "kept": it is named, set aside with the sections
+// after it, and made again; temporaries of a dead writer are cleaned up.
+TEST_F(JobStoreTest, TruncatedSectionIsNamedAndRedone) {
+  GenerationRequest req = request();
+  const std::vector<at::Tensor> sections = {at::randn({1, 16, 2, 6, 8}),
+                                            at::randn({1, 16, 2, 6, 8}),
+                                            at::randn({1, 16, 2, 6, 8})};
+  {
+    pipeline::JobStore store(req);
+    store.save_start_image(at::randint(0, 256, {48, 64, 3}, at::kByte));
+    for (int s = 0; s < 3; ++s) store.save_section(s, 3, sections[s]);
+  }
+  const std::string cut = job_section_path(dir_.string(), 1);
+  fs::resize_file(cut, fs::file_size(cut) / 2);
+  std::ofstream(dir_ / "clip_4.mp4.partial") << "half a video";
+  std::ofstream(dir_ / "section_0001.safetensors.tmp") << "half a section";
+
+  const JobFolderInfo info = inspect_job_folder(dir_.string());
+  EXPECT_EQ(info.sections_done, 1);
+  ASSERT_EQ(info.damaged_sections.size(), 1u);
+  EXPECT_EQ(info.damaged_sections[0], cut);
+
+  GenerationRequest caller;
+  caller.job_dir = dir_.string();
+  caller.resume = true;
+  pipeline::JobStore resumed(pipeline::resumed_request(caller));
+  ASSERT_EQ(resumed.sections().size(), 1u);
+  EXPECT_EQ(max_abs_diff(resumed.sections()[0], sections[0]), 0.0);
+  EXPECT_FALSE(fs::exists(cut));
+  EXPECT_TRUE(fs::exists(cut + ".damaged"));
+  EXPECT_FALSE(fs::exists(job_section_path(dir_.string(), 2))) << "a later section survived";
+  EXPECT_EQ(resumed.damaged_sections().size(), 2u);
+  EXPECT_FALSE(fs::exists(dir_ / "clip_4.mp4.partial"));
+  EXPECT_FALSE(fs::exists(dir_ / "section_0001.safetensors.tmp"));
+}
+
 TEST_F(JobStoreTest, FreshJobRemovesAnEarlierJobsFilesOnly) {
   GenerationRequest req = request();
   {

@@ -9,6 +9,7 @@
 // Front ends add their own files (videos, a PNG of the input); the engine leaves those alone.
 #pragma once
 #include <string>
+#include <vector>
 
 #include "framesmith/pipeline.h"
 
@@ -18,6 +19,9 @@ struct JobFolderInfo {
   bool has_job = false;   // job.json is there
   int sections_done = 0;  // finished sections saved, consecutive from the first
   int sections_total = 0;
+  // Section files at or after sections_done that exist but are not whole (cut short by a kill
+  // or a full disk): a resume sets them aside and makes them again.
+  std::vector<std::string> damaged_sections;
   bool finished() const { return has_job && sections_done >= sections_total; }
 };
 

@@ -110,6 +110,34 @@ bool exists(const std::string& path) {
   return fs::is_regular_file(path, ec);
 }
 
+// A section file that a kill or a full disk cut short (or anything else that is not a whole
+// safetensors file with "latents") does not count as saved.
+bool section_usable(const std::string& path) {
+  if (!exists(path)) return false;
+  try {
+    return io::SafeTensorsFile::open(path)->has("latents");
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+// Temporary files of writers that died (atomic writes go to NAME.tmp, videos to NAME.partial):
+// only called with the folder locked, so no live writer owns them.
+void remove_stale_temporaries(const std::string& dir) {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    const auto ends_with = [&](const std::string& suffix) {
+      return name.size() > suffix.size() &&
+             name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+    };
+    if (ends_with(".tmp") || ends_with(".partial")) {
+      std::error_code rm;
+      fs::remove(entry.path(), rm);
+    }
+  }
+}
+
 GenerationRequest read_params(const std::string& dir) {
   const std::string p = job_params_path(dir);
   if (!exists(p)) throw Error(dir + ": no job here (" + kParamsFile + " is missing)");
@@ -139,8 +167,11 @@ JobFolderInfo inspect_job_folder(const std::string& dir) {
   info.has_job = true;
   info.sections_total = pipeline::total_latent_sections(r.seconds, r.latent_window);
   while (info.sections_done < info.sections_total &&
-         exists(job_section_path(dir, info.sections_done)))
+         section_usable(job_section_path(dir, info.sections_done)))
     ++info.sections_done;
+  for (int s = info.sections_done; s < info.sections_total; ++s)
+    if (exists(job_section_path(dir, s)) && !section_usable(job_section_path(dir, s)))
+      info.damaged_sections.push_back(job_section_path(dir, s));
   return info;
 }
 
@@ -180,6 +211,7 @@ JobStore::JobStore(const GenerationRequest& request) : dir_(request.job_dir) {
   latent_frames_ = request.variant == TransformerVariant::kF1 ? 1 : 0;
   if (!enabled()) return;
   lock_.emplace(dir_);
+  remove_stale_temporaries(dir_);
   if (!request.resume) {
     make_folder(dir_);
     remove_engine_files(dir_);
@@ -190,9 +222,20 @@ JobStore::JobStore(const GenerationRequest& request) : dir_(request.job_dir) {
   if (exists(path(kConditioningFile))) cond_ = load_conditioning(path(kConditioningFile));
   if (exists(path(kStartLatentFile))) start_latent_ = read_tensor(path(kStartLatentFile), "latent");
   const int total = total_latent_sections(request.seconds, request.latent_window);
-  for (int s = 0; s < total && exists(job_section_path(dir_, s)); ++s) {
+  int s = 0;
+  for (; s < total && section_usable(job_section_path(dir_, s)); ++s) {
     sections_.push_back(read_tensor(job_section_path(dir_, s), "latents"));
     latent_frames_ += sections_.back().size(2);
+  }
+  // A damaged section (cut short by a kill or a full disk) is set aside as NAME.damaged and
+  // made again, with every section after it (each depends on the ones before).
+  for (; s < total; ++s) {
+    const std::string p = job_section_path(dir_, s);
+    if (!exists(p)) continue;
+    std::error_code ec;
+    fs::rename(p, p + ".damaged", ec);
+    if (ec) throw Error(p + ": damaged, and cannot be set aside (" + ec.message() + ")");
+    damaged_.push_back(p);
   }
 }
 

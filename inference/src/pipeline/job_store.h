@@ -29,6 +29,9 @@ class JobStore {
   const std::optional<sampling::HunyuanConditioning>& conditioning() const { return cond_; }
   const at::Tensor& start_latent() const { return start_latent_; }  // undefined if not saved
   const std::vector<at::Tensor>& sections() const { return sections_; }
+  // Section files a resume set aside (NAME.damaged) to make them again: the first damaged one
+  // and every one after it.
+  const std::vector<std::string>& damaged_sections() const { return damaged_; }
 
   // Each writes atomically and skips what is already saved.
   void save_start_image(const at::Tensor& image_hw3);
@@ -48,6 +51,7 @@ class JobStore {
   std::optional<sampling::HunyuanConditioning> cond_;
   at::Tensor start_latent_;
   std::vector<at::Tensor> sections_;
+  std::vector<std::string> damaged_;
   std::int64_t latent_frames_ = 0;
 };
 
