@@ -285,6 +285,39 @@ TEST_F(JobStoreTest, TruncatedSectionIsNamedAndRedone) {
   EXPECT_FALSE(fs::exists(dir_ / "section_0001.safetensors.tmp"));
 }
 
+// Editing job.json between stop and resume used to mix old sections with new settings: each
+// section remembers the parameters it was made with, and a resume with others is refused,
+// naming what changed.
+TEST_F(JobStoreTest, EditedParametersAreRefusedOnResume) {
+  GenerationRequest req = request();
+  {
+    pipeline::JobStore store(req);
+    store.save_start_image(at::randint(0, 256, {48, 64, 3}, at::kByte));
+    store.save_section(0, 3, at::randn({1, 16, 2, 6, 8}));
+  }
+  GenerationRequest caller;
+  caller.job_dir = dir_.string();
+  caller.resume = true;
+  caller.device = "cuda:0";  // where it runs may change
+  caller.vram_budget_bytes = 1 << 30;
+  EXPECT_NO_THROW(pipeline::JobStore(pipeline::resumed_request(caller)));
+
+  GenerationRequest edited = req;
+  edited.steps = 4;
+  edited.seed = 7;
+  std::ofstream(job_params_path(dir_.string()), std::ios::trunc) << request_to_json(edited);
+  try {
+    pipeline::JobStore store(pipeline::resumed_request(caller));
+    ADD_FAILURE() << "an edited job.json was resumed";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("job.json was changed after section 1"), std::string::npos) << m;
+    EXPECT_NE(m.find("seed 99 -> 7"), std::string::npos) << m;
+    EXPECT_NE(m.find("steps 3 -> 4"), std::string::npos) << m;
+  }
+  EXPECT_TRUE(fs::exists(job_section_path(dir_.string(), 0))) << "the refusal removed work";
+}
+
 TEST_F(JobStoreTest, FreshJobRemovesAnEarlierJobsFilesOnly) {
   GenerationRequest req = request();
   {

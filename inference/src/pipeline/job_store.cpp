@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <nlohmann/json.hpp>
 
 #include "framesmith/error.h"
 #include "framesmith/job_folder.h"
@@ -138,6 +139,46 @@ void remove_stale_temporaries(const std::string& dir) {
   }
 }
 
+// The parameters a section's latents depend on (not where or on what it ran), as compact JSON:
+// stored with each section, so that a resume whose job.json was edited in between is caught.
+std::string result_params(const GenerationRequest& r) {
+  nlohmann::json all = nlohmann::json::parse(request_to_json(r));
+  nlohmann::ordered_json j;
+  for (const char* key : {"variant", "prompt", "negative_prompt", "conditioning", "seconds", "seed",
+                          "steps", "gs", "cfg", "rs", "window", "resolution", "teacache", "shift"}) {
+    if (all.contains(key)) j[key] = all[key];
+  }
+  return j.dump();
+}
+
+// "steps 2 -> 3, seed 1 -> 2": what differs between two result_params texts.
+std::string params_difference(const std::string& saved, const std::string& now) {
+  const nlohmann::json a = nlohmann::json::parse(saved, nullptr, false);
+  const nlohmann::json b = nlohmann::json::parse(now, nullptr, false);
+  if (!a.is_object() || !b.is_object()) return "unreadable parameters";
+  std::string out;
+  for (const auto& [key, value] : b.items()) {
+    const auto it = a.find(key);
+    const std::string was = it == a.end() ? "(none)" : it->dump();
+    if (was == value.dump()) continue;
+    if (!out.empty()) out += ", ";
+    out += key + " " + was + " -> " + value.dump();
+  }
+  return out;
+}
+
+// The parameters a saved section file was made with ("" for files of older versions).
+std::string saved_params(const std::string& path) {
+  try {
+    const auto file = io::SafeTensorsFile::open(path);  // (the header lives with the file)
+    const auto& meta = file->header().metadata;
+    const auto it = meta.find("params");
+    return it == meta.end() ? std::string() : it->second;
+  } catch (const std::exception&) {
+    return std::string();
+  }
+}
+
 GenerationRequest read_params(const std::string& dir) {
   const std::string p = job_params_path(dir);
   if (!exists(p)) throw Error(dir + ": no job here (" + kParamsFile + " is missing)");
@@ -205,7 +246,8 @@ GenerationRequest resumed_request(const GenerationRequest& caller) {
   return r;
 }
 
-JobStore::JobStore(const GenerationRequest& request) : dir_(request.job_dir) {
+JobStore::JobStore(const GenerationRequest& request)
+    : dir_(request.job_dir), params_(result_params(request)) {
   // F1 counts its start latent from the first section on; the original loop adds it with the
   // last section's latents.
   latent_frames_ = request.variant == TransformerVariant::kF1 ? 1 : 0;
@@ -224,6 +266,14 @@ JobStore::JobStore(const GenerationRequest& request) : dir_(request.job_dir) {
   const int total = total_latent_sections(request.seconds, request.latent_window);
   int s = 0;
   for (; s < total && section_usable(job_section_path(dir_, s)); ++s) {
+    // A section made with other parameters than job.json now says would mix two videos.
+    const std::string made_with = saved_params(job_section_path(dir_, s));
+    if (!made_with.empty() && made_with != params_) {
+      throw Error(dir_ + ": job.json was changed after section " + std::to_string(s + 1) +
+                  " was made (" + params_difference(made_with, params_) +
+                  "); put the old value back to continue, or start the job again with "
+                  "\"framesmith-cli generate --restart\"");
+    }
     sections_.push_back(read_tensor(job_section_path(dir_, s), "latents"));
     latent_frames_ += sections_.back().size(2);
   }
@@ -267,7 +317,8 @@ std::string JobStore::save_section(int section, int sections, const at::Tensor& 
                        {{"framesmith", "job section latents"},
                         {"section", std::to_string(section + 1)},
                         {"sections", std::to_string(sections)},
-                        {"latent_frames", std::to_string(latent_frames_)}});
+                        {"latent_frames", std::to_string(latent_frames_)},
+                        {"params", params_}});
   return p;
 }
 

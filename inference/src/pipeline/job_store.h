@@ -46,6 +46,7 @@ class JobStore {
  private:
   std::string path(const char* name) const { return dir_ + "/" + name; }
   std::string dir_;
+  std::string params_;  // what the latents depend on (stored with each section)
   std::optional<JobFolderLock> lock_;  // held for the job's life (one writer per folder)
   bool has_image_ = false;
   std::optional<sampling::HunyuanConditioning> cond_;
