@@ -25,6 +25,7 @@
 #include "framesmith/pipeline.h"
 #include "framesmith/units.h"
 #include "memory/device_probe.h"
+#include "memory/oom_retry.h"
 #include "memory/simulated_device.h"
 
 namespace framesmith {
@@ -80,6 +81,7 @@ struct JobRun {
   std::vector<Event> events;
   std::int64_t peak = 0;
   std::int64_t allocated_after = 0;
+  std::int64_t num_ooms = 0;  // refusals the simulated allocator counted (faults included)
 };
 
 JobRun run_job(const GenerationRequest& req, const std::atomic<bool>* cancel = nullptr,
@@ -98,6 +100,7 @@ JobRun run_job(const GenerationRequest& req, const std::atomic<bool>* cancel = n
   run.result = generate(req, cb);
   run.peak = stats().peak;
   run.allocated_after = stats().allocated;
+  run.num_ooms = stats().num_ooms;
   return run;
 }
 
@@ -122,20 +125,37 @@ const JobRun& reference() {
   return r;
 }
 
-// Common checks of a simulated job: the budget never passed (by the allocator's peak and by every
-// telemetry sample) and device memory back at its baseline afterwards.
+// Common checks of a simulated job: what the budget refused was reported, and device memory is
+// back at its baseline afterwards. Not "peak <= budget" (by the allocator's peak or by a telemetry
+// sample): the simulated allocator refuses anything past the budget, so neither could ever fail.
+// Instead: every recovery that retried or gave up reports a real refusal of the allocator (its
+// message, with the size it refused), and the allocator counted exactly that many refusals (none
+// was swallowed without a report, none reported that the allocator did not make).
 void expect_within_budget_and_clean(const JobRun& r, std::int64_t budget, std::int64_t baseline) {
-  std::printf("  peak %s of %s budget, %zu recovery events, %.2f s, device after: %lld B\n",
+  std::size_t refusals = 0;
+  for (const Event& e : of_type(r, EventType::kOomRecovered)) {
+    const std::string outcome = e.text("outcome");
+    if (outcome != "retry" && outcome != "failed") continue;
+    ++refusals;
+    const std::string message = e.text("message");
+    EXPECT_NE(message.find("Simulated device out of memory"), std::string::npos)
+        << to_json_line(e);
+    EXPECT_GT(e.number("requested", -1), 0) << to_json_line(e);
+    EXPECT_EQ(memory::requested_bytes_from_message(message),
+              std::int64_t(e.number("requested", -1)))
+        << to_json_line(e);
+    EXPECT_EQ(e.number("budget", -1), double(budget)) << to_json_line(e);
+  }
+  std::printf("  peak %s of %s budget, %zu recovery events, %zu refusals reported, %lld counted, "
+              "%.2f s, device after: %lld B\n",
               format_size(double(r.peak)).c_str(), format_size(double(budget)).c_str(),
-              of_type(r, EventType::kOomRecovered).size(),
+              of_type(r, EventType::kOomRecovered).size(), refusals, (long long)r.num_ooms,
               r.events.empty() ? 0.0 : r.events.back().t_s, (long long)r.allocated_after);
-  EXPECT_LE(r.peak, budget);
+  EXPECT_EQ(r.num_ooms, std::int64_t(refusals));
   EXPECT_GT(r.peak, 0);
   EXPECT_EQ(r.allocated_after, baseline);
-  for (const Event& e : of_type(r, EventType::kMemory)) {
-    EXPECT_LE(e.number("allocated"), double(budget)) << to_json_line(e);
+  for (const Event& e : of_type(r, EventType::kMemory))
     EXPECT_EQ(e.number("budget"), double(budget));
-  }
 }
 
 // The recovery events of `phase`: a retry (with what was asked, what was free and the action),
@@ -210,11 +230,11 @@ TEST_F(GovernorE2E, WholeDecodeOverBudgetCompletesThroughRecovery) {
       EXPECT_EQ(e.text("action").rfind("chunk 16\xE2\x86\x92", 0), 0u) << e.text("action");
       break;
     }
-  // A plan for every phase was reported, and the telemetry sampled at >= 10 Hz, tagged.
+  // A plan for every phase was reported, and the telemetry sampled, tagged with the phase. (No
+  // rate bound: samples per second depend on the machine's load; `bench telemetry` measures it.)
   EXPECT_EQ(of_type(r, EventType::kPlan).size(), 5u);
   const auto samples = of_type(r, EventType::kMemory);
-  const double seconds = r.events.back().t_s;
-  EXPECT_GE(double(samples.size()), 10.0 * seconds - 2) << seconds << " s";
+  EXPECT_FALSE(samples.empty());
   EXPECT_TRUE(std::any_of(samples.begin(), samples.end(),
                           [](const Event& e) { return e.phase.rfind("decode chunk", 0) == 0; }));
 }
@@ -326,7 +346,7 @@ TEST_F(GovernorE2E, TwentyJobsDoNotGrowMemory) {
     const JobRun r = run_job(req);
     ASSERT_EQ(r.result.status, StatusCode::kOk) << "job " << job << ": " << r.result.message;
     ASSERT_EQ(r.allocated_after, 0) << "job " << job;
-    ASSERT_LE(r.peak, req.vram_budget_bytes);
+    ASSERT_GT(r.peak, 0) << "job " << job;  // (peak <= budget holds by construction: not checked)
     if (job == 1) host_after_first = stats().host_allocated;
     EXPECT_LE(stats().host_allocated, host_after_first + kMiB) << "job " << job;
     if (job == 3) rss_after_third = resident_set_bytes();

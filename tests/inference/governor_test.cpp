@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -30,6 +31,7 @@
 #include "memory/chunked_decode.h"
 #include "memory/device_probe.h"
 #include "memory/governor.h"
+#include "memory/oom_retry.h"
 #include "memory/phase.h"
 #include "memory/planner.h"
 #include "memory/residency.h"
@@ -196,7 +198,16 @@ TEST(StreamedDecode, RecoversInsideTheDecodeAtTheSameChunk) {
   EXPECT_EQ(r[0].phase.rfind("decode chunk ", 0), 0u);
   EXPECT_GT(r[0].number("requested"), 0);
   EXPECT_EQ(r[1].text("outcome"), "ok");
-  EXPECT_LE(simulated_device::stats().peak, simulated_device::stats().budget);
+  // What the budget refused, not "peak <= budget" (the simulated allocator refuses anything past
+  // the budget, so that could never fail): exactly one refusal, the one the recovery reports, a
+  // real one of the budget (not an injected fault), in the chunk that was then redone.
+  EXPECT_EQ(simulated_device::stats().num_ooms, 1);
+  const std::string refusal = r[0].text("message");
+  EXPECT_NE(refusal.find("Simulated device out of memory"), std::string::npos) << refusal;
+  EXPECT_EQ(refusal.find("injected"), std::string::npos) << refusal;
+  EXPECT_EQ(requested_bytes_from_message(refusal), std::int64_t(r[0].number("requested")))
+      << refusal;
+  EXPECT_NE(refusal.find(r[0].phase), std::string::npos) << refusal;
   t.streamed->unload();
   EXPECT_EQ(simulated_device::stats().allocated, 0);
 }
@@ -402,6 +413,9 @@ JobShape framepack_job() {
 TEST(Planner, PlansFramePackFor6And24And80GiB) {
   const ModelFootprint m = framepack_footprint();
   EXPECT_GT(m.transformer_block_bytes, 12 * kGiB);
+  // 19 is the planner's own formula (JobShape::max_decode_latents: min(sections x window + 1,
+  // 2 x window + 1) = 2 x 9 + 1), i.e. FramePack's decode of the latest two windows plus the start
+  // latent; a pin of that formula, not a measurement.
   EXPECT_EQ(framepack_job().max_decode_latents(), 19);
   {
     DecodeShape shape;
@@ -486,6 +500,9 @@ TEST(Planner, EstimateSubcommandPrintsThePlan) {
                          out, err);
   EXPECT_EQ(rc, 0) << err.str();
   std::printf("%s", out.str().c_str());
+  // Expected values from the planner's rules, not measured: 6 GiB is far more than the tiny model
+  // needs, so the decode gets the top rung of default_decode_ladder() (chunk 16) and every one of
+  // tiny-a's 4 transformer blocks is resident.
   EXPECT_NE(out.str().find("decode: chunk 16 latent frames, est. "), std::string::npos);
   EXPECT_NE(out.str().find("of 6.0 GiB budget"), std::string::npos);
   EXPECT_NE(out.str().find("sampling: 4 of 4 blocks resident"), std::string::npos);
@@ -698,22 +715,35 @@ TEST(Governor, SamplingPeaksAreRememberedInTheProfile) {
   std::filesystem::remove(path);
 }
 
-TEST(Governor, TelemetrySamplesAtTwentyHertzTaggedWithThePhase) {
+// The governor's sampler runs during a phase and tags its samples with it. Event-driven: waits
+// (up to a minute, far more than any loaded machine needs) for four tagged samples instead of
+// sleeping a fixed time and counting; the rate itself is measured by `bench telemetry`
+// (samples / on_median_s), not asserted here. The configured period (20 Hz) is checked as a value.
+TEST(Governor, TelemetrySamplesTaggedWithThePhase) {
+  EXPECT_EQ(GovernorOptions{}.telemetry_period, std::chrono::milliseconds(50));  // 20 Hz
   SimulatedDeviceScope sim(8 * kMiB);
   std::vector<Event> events;
   std::mutex m;
+  std::condition_variable cv;
+  const std::string kPhase = "section 3 step 4";
+  auto tagged = [&] {
+    int n = 0;
+    for (const Event& e : events) n += e.type == EventType::kMemory && e.phase == kPhase;
+    return n;
+  };
   {
     Governor gov(simulated_options(8 * kMiB), [&](const Event& e) {
       std::lock_guard<std::mutex> lock(m);
       events.push_back(e);
+      cv.notify_all();
     });
-    const PhaseScope phase("section 3 step 4");
-    std::this_thread::sleep_for(std::chrono::milliseconds(400));
+    const PhaseScope phase(kPhase);
+    std::unique_lock<std::mutex> lock(m);
+    EXPECT_TRUE(cv.wait_for(lock, std::chrono::seconds(60), [&] { return tagged() >= 4; }))
+        << tagged() << " tagged samples after a minute";
   }
-  int tagged = 0;
-  for (const Event& e : events)
-    tagged += e.type == EventType::kMemory && e.phase == "section 3 step 4";
-  EXPECT_GE(tagged, 4);  // >= 10 Hz over 0.4 s (20 Hz configured)
+  std::lock_guard<std::mutex> lock(m);
+  EXPECT_GE(tagged(), 4);
 }
 
 }  // namespace
