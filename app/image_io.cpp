@@ -1,10 +1,15 @@
 #include "image_io.h"
 
+#include <QBuffer>
 #include <QImage>
 #include <QImageReader>
+#include <cerrno>
+#include <cstdint>
 #include <cstring>
+#include <fstream>
 
 #include "framesmith/error.h"
+#include "framesmith/utf8.h"
 
 namespace framesmith::app {
 
@@ -42,16 +47,53 @@ Frames frames_from_qimage(const QImage& image) {
   return f;
 }
 
+namespace {
+
+// The file's bytes, read through the byte path as given: a path that is not valid UTF-8 would be
+// mangled by QString (and reported as "File not found").
+QByteArray read_file_bytes(const std::string& path, const std::string& shown) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) throw Error(shown + ": cannot open the image (" + std::strerror(errno) + ")");
+  const std::streamoff size = in.tellg();
+  constexpr std::streamoff kMaxBytes = std::streamoff(1) << 30;
+  if (size > kMaxBytes) throw Error(shown + ": the image file is larger than 1 GiB");
+  QByteArray bytes(static_cast<qsizetype>(size), Qt::Uninitialized);
+  in.seekg(0);
+  if (size > 0 && !in.read(bytes.data(), size))
+    throw Error(shown + ": cannot read the image file");
+  return bytes;
+}
+
+// A JPEG cut short decodes "successfully" with the missing part grey (libjpeg only warns), so a
+// JPEG must hold its end-of-image marker (FF D9); other bytes may follow it (some cameras append).
+bool jpeg_is_whole(const QByteArray& bytes) {
+  return bytes.lastIndexOf(QByteArray("\xFF\xD9", 2)) >= 2;
+}
+
+}  // namespace
+
 Frames load_image_rgb(const std::string& path) {
-  QImageReader reader(QString::fromStdString(path));
+  const std::string shown = escape_invalid_utf8(path);
+  QByteArray bytes = read_file_bytes(path, shown);
+  QBuffer buffer(&bytes);
+  buffer.open(QIODevice::ReadOnly);
+  QImageReader reader(&buffer);
+  // Qt refuses to allocate more than 256 MiB per image by default, which made a valid
+  // 5800 x 5800 PNG "Unable to read image data"; the stated limit is kMaxSide per side, as
+  // 32-bit pixels.
+  reader.setAllocationLimit(int((std::int64_t(kMaxSide) * kMaxSide * 4 >> 20) + 64));
   const QSize size = reader.size();
   if (size.isValid() && (size.width() > kMaxSide || size.height() > kMaxSide))
-    throw Error(path + ": image is " + std::to_string(size.width()) + "x" +
+    throw Error(shown + ": image is " + std::to_string(size.width()) + "x" +
                 std::to_string(size.height()) + " pixels; the largest accepted side is " +
                 std::to_string(kMaxSide));
+  const QByteArray format = reader.format().toLower();
+  if ((format == "jpeg" || format == "jpg") && !jpeg_is_whole(bytes))
+    throw Error(shown + ": the JPEG file is cut short (no end-of-image marker), so part of the "
+                        "picture is missing; use a complete copy");
   QImage img = reader.read();
   if (img.isNull())
-    throw Error(path + ": cannot read image (" + reader.errorString().toStdString() + ")");
+    throw Error(shown + ": cannot read image (" + reader.errorString().toStdString() + ")");
   return frames_from_qimage(img);
 }
 
