@@ -120,6 +120,44 @@ TEST(EngineCli, NonFiniteWeightsAreRefusedAtLoad) {
   }
 }
 
+// inspect-model checks every component as generate loads it: the encoders' tensors against
+// their configs, the tokenizers and preprocessor parsed by the real loaders (a garbage
+// tokenizer.json that generate rejects used to be "ok"), unused tensors noted.
+TEST(EngineCli, InspectChecksEncodersAndTokenizersAsGenerateLoadsThem) {
+  char tmpl[] = "/tmp/fs_cli8_XXXXXX";
+  const std::string dir = std::string(::mkdtemp(tmpl)) + "/parts";
+  make_tiny_model(dir, 4);
+  {
+    std::FILE* f = std::fopen((dir + "/tokenizer/tokenizer.json").c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fputs(R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a q"]}})", f);
+    std::fclose(f);
+  }
+  auto store = io::TensorStore::open(dir + "/image_encoder");
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  std::string dropped;
+  for (const auto& n : store.names()) {
+    if (dropped.empty() && n.find("layers.0.") != std::string::npos) {
+      dropped = n;
+      continue;
+    }
+    tensors.emplace_back(n, store.tensor(n).clone());
+  }
+  tensors.emplace_back("unrelated.weight", at::zeros({2}));
+  io::save_safetensors(dir + "/image_encoder/model.safetensors", tensors);
+  const CmdResult r = run({"inspect-model", dir});
+  EXPECT_EQ(r.rc, 1) << r.out;
+  const std::size_t tok = r.out.find("[tokenizer]");
+  ASSERT_NE(tok, std::string::npos) << r.out;
+  const std::string tok_section = r.out.substr(tok, r.out.find("\n[", tok + 1) - tok);
+  EXPECT_NE(tok_section.find("PROBLEM: tokenizer.json"), std::string::npos) << tok_section;
+  EXPECT_NE(tok_section.find("is not in model.vocab"), std::string::npos) << tok_section;
+  ASSERT_FALSE(dropped.empty());
+  EXPECT_NE(r.out.find("missing tensor \"" + dropped + "\""), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("1 tensor(s) the model does not use: unrelated.weight"), std::string::npos)
+      << r.out;
+}
+
 TEST(EngineCli, InspectRefusesPickles) {
   char tmpl[] = "/tmp/fs_cli4_XXXXXX";
   const std::string dir = ::mkdtemp(tmpl);

@@ -131,6 +131,18 @@ TEST(SafeTensors, OverlappingOffsets) {
   EXPECT_NE(msg.find("\"x\""), std::string::npos) << msg;
 }
 
+// JSON parsers keep the last of two equal keys: a tensor named twice is refused, not dropped.
+TEST(SafeTensors, DuplicateTensorNames) {
+  const std::string h = R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+                        R"("w":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})";
+  const std::string msg = error_of(write_raw("dup", h, 8));
+  EXPECT_NE(msg.find("names tensor \"w\" twice"), std::string::npos) << msg;
+  // A nested key may repeat another tensor's name: only top-level names must be unique.
+  const std::string ok = R"({"__metadata__":{"w":"x"},"w":{"dtype":"F32","shape":[1],)"
+                         R"("data_offsets":[0,4]}})";
+  EXPECT_EQ(error_of(write_raw("nested", ok, 4)), "");
+}
+
 TEST(SafeTensors, WrongDtypeSize) {
   const std::string h = R"({"w":{"dtype":"F16","shape":[4],"data_offsets":[0,16]}})";
   const std::string msg = error_of(write_raw("dtsize", h, 16));

@@ -52,6 +52,7 @@ int cmd_inspect(const std::vector<std::string>& args, std::ostream& out, std::os
       }
       out << "\n";
     }
+    for (const auto& note : info.notes) out << "  note:   " << note << "\n";
     for (const auto& pr : info.problems) {
       out << "  PROBLEM: " << pr << "\n";
       ++problems;

@@ -121,12 +121,23 @@ std::string scalar_to_dtype(at::ScalarType t) {
 Header parse_header(const char* json_bytes, std::size_t json_size, std::uint64_t data_bytes,
                     const std::string& what) {
   json j;
+  // JSON keeps the last of two equal keys without a word: a header naming one tensor twice
+  // (two data ranges, one silently dropped) is refused instead.
+  std::set<std::string> top_keys;
+  std::string duplicate;
+  const json::parser_callback_t on_key = [&](int depth, json::parse_event_t event, json& parsed) {
+    if (event == json::parse_event_t::key && depth == 1 && parsed.is_string() &&
+        !top_keys.insert(parsed.get<std::string>()).second && duplicate.empty())
+      duplicate = parsed.get<std::string>();
+    return true;
+  };
   try {
-    j = json::parse(json_bytes, json_bytes + json_size);
+    j = json::parse(json_bytes, json_bytes + json_size, on_key);
   } catch (const std::exception& e) {
     fail(what, std::string("header is not valid JSON (") + e.what() + ")");
   }
   if (!j.is_object()) fail(what, "header is not a JSON object");
+  if (!duplicate.empty()) fail(what, "header names tensor \"" + duplicate + "\" twice");
 
   Header h;
   std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges;

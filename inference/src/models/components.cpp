@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
 #include "framesmith/error.h"
@@ -15,6 +16,9 @@
 #include "models/transformer_packed.h"
 #include "models/vae.h"
 #include "models/weights.h"
+#include "image/image_prep.h"
+#include "text/tokenizer_clip.h"
+#include "text/tokenizer_llama.h"
 
 namespace framesmith {
 namespace {
@@ -52,11 +56,41 @@ const WeightedKind* kind_for(Component c) {
         return summarize(
             j, {"block_out_channels", "layers_per_block", "latent_channels", "scaling_factor"});
       }};
+  // The encoders are checked as their loaders check them, so that inspect-model says "ok" only
+  // for what generate can load.
+  static const WeightedKind llama{
+      [](const nlohmann::json& j) { return llama_parameter_specs(LlamaConfig::from_json(j)); },
+      [](const nlohmann::json& j) {
+        return summarize(j, {"hidden_size", "num_hidden_layers", "num_attention_heads",
+                             "num_key_value_heads", "vocab_size"});
+      }};
+  static const WeightedKind clip{
+      [](const nlohmann::json& j) {
+        return clip_text_parameter_specs(ClipTextConfig::from_json(j));
+      },
+      [](const nlohmann::json& j) {
+        return summarize(j, {"hidden_size", "num_hidden_layers", "num_attention_heads",
+                             "projection_dim", "vocab_size"});
+      }};
+  static const WeightedKind siglip{
+      [](const nlohmann::json& j) {
+        return siglip_vision_parameter_specs(SiglipVisionConfig::from_json(j));
+      },
+      [](const nlohmann::json& j) {
+        return summarize(j, {"hidden_size", "num_hidden_layers", "num_attention_heads",
+                             "image_size", "patch_size"});
+      }};
   switch (c) {
     case Component::kTransformer:
       return &transformer;
     case Component::kVae:
       return &vae;
+    case Component::kTextEncoder:
+      return &llama;
+    case Component::kTextEncoder2:
+      return &clip;
+    case Component::kImageEncoder:
+      return &siglip;
     default:
       return nullptr;
   }
@@ -75,6 +109,11 @@ ComponentInfo inspect_component(Component c, const std::string& dir) {
                                                             : "preprocessor_config.json";
       info.class_name = c == Component::kFeatureExtractor ? "SiglipImageProcessor" : "tokenizer";
       const nlohmann::json j = io::read_json_file(dir + "/" + main_file, main_file);
+      // Parsed exactly as generate parses them (a garbage tokenizer.json used to pass here).
+      if (c == Component::kTokenizer) text::LlamaTokenizer::from_file(dir + "/tokenizer.json");
+      if (c == Component::kTokenizer2) text::ClipTokenizer::from_folder(dir);
+      if (c == Component::kFeatureExtractor)
+        image::ImageProcessorConfig::load(dir + "/preprocessor_config.json");
       if (c == Component::kTokenizer) {
         if (!j.contains("model") || !j["model"].contains("vocab"))
           info.problems.push_back(dir + "/tokenizer.json: no model.vocab");
@@ -111,6 +150,19 @@ ComponentInfo inspect_component(Component c, const std::string& dir) {
         for (ParamSpec& p : specs) p.name = prefix + p.name;
       }
       for (auto& p : check_specs(store, specs)) info.problems.push_back(p);
+      // Tensors the model does not use: harmless (SigLIP's pooling head, say), but a long list
+      // is how a file for another model shows itself.
+      std::set<std::string> used;
+      for (const ParamSpec& p : specs) used.insert(p.name);
+      std::vector<std::string> extra;
+      for (const std::string& n : store.names())
+        if (!used.count(n)) extra.push_back(n);
+      if (!extra.empty()) {
+        std::string note = std::to_string(extra.size()) + " tensor(s) the model does not use: ";
+        for (std::size_t i = 0; i < extra.size() && i < 5; ++i) note += (i ? ", " : "") + extra[i];
+        if (extra.size() > 5) note += ", ...";
+        info.notes.push_back(note);
+      }
     }
   } catch (const std::exception& e) {
     info.problems.push_back(e.what());

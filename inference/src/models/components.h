@@ -17,6 +17,7 @@ struct ComponentInfo {
   std::uint64_t bytes = 0;
   std::map<std::string, int> dtypes;  // dtype -> tensor count
   std::vector<std::string> problems;  // each names the file/tensor/value
+  std::vector<std::string> notes;     // worth knowing, not wrong (e.g. tensors the model ignores)
 };
 
 // Never throws for bad files: problems are collected in the result.
