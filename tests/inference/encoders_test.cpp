@@ -17,6 +17,7 @@
 #include "models/clip_text.h"
 #include "models/llama.h"
 #include "models/siglip.h"
+#include "models/vae.h"
 #include "models/weights.h"
 #include "test_support.h"
 
@@ -323,6 +324,39 @@ TEST(Siglip, HeadKeysAreToleratedAndShapesChecked) {
   const std::string msg = error_of([&] { load_siglip_vision(d.path(), at::kFloat, at::kCPU); });
   EXPECT_NE(msg.find("vision_model.embeddings.position_embedding.weight"), std::string::npos)
       << msg;
+}
+
+}  // namespace
+}  // namespace framesmith
+
+namespace framesmith {
+namespace {
+
+// Config sizes of 2^63 and up arrive as unsigned JSON numbers and used to wrap to negative
+// numbers in messages; they are refused as written, for every encoder and the VAE.
+TEST(EncoderConfigs, HugeSizesAreRefusedAsWritten) {
+  const auto message = [](auto parse, const char* key) {
+    nlohmann::json j = nlohmann::json::object();
+    j[key] = 9223372036854775808ull;
+    try {
+      parse(j);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  for (const std::string& m :
+       {message([](const nlohmann::json& j) { return LlamaConfig::from_json(j); },
+                "num_hidden_layers"),
+        message([](const nlohmann::json& j) { return ClipTextConfig::from_json(j); },
+                "num_hidden_layers"),
+        message([](const nlohmann::json& j) { return SiglipVisionConfig::from_json(j); },
+                "hidden_size"),
+        message([](const nlohmann::json& j) { return VaeConfig::from_json(j); },
+                "layers_per_block")}) {
+    EXPECT_NE(m.find("far too large, got 9223372036854775808"), std::string::npos) << m;
+    EXPECT_EQ(m.find("-9223372036854775808"), std::string::npos) << m;
+  }
 }
 
 }  // namespace

@@ -5,6 +5,8 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -19,10 +21,19 @@ namespace framesmith::encoder_detail {
 inline std::int64_t cfg_int(const nlohmann::json& j, const char* key, std::int64_t def) {
   if (!j.contains(key) || j[key].is_null()) return def;
   const auto& v = j[key];
-  if (v.is_number_integer()) return v.get<std::int64_t>();
+  // No config size is anywhere near 2^31: larger values (2^63 and up arrive as unsigned, and
+  // used to wrap negative) are refused as written.
+  constexpr std::int64_t kMax = std::int64_t(1) << 31;
+  if (v.is_number_unsigned() && v.get<std::uint64_t>() > std::uint64_t(kMax))
+    throw Error(std::string("config field \"") + key + "\" is far too large, got " + v.dump());
+  if (v.is_number_integer()) {
+    if (std::abs(v.get<std::int64_t>()) > kMax)
+      throw Error(std::string("config field \"") + key + "\" is far too large, got " + v.dump());
+    return v.get<std::int64_t>();
+  }
   if (v.is_number_float()) {
     const double d = v.get<double>();
-    if (d == static_cast<double>(static_cast<std::int64_t>(d))) return static_cast<std::int64_t>(d);
+    if (std::abs(d) <= double(kMax) && d == std::floor(d)) return static_cast<std::int64_t>(d);
   }
   throw Error(std::string("config field \"") + key + "\" must be an integer, got " + v.dump());
 }

@@ -25,9 +25,18 @@ namespace {
   throw Error("VAE config: \"" + key + "\" " + what);
 }
 
+// No VAE size is near 2^31; 2^63 and up arrive as unsigned and used to wrap negative.
+void check_int_size(const char* key, const nlohmann::json& v) {
+  constexpr std::int64_t kMax = std::int64_t(1) << 31;
+  if ((v.is_number_unsigned() && v.get<std::uint64_t>() > std::uint64_t(kMax)) ||
+      (!v.is_number_unsigned() && std::abs(v.get<std::int64_t>()) > kMax))
+    config_error(key, "is far too large, got " + v.dump());
+}
+
 std::int64_t read_int(const nlohmann::json& j, const char* key, std::int64_t def) {
   if (!j.contains(key)) return def;
   if (!j[key].is_number_integer()) config_error(key, "must be an integer");
+  check_int_size(key, j[key]);
   return j[key].get<std::int64_t>();
 }
 
@@ -56,6 +65,7 @@ std::vector<std::int64_t> read_ints(const nlohmann::json& j, const char* key,
   std::vector<std::int64_t> v;
   for (const auto& e : j[key]) {
     if (!e.is_number_integer()) config_error(key, "must be a list of integers");
+    check_int_size(key, e);
     v.push_back(e.get<std::int64_t>());
   }
   return v;
