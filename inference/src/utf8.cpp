@@ -4,32 +4,41 @@
 #include <cstdio>
 
 namespace framesmith {
-namespace {
 
-// Length of the well-formed sequence starting at text[i], or 0 (RFC 3629's table).
-std::size_t sequence_length(const std::string& text, std::size_t i) {
-  const auto byte = [&](std::size_t k) { return static_cast<std::uint8_t>(text[k]); };
-  const std::uint8_t b0 = byte(i);
-  const std::size_t left = text.size() - i;
-  const auto cont = [&](std::size_t k, std::uint8_t lo = 0x80, std::uint8_t hi = 0xBF) {
-    return k < left && byte(i + k) >= lo && byte(i + k) <= hi;
-  };
+std::size_t utf8_sequence_length(std::string_view s, std::size_t i, std::size_t& invalid) {
+  const auto is_cont = [](unsigned char b) { return (b & 0xC0) == 0x80; };
+  const auto b0 = static_cast<unsigned char>(s[i]);
+  invalid = 1;
   if (b0 < 0x80) return 1;
-  if (b0 >= 0xC2 && b0 <= 0xDF) return cont(1) ? 2 : 0;
-  if (b0 == 0xE0) return cont(1, 0xA0, 0xBF) && cont(2) ? 3 : 0;
-  if ((b0 >= 0xE1 && b0 <= 0xEC) || b0 == 0xEE || b0 == 0xEF) return cont(1) && cont(2) ? 3 : 0;
-  if (b0 == 0xED) return cont(1, 0x80, 0x9F) && cont(2) ? 3 : 0;  // no surrogates
-  if (b0 == 0xF0) return cont(1, 0x90, 0xBF) && cont(2) && cont(3) ? 4 : 0;
-  if (b0 >= 0xF1 && b0 <= 0xF3) return cont(1) && cont(2) && cont(3) ? 4 : 0;
-  if (b0 == 0xF4) return cont(1, 0x80, 0x8F) && cont(2) && cont(3) ? 4 : 0;
-  return 0;
+  std::size_t need;
+  unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
+  if (b0 >= 0xC2 && b0 <= 0xDF) {
+    need = 2;
+  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
+    need = 3;
+    if (b0 == 0xE0) lo = 0xA0;  // overlong
+    if (b0 == 0xED) hi = 0x9F;  // surrogates
+  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+    need = 4;
+    if (b0 == 0xF0) lo = 0x90;  // overlong
+    if (b0 == 0xF4) hi = 0x8F;  // above U+10FFFF
+  } else {
+    return 0;
+  }
+  for (std::size_t k = 1; k < need; ++k) {
+    if (i + k >= s.size()) return 0;
+    const auto b = static_cast<unsigned char>(s[i + k]);
+    const bool ok = k == 1 ? (b >= lo && b <= hi) : is_cont(b);
+    if (!ok) return 0;
+    invalid = k + 1;
+  }
+  return need;
 }
 
-}  // namespace
-
 std::size_t invalid_utf8_offset(const std::string& text) {
+  std::size_t invalid = 0;
   for (std::size_t i = 0; i < text.size();) {
-    const std::size_t n = sequence_length(text, i);
+    const std::size_t n = utf8_sequence_length(text, i, invalid);
     if (n == 0) return i;
     i += n;
   }
@@ -39,11 +48,13 @@ std::size_t invalid_utf8_offset(const std::string& text) {
 std::string escape_invalid_utf8(const std::string& text) {
   std::string out;
   out.reserve(text.size());
+  std::size_t invalid = 0;
   for (std::size_t i = 0; i < text.size();) {
-    const std::size_t n = sequence_length(text, i);
+    const std::size_t n = utf8_sequence_length(text, i, invalid);
     if (n == 0) {
       char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02X", static_cast<unsigned>(static_cast<std::uint8_t>(text[i])));
+      std::snprintf(buf, sizeof buf, "\\x%02X",
+                    static_cast<unsigned>(static_cast<std::uint8_t>(text[i])));
       out += buf;
       ++i;
     } else {

@@ -12,49 +12,17 @@
 #include <sstream>
 
 #include "framesmith/error.h"
+#include "framesmith/utf8.h"
 
 namespace framesmith::text::detail {
 
 // ---------------------------------------------------------------------------------------------
-// UTF-8
+// UTF-8 (the validator itself is framesmith/utf8.h's, shared with events and requests)
 
 namespace {
-
 bool is_cont(unsigned char b) {
   return (b & 0xC0) == 0x80;
 }
-
-// Length of the valid UTF-8 sequence at s[i], or 0 when it is invalid; `consumed` is then the
-// length of its maximal invalid subpart (at least 1), which becomes one U+FFFD.
-std::size_t utf8_sequence(std::string_view s, std::size_t i, std::size_t& consumed) {
-  const auto b0 = static_cast<unsigned char>(s[i]);
-  consumed = 1;
-  if (b0 < 0x80) return 1;
-  std::size_t need;
-  unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
-  if (b0 >= 0xC2 && b0 <= 0xDF) {
-    need = 2;
-  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-    need = 3;
-    if (b0 == 0xE0) lo = 0xA0;  // overlong
-    if (b0 == 0xED) hi = 0x9F;  // surrogates
-  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-    need = 4;
-    if (b0 == 0xF0) lo = 0x90;  // overlong
-    if (b0 == 0xF4) hi = 0x8F;  // above U+10FFFF
-  } else {
-    return 0;
-  }
-  for (std::size_t k = 1; k < need; ++k) {
-    if (i + k >= s.size()) return 0;
-    const auto b = static_cast<unsigned char>(s[i + k]);
-    const bool ok = k == 1 ? (b >= lo && b <= hi) : is_cont(b);
-    if (!ok) return 0;
-    consumed = k + 1;
-  }
-  return need;
-}
-
 }  // namespace
 
 std::string sanitize_utf8(std::string_view s) {
@@ -63,7 +31,7 @@ std::string sanitize_utf8(std::string_view s) {
   std::size_t i = 0;
   while (i < s.size()) {
     std::size_t consumed;
-    const std::size_t n = utf8_sequence(s, i, consumed);
+    const std::size_t n = utf8_sequence_length(s, i, consumed);
     if (n) {
       out.append(s.data() + i, n);
       i += n;
