@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "framesmith/error.h"
@@ -111,15 +112,20 @@ bool exists(const std::string& path) {
   return fs::is_regular_file(path, ec);
 }
 
-// A section file that a kill or a full disk cut short (or anything else that is not a whole
-// safetensors file with "latents") does not count as saved.
-bool section_usable(const std::string& path) {
-  if (!exists(path)) return false;
+// A section file, or null when a kill or a full disk cut it short (or it is anything else but a
+// whole safetensors file with "latents"): such a file does not count as saved.
+std::shared_ptr<io::SafeTensorsFile> open_section(const std::string& path) {
+  if (!exists(path)) return nullptr;
   try {
-    return io::SafeTensorsFile::open(path)->has("latents");
+    auto f = io::SafeTensorsFile::open(path);
+    return f->has("latents") ? f : nullptr;
   } catch (const std::exception&) {
-    return false;
+    return nullptr;
   }
+}
+
+bool section_usable(const std::string& path) {
+  return open_section(path) != nullptr;
 }
 
 // Temporary files of writers that died (atomic writes go to NAME.tmp, videos to NAME.partial):
@@ -168,15 +174,10 @@ std::string params_difference(const std::string& saved, const std::string& now) 
 }
 
 // The parameters a saved section file was made with ("" for files of older versions).
-std::string saved_params(const std::string& path) {
-  try {
-    const auto file = io::SafeTensorsFile::open(path);  // (the header lives with the file)
-    const auto& meta = file->header().metadata;
-    const auto it = meta.find("params");
-    return it == meta.end() ? std::string() : it->second;
-  } catch (const std::exception&) {
-    return std::string();
-  }
+std::string saved_params(const io::SafeTensorsFile& section) {
+  const auto& meta = section.header().metadata;
+  const auto it = meta.find("params");
+  return it == meta.end() ? std::string() : it->second;
 }
 
 GenerationRequest read_params(const std::string& dir) {
@@ -265,16 +266,18 @@ JobStore::JobStore(const GenerationRequest& request)
   if (exists(path(kStartLatentFile))) start_latent_ = read_tensor(path(kStartLatentFile), "latent");
   const int total = total_latent_sections(request.seconds, request.latent_window);
   int s = 0;
-  for (; s < total && section_usable(job_section_path(dir_, s)); ++s) {
+  for (; s < total; ++s) {
+    const auto section = open_section(job_section_path(dir_, s));  // one open per section
+    if (!section) break;
     // A section made with other parameters than job.json now says would mix two videos.
-    const std::string made_with = saved_params(job_section_path(dir_, s));
+    const std::string made_with = saved_params(*section);
     if (!made_with.empty() && made_with != params_) {
       throw Error(dir_ + ": job.json was changed after section " + std::to_string(s + 1) +
                   " was made (" + params_difference(made_with, params_) +
                   "); put the old value back to continue, or start the job again with "
                   "\"framesmith-cli generate --restart\"");
     }
-    sections_.push_back(read_tensor(job_section_path(dir_, s), "latents"));
+    sections_.push_back(section->tensor("latents").clone());
     latent_frames_ += sections_.back().size(2);
   }
   // A damaged section (cut short by a kill or a full disk) is set aside as NAME.damaged and
