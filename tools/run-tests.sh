@@ -6,7 +6,9 @@
 # reasons, never counted as passes. Ends with "tests: N passed, N failed, N skipped".
 set -uo pipefail
 cd "$(dirname "$0")/.."
+suite_start=$(date +%s)
 tools/setup.sh --tests || exit 1
+echo "== set-up and build: $(($(date +%s) - suite_start)) s"
 export QT_QPA_PLATFORM=offscreen
 cd build
 results=test-results
@@ -77,5 +79,6 @@ if [ ${#failed_names[@]} -gt 0 ]; then
   echo "== failed:"
   printf '  %s\n' "${failed_names[@]}"
 fi
+echo "== run-tests.sh: $(($(date +%s) - suite_start)) s in all"
 echo "tests: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
