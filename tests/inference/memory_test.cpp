@@ -184,14 +184,27 @@ void check_conv3d_oom(const char* label, at::IntArrayRef x_shape, at::IntArrayRe
   std::cout << "[conv3d " << label << "] " << clean.num_allocations << " device allocations, peak "
             << format_size(clean.peak - base) << "\n";
 
+  // Each allocation fails once in turn: the conv either throws the OOM (nothing leaked) or, where
+  // the library has a fallback for that allocation (LibTorch 2.x's oneDNN retries some scratchpads
+  // another way), completes with the same result. The output's own allocation can never be
+  // worked around, so at least one failure must surface.
+  int surfaced = 0;
   for (std::int64_t n = 1; n <= clean.num_allocations; ++n) {
     simulated_device::fail_nth_allocation(n);
     OnDeviceScope on_device;
-    EXPECT_THROW(at::conv3d(x, w, bias, 1, 1), c10::OutOfMemoryError)
-        << label << ": allocation " << n;
+    try {
+      const at::Tensor r = at::conv3d(x, w, bias, 1, 1);
+      EXPECT_TRUE(r.allclose(expected, 1e-4, 1e-4))
+          << label << ": wrong result after failing allocation " << n;
+    } catch (const c10::OutOfMemoryError&) {
+      ++surfaced;
+    }
     EXPECT_EQ(allocated(), base) << label << ": leak after failing allocation " << n;
   }
   simulated_device::clear_faults();
+  EXPECT_GE(surfaced, 1) << label;
+  std::cout << "[conv3d " << label << "] " << surfaced << " of " << clean.num_allocations
+            << " failed allocations surfaced as OOM\n";
 }
 
 TEST(SimulatedDevice, Conv3dOomIsCatchableAtEveryAllocationAndLeaksNothing) {
@@ -392,6 +405,59 @@ TEST(AllocatorSetup, ConfigureRespectsTheEnvironment) {
   EXPECT_EQ(std::string(std::getenv("PYTORCH_CUDA_ALLOC_CONF")), "max_split_size_mb:32");
   // Once per process, whoever asks first (the CUDA probe, the governor's event).
   EXPECT_EQ(&cuda_allocator_choice(), &cuda_allocator_choice());
+
+  if (saved_cuda)
+    ::setenv("PYTORCH_CUDA_ALLOC_CONF", keep_cuda.c_str(), 1);
+  else
+    ::unsetenv("PYTORCH_CUDA_ALLOC_CONF");
+  if (saved_generic)
+    ::setenv("PYTORCH_ALLOC_CONF", keep_generic.c_str(), 1);
+  else
+    ::unsetenv("PYTORCH_ALLOC_CONF");
+}
+
+// The configuration reaches LibTorch itself where it has a settings API (2.x): what its
+// allocator configuration reads back follows what was applied, both ways, and a user's own
+// setting wins over the default. Without the API the environment is the only channel, which the
+// test above covers; this one is then a visible skip.
+TEST(AllocatorSetup, SettingsReachLibTorchThroughItsApi) {
+  if (!FRAMESMITH_HAS_ALLOCATOR_SETTINGS_API)
+    GTEST_SKIP() << "LibTorch " << framesmith::compat::torch_version_string()
+                 << " has no allocator settings API (c10/core/AllocatorConfig.h): the "
+                    "environment variable is its only configuration";
+  const char* saved_cuda = std::getenv("PYTORCH_CUDA_ALLOC_CONF");
+  const char* saved_generic = std::getenv("PYTORCH_ALLOC_CONF");
+  const std::string keep_cuda = saved_cuda ? saved_cuda : "";
+  const std::string keep_generic = saved_generic ? saved_generic : "";
+  ::unsetenv("PYTORCH_CUDA_ALLOC_CONF");
+  ::unsetenv("PYTORCH_ALLOC_CONF");
+
+  ASSERT_TRUE(framesmith::compat::set_allocator_settings("expandable_segments:False"));
+  EXPECT_EQ(framesmith::compat::allocator_expandable_segments(), 0);
+  AllocatorChoice c = configure_cuda_allocator();  // the default: expandable segments
+  EXPECT_EQ(c.applied_by, "api");
+  EXPECT_EQ(c.read_back_expandable, 1);
+  EXPECT_EQ(framesmith::compat::allocator_expandable_segments(), 1);
+  EXPECT_NE(c.description.find("reads back expandable segments on"), std::string::npos);
+
+  ::setenv("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:False,max_split_size_mb:64", 1);
+  c = configure_cuda_allocator();  // the user's choice, applied as written
+  EXPECT_TRUE(c.user_override);
+  EXPECT_EQ(c.read_back_expandable, 0);
+  EXPECT_FALSE(c.expandable_segments);
+  const Event e = framesmith::event_from_json_line(framesmith::to_json_line(allocator_event(c)));
+  EXPECT_EQ(e.text("applied_by"), "api");
+  EXPECT_EQ(e.number("read_back_expandable"), 0);
+
+  // A setting LibTorch refuses is a clear error naming the variable, not a crash.
+  ::setenv("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:Sometimes", 1);
+  try {
+    configure_cuda_allocator();
+    ADD_FAILURE() << "an invalid allocator setting was accepted";
+  } catch (const framesmith::Error& err) {
+    EXPECT_NE(std::string(err.what()).find("PYTORCH_CUDA_ALLOC_CONF"), std::string::npos)
+        << err.what();
+  }
 
   if (saved_cuda)
     ::setenv("PYTORCH_CUDA_ALLOC_CONF", keep_cuda.c_str(), 1);
@@ -608,7 +674,8 @@ TEST(OomLadder, FailsWithAClearMessageOnTheLastRung) {
     EXPECT_NE(msg.find("\"chunk 1\""), std::string::npos) << msg;
     EXPECT_NE(msg.find("tried to allocate 96.0 KiB"), std::string::npos) << msg;
     // Free at the moment of the failure (from the allocator), not after it unwound.
-    EXPECT_NE(msg.find("tried to allocate 96.0 KiB when 64.0 KiB were free"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("tried to allocate 96.0 KiB when 64.0 KiB were free"), std::string::npos)
+        << msg;
   }
   ASSERT_EQ(events.size(), 3u);
   EXPECT_EQ(events[0].text("outcome"), "retry");

@@ -57,24 +57,27 @@ TEST(FlowSigmas, MuFollowsFramePack) {
 }
 
 TEST(FlowSigmas, ValuesEqualFramePack) {
-  // get_flux_sigmas_from_mu(n, calculate_flux_mu(L)) printed by PyTorch.
+  // get_flux_sigmas_from_mu(n, calculate_flux_mu(L)) printed by PyTorch. To float32 rounding:
+  // one step at 1.0 (2^-23), which LibTorch 2.14's CPU exp and 1.13's differ by on some values.
+  constexpr double kSigmaTol = 1.2e-7;
   const at::Tensor s4 = sampling::flux_sigmas_for_latent(4, 3, 8, 8);
-  expect_close(s4, {1.f, 0.826841235f, 0.614150286f, 0.346644729f, 0.f}, 1e-7, "steps 4");
+  expect_close(s4, {1.f, 0.826841235f, 0.614150286f, 0.346644729f, 0.f}, kSigmaTol, "steps 4");
   EXPECT_EQ(s4.scalar_type(), at::kFloat);
   EXPECT_EQ(s4[4].item<float>(), 0.0f);
   EXPECT_EQ(s4[0].item<float>(), 1.0f);
   expect_close(sampling::flux_sigmas_for_latent(6, 3, 8, 8),
                {1.f, 0.888373017f, 0.760957956f, 0.614150286f, 0.443157911f, 0.241468325f, 0.f},
-               1e-7, "steps 6");
+               kSigmaTol, "steps 6");
   expect_close(sampling::flux_sigmas(25, sampling::calculate_flux_mu(14400)),
                {1.f,          0.994082749f, 0.987730086f, 0.980891705f, 0.973509967f, 0.965517223f,
                 0.956834555f, 0.947368443f, 0.937007844f, 0.925619781f, 0.913043499f, 0.899082541f,
                 0.883495152f, 0.865979433f, 0.846153855f, 0.823529422f, 0.797468364f, 0.767123282f,
                 0.731343269f, 0.688524544f, 0.636363626f, 0.571428537f, 0.488372058f, 0.378378391f,
                 0.225806445f, 0.f},
-               1e-7, "steps 25, capped mu");
+               kSigmaTol, "steps 25, capped mu");
   expect_close(sampling::flux_sigmas_for_latent(5, 9, 80, 80, 3.0),
-               {1.f, 0.923076987f, 0.818181872f, 0.666666687f, 0.428571463f, 0.f}, 1e-7, "shift 3");
+               {1.f, 0.923076987f, 0.818181872f, 0.666666687f, 0.428571463f, 0.f}, kSigmaTol,
+               "shift 3");
   // Hand check of the formula itself.
   const double mu = sampling::calculate_flux_mu(48);
   EXPECT_NEAR(sampling::flux_time_shift(0.75, mu), std::exp(mu) / (std::exp(mu) + 1.0 / 3.0),

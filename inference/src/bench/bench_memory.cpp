@@ -1,6 +1,8 @@
 // bench chunked-decode / generate / video-memory / budget / telemetry / attention / memcpy: what
 // the memory governor costs and saves. Device memory is measured on the simulated device
 // (memory/simulated_device.h), whose allocator counts every byte a phase puts "on the device".
+#include <ATen/core/grad_mode.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>

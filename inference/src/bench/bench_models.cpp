@@ -1,5 +1,7 @@
 // bench transformer / vae-decode / section / make-random-model: forward times of the engine's
 // models on given weights, with the golden cases' inputs or random ones of a documented shape.
+#include <ATen/core/grad_mode.h>
+
 #include <filesystem>
 #include <fstream>
 

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <type_traits>
 
 #define FRAMESMITH_TORCH_AT_LEAST(major, minor) \
@@ -34,6 +35,20 @@
 #endif
 #else
 #define FRAMESMITH_HAS_CUDA 0
+#endif
+// The caching allocators' settings (PYTORCH_ALLOC_CONF's grammar) through an API, not only the
+// environment: c10/core/AllocatorConfig.h, device-generic and part of libc10 itself, so it works
+// (and is tested) in a process without a GPU. Older releases read the environment variable only,
+// once, at CUDA's first allocation.
+#if __has_include(<c10/core/AllocatorConfig.h>)
+#include <c10/core/AllocatorConfig.h>
+#define FRAMESMITH_HAS_ALLOCATOR_SETTINGS_API 1
+#else
+#define FRAMESMITH_HAS_ALLOCATOR_SETTINGS_API 0
+#endif
+
+#if defined(FRAMESMITH_REQUIRE_CUDA) && !FRAMESMITH_HAS_CUDA
+#error "FRAMESMITH_REQUIRE_CUDA is set but the CUDA paths would compile out (see above)"
 #endif
 #if FRAMESMITH_HAS_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
@@ -122,6 +137,30 @@ inline void cuda_lazy_init(int device) {
                            at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(device))));
 }
 #endif
+
+// Applies `conf` ("key:value,key:value") as the allocator's configuration. False when this
+// LibTorch has no API for it; throws c10::Error on a setting LibTorch does not accept.
+inline bool set_allocator_settings(const std::string& conf) {
+#if FRAMESMITH_HAS_ALLOCATOR_SETTINGS_API
+  c10::CachingAllocator::setAllocatorSettings(conf);
+  return true;
+#else
+  (void)conf;
+  return false;
+#endif
+}
+
+// What the allocator configuration in effect says about expandable segments: 1 on, 0 off, -1
+// when this LibTorch cannot tell (no settings API). The device-generic flag, not the CUDA
+// allocator's own accessor: that one is inline and tests a macro only LibTorch's own build
+// defines (PYTORCH_C10_DRIVER_API_SUPPORTED), so compiled here it would always say "off".
+inline int allocator_expandable_segments() {
+#if FRAMESMITH_HAS_ALLOCATOR_SETTINGS_API
+  return c10::CachingAllocator::AcceleratorAllocatorConfig::use_expandable_segments() ? 1 : 0;
+#else
+  return -1;
+#endif
+}
 
 inline const char* torch_version_string() {
   return TORCH_VERSION;

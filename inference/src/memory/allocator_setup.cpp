@@ -61,6 +61,21 @@ AllocatorChoice configure_cuda_allocator() {
   AllocatorChoice c = choose_allocator_conf(std::getenv(kCudaConfVar), std::getenv(kConfVar),
                                             FRAMESMITH_HAS_EXPANDABLE_SEGMENTS);
   if (c.changed_environment) set_env(kCudaConfVar, c.conf.c_str());
+  if (c.conf.empty()) return c;
+  c.applied_by = "environment";
+  try {
+    if (compat::set_allocator_settings(c.conf)) c.applied_by = "api";
+  } catch (const c10::Error& e) {
+    throw Error(c.variable + "=" + c.conf + " is not a configuration LibTorch " +
+                compat::torch_version_string() + " accepts: " + e.what_without_backtrace());
+  }
+  c.read_back_expandable = compat::allocator_expandable_segments();
+  if (c.read_back_expandable >= 0) {
+    // LibTorch's word over our reading of the string.
+    c.expandable_segments = c.read_back_expandable == 1;
+    c.description += std::string("; LibTorch's allocator configuration reads back expandable ") +
+                     "segments " + (c.expandable_segments ? "on" : "off");
+  }
   return c;
 }
 
@@ -79,6 +94,8 @@ Event allocator_event(const AllocatorChoice& choice, double t_s) {
                       : choice.changed_environment ? "expandable segments"
                                                    : "defaults";
   if (!choice.variable.empty()) e.texts["conf"] = choice.variable + "=" + choice.conf;
+  if (!choice.applied_by.empty()) e.texts["applied_by"] = choice.applied_by;
+  e.numbers["read_back_expandable"] = choice.read_back_expandable;
   e.texts["message"] = choice.description;
   return e;
 }

@@ -11,7 +11,9 @@
 #include "models/transformer_packed.h"
 
 #if FRAMESMITH_HAS_CUDA
-#include <ATen/cuda/CUDAEvent.h>
+// c10::Event rather than at::cuda::CUDAEvent: ATen/cuda's headers pull in cuBLAS, cuSPARSE and
+// cuSOLVER headers, which a CUDA runtime-only toolkit (and the pip wheels' layout) lacks.
+#include <c10/core/Event.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #endif
@@ -77,7 +79,7 @@ struct BlockStreamer::Prefetch {
   int block = -1;  // the block whose copy is in flight (-1: none)
 #if FRAMESMITH_HAS_CUDA
   c10::optional<c10::cuda::CUDAStream> stream;  // CUDA only: the side stream copies run on
-  at::cuda::CUDAEvent done;                     // recorded on it after the last copy
+  c10::Event done{c10::DeviceType::CUDA};       // recorded on it after the last copy
 #endif
 };
 
@@ -162,7 +164,7 @@ void BlockStreamer::copy_in(int i, Where as) {
     std::vector<at::Tensor> copies;
     for (const at::Tensor& h : b.host)
       copies.push_back(at::empty_like(h, h.options().device(device_.device).pinned_memory(false)));
-    at::cuda::CUDAEvent ready;
+    c10::Event ready(c10::DeviceType::CUDA);
     ready.record(main);
     {
       c10::cuda::CUDAStreamGuard guard(*prefetch_->stream);

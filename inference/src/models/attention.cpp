@@ -57,9 +57,23 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
                      std::int64_t query_chunk, const at::Tensor& mask) {
 #if FRAMESMITH_HAS_SDPA
   check_inputs(q, k, v, query_chunk, mask);
-  c10::optional<at::Tensor> m;
-  if (mask.defined()) m = mask;
-  return at::scaled_dot_product_attention(q, k, v, m, 0.0, false);
+  const std::int64_t sq = q.size(2);
+  const bool mask_per_query = mask.defined() && mask.size(2) != 1;
+  auto sdpa = [&](const at::Tensor& qc, std::int64_t start, std::int64_t len) {
+    c10::optional<at::Tensor> m;
+    if (mask.defined()) m = mask_per_query ? mask.narrow(2, start, len) : mask;
+    return at::scaled_dot_product_attention(qc, k, v, m, 0.0, false);
+  };
+  if (query_chunk >= sq) return sdpa(q, 0, sq);
+  // The OOM ladder's smaller query chunks mean something here too: the fused kernels' workspace,
+  // and the (Sq x Sk) scores of the math kernel SDPA falls back to for some masks and dtypes,
+  // shrink with the queries per call. Exact: each query's row depends on its own scores only.
+  at::Tensor out = at::empty(q.sizes(), q.options());
+  for (std::int64_t start = 0; start < sq; start += query_chunk) {
+    const std::int64_t len = std::min(query_chunk, sq - start);
+    out.narrow(2, start, len).copy_(sdpa(q.narrow(2, start, len), start, len));
+  }
+  return out;
 #else
   return attention_chunked(q, k, v, query_chunk, mask);
 #endif

@@ -10,7 +10,8 @@ namespace framesmith {
 
 // q: [B, heads, Sq, D], k/v: [B, heads, Sk, D] -> [B, heads, Sq, D] in q's dtype.
 // `mask` (optional, bool, true = attend) broadcasts to [B, heads, Sq, Sk]; its size-1 dims are
-// broadcast. `query_chunk` (> 0) bounds the queries per block in the chunked path.
+// broadcast. `query_chunk` (> 0) bounds the queries per block: per matmul block in the chunked
+// path, per fused-kernel call with SDPA (one call when it covers all queries).
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                      std::int64_t query_chunk, const at::Tensor& mask = at::Tensor());
 
