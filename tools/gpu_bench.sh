@@ -11,8 +11,9 @@
 # Random weights give noise videos; timing does not depend on the values (TeaCache's skip
 # decisions do: with random weights its speed-up is only indicative).
 #
-# Needs: cmake, a C++17 compiler, nlohmann-json and PCRE2 development files, python3 with a CUDA
-# build of torch, ~30 GB free disk for the random model (MODEL), ~60 GB host memory.
+# Needs: cmake, a C++ compiler (C++17; C++20 for LibTorch >= 2.14), the CUDA toolkit (nvcc and
+# headers), nlohmann-json and PCRE2 (system -dev packages or build-deps/ from
+# tools/bundle-engine-deps.sh), python3 with a CUDA build of torch, ~30 GB free disk for the random model (MODEL), ~60 GB host memory.
 # Environment: BUILD (build dir), MODEL (model dir), OUT (results dir, default
 # benchmarks/results/gpu), STEPS (sampler steps per run, default 5; the first step of a section
 # is not counted in s/step), KEEP_MODEL=1 keeps MODEL.
@@ -29,28 +30,16 @@ RESULTS="$OUT/gpu-bench.jsonl"
 log() { echo "[gpu_bench $(date +%H:%M:%S)] $*" >&2; }
 
 # --- 1. build ------------------------------------------------------------------------------
-TORCH_PREFIX=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
 python3 -c 'import torch; assert torch.cuda.is_available(), "no CUDA device"; print(torch.__version__, torch.version.cuda, torch.cuda.get_device_name(0))' \
   | tee "$OUT/machine.txt" >&2
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader >> "$OUT/machine.txt" 2>/dev/null || true
 echo "cpus: $(nproc)" >> "$OUT/machine.txt"
-GEN=()
-command -v ninja >/dev/null && GEN=(-G Ninja)
-log "configuring against $TORCH_PREFIX"
-# torch.utils.cmake_prefix_path holds TorchConfig.cmake and the Caffe2 config it loads.
-cmake -S "$ROOT" -B "$BUILD" ${GEN[@]+"${GEN[@]}"} -DCMAKE_BUILD_TYPE=Release \
-  -DFRAMESMITH_INFERENCE_ONLY=ON -DFRAMESMITH_BUILD_TESTS=OFF -DFRAMESMITH_BUILD_BENCHMARKS=OFF \
-  -DCMAKE_PREFIX_PATH="$TORCH_PREFIX" \
-  > "$OUT/cmake.log" 2>&1 || { tail -30 "$OUT/cmake.log"; exit 1; }
-log "building framesmith-engine"
-cmake --build "$BUILD" --target framesmith-engine -j"$(nproc)" > "$OUT/build.log" 2>&1 \
+# The build tools/check-libtorch2.sh makes and tests here against 2.14 (its dry run), against this
+# machine's PyTorch: CUDA paths required, warnings as errors. nlohmann-json and PCRE2 come from
+# build-deps/ when the machine has no -dev packages (tools/bundle-engine-deps.sh, carried along).
+log "building framesmith-engine against $(command -v python3)'s torch"
+TORCH_PYTHON=python3 BUILD="$BUILD" "$ROOT/tools/check-libtorch2.sh" --build-only > "$OUT/build.log" 2>&1 \
   || { tail -40 "$OUT/build.log"; exit 1; }
-# A CUDA LibTorch whose CUDA headers the build cannot see gives an engine without its CUDA paths
-# (torch_compat.h warns): stop rather than time the fallbacks.
-if grep -q "cuda_runtime_api.h is not on the include path" "$OUT/build.log"; then
-  log "built without the CUDA paths (no CUDA toolkit headers): see $OUT/build.log"
-  exit 1
-fi
 ENGINE="$BUILD/inference/framesmith-engine"
 "$ENGINE" --version >> "$OUT/machine.txt"
 

@@ -13,11 +13,11 @@
 # without CUDA), plus the estimate subcommand.
 #
 # Usage: tools/gpu_memory_check.sh [BUILD_DIR]
-#   BUILD_DIR (default build-gpu) is configured here if it has no build yet, against the LibTorch
-#   of python3's torch (torch.utils.cmake_prefix_path; a CUDA build, with the CUDA toolkit).
-#   Torch wheels built with the old std::string ABI (_GLIBCXX_USE_CXX11_ABI=0, pip's up to 2.5)
-#   pass that ABI on to the tests, which then cannot link the system's googletest: googletest is
-#   then built here with that ABI, from GTEST_SOURCE_DIR (default /usr/src/googletest).
+#   BUILD_DIR (default build-gpu) is configured and built by tools/check-libtorch2.sh --build-only
+#   (its dry run here builds and tests the same configuration against LibTorch 2.14), against the
+#   LibTorch of python3's torch (a CUDA build, with the CUDA toolkit): CUDA paths required,
+#   warnings as errors. nlohmann-json, PCRE2 and googletest come from build-deps/ when the
+#   machine has no -dev packages (tools/bundle-engine-deps.sh, carried with the working tree).
 #   FRAMESMITH_GPU_BUDGETS (default "6GiB 24GiB") lists the emulated card sizes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,28 +26,8 @@ budgets=${FRAMESMITH_GPU_BUDGETS:-"6GiB 24GiB"}
 
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 
-if [ ! -f "$build/build.ninja" ] && [ ! -f "$build/Makefile" ]; then
-  generator=()
-  command -v ninja >/dev/null && generator=(-G Ninja)
-  prefix=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
-  if [ "$(python3 -c 'import torch; print(int(torch.compiled_with_cxx11_abi()))')" = 0 ]; then
-    gtest_src=${GTEST_SOURCE_DIR:-/usr/src/googletest}
-    mkdir -p "$build"
-    gtest_prefix="$(cd "$build" && pwd)/googletest-abi0"
-    if [ ! -f "$gtest_src/CMakeLists.txt" ]; then
-      echo "torch uses _GLIBCXX_USE_CXX11_ABI=0: set GTEST_SOURCE_DIR to googletest's sources" >&2
-      exit 1
-    fi
-    cmake -S "$gtest_src" -B "$build/googletest-abi0-build" ${generator[@]+"${generator[@]}"} \
-      -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS=-D_GLIBCXX_USE_CXX11_ABI=0 -DBUILD_GMOCK=OFF \
-      -DCMAKE_INSTALL_PREFIX="$gtest_prefix" -DCMAKE_INSTALL_LIBDIR=lib
-    cmake --build "$build/googletest-abi0-build" --target install -j "$(nproc)"
-    prefix="$gtest_prefix;$prefix"
-  fi
-  cmake -S . -B "$build" ${generator[@]+"${generator[@]}"} -DCMAKE_BUILD_TYPE=Release \
-    -DFRAMESMITH_INFERENCE_ONLY=ON -DFRAMESMITH_BUILD_BENCHMARKS=OFF -DCMAKE_PREFIX_PATH="$prefix"
-fi
-cmake --build "$build" --target governor_e2e_test framesmith-engine -j "$(nproc)"
+TORCH_PYTHON=python3 BUILD="$build" TESTS=ON TARGETS="governor_e2e_test framesmith-engine" \
+  tools/check-libtorch2.sh --build-only
 
 test_bin="$build/tests/governor_e2e_test"
 engine_bin="$build/inference/framesmith-engine"
