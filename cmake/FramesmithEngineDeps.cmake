@@ -27,7 +27,7 @@ endif()
 if(NOT TARGET PkgConfig::PCRE2)
   find_path(FRAMESMITH_PCRE2_INCLUDE pcre2.h HINTS ${FRAMESMITH_DEPS_DIR}/include NO_CACHE)
   # The runtime's versioned name too: without the -dev package there is no libpcre2-8.so link.
-  find_library(FRAMESMITH_PCRE2_LIBRARY NAMES pcre2-8 libpcre2-8.so.0
+  find_library(FRAMESMITH_PCRE2_LIBRARY NAMES pcre2-8 libpcre2-8.so.0 NAMES_PER_DIR
                HINTS ${FRAMESMITH_DEPS_DIR}/lib NO_CACHE)
   if(NOT FRAMESMITH_PCRE2_INCLUDE OR NOT FRAMESMITH_PCRE2_LIBRARY)
     message(FATAL_ERROR "PCRE2 (8-bit) not found: install libpcre2-dev, or set "

@@ -45,7 +45,8 @@ fail() {
 NATIVE_DEPS=(
   'cuda-toolkit[cublas,cudart,cufft,cufile,cupti,curand,cusolver,cusparse,nvjitlink,nvrtc,nvtx]==13.0.3'
   nvidia-cudnn-cu13==9.24.0.43 nvidia-cusparselt-cu13==0.8.1 nvidia-nccl-cu13==2.30.7
-  nvidia-nvshmem-cu13==3.4.5 typing-extensions filelock sympy networkx jinja2 fsspec)
+  nvidia-nvshmem-cu13==3.4.5 typing-extensions filelock sympy networkx jinja2 fsspec
+  'setuptools>=77.0.3')
 
 venv_torch_version() {
   "$VENV/bin/python" - <<'PY' 2>/dev/null
@@ -113,7 +114,9 @@ command -v ninja >/dev/null && gen=(-G Ninja)
 # CMake finds CUDA with the old FindCUDA (CUDA_TOOLKIT_ROOT_DIR) and wants NVRTC, which the pip
 # wheels ship under a versioned name only. No CUDA kernels are compiled, so the architecture list
 # only silences the "no GPU to detect" probe.
-# TESTS=ON with --build-only and TARGETS="..." builds chosen test targets (tools/gpu_memory_check.sh).
+# TESTS=ON with --build-only and TARGETS="..." builds chosen test targets (tools/gpu_memory_check.sh);
+# CMAKE_ARGS adds configure options (e.g. -DCMAKE_DISABLE_FIND_PACKAGE_GTest=ON to build as a
+# machine without -dev packages does, from build-deps/).
 tests=${TESTS:-ON}
 [ $BUILD_ONLY -eq 1 ] && tests=${TESTS:-OFF}
 # nlohmann-json and PCRE2 from the system, else from build-deps/ (tools/bundle-engine-deps.sh),
@@ -125,7 +128,7 @@ cmake -S "$ROOT" -B "$BUILD" ${gen[@]+"${gen[@]}"} -DCMAKE_BUILD_TYPE=Release \
   -DFRAMESMITH_REQUIRE_CUDA=ON -DFRAMESMITH_WERROR=ON \
   -DTorch_DIR="$TORCH_CMAKE/Torch" -DCMAKE_PREFIX_PATH="$TORCH_ROOT" \
   -DCUDA_TOOLKIT_ROOT_DIR="$CUDA_HOME" -DCMAKE_CUDA_COMPILER="$CUDA_HOME/bin/nvcc" \
-  -DCUDA_nvrtc_LIBRARY="$nvrtc" -DTORCH_CUDA_ARCH_LIST=9.0 ${deps[@]+"${deps[@]}"} \
+  -DCUDA_nvrtc_LIBRARY="$nvrtc" -DTORCH_CUDA_ARCH_LIST=9.0 ${deps[@]+"${deps[@]}"} ${CMAKE_ARGS:-} \
   > "$BUILD/check-cmake.log" 2>&1 || { tail -40 "$BUILD/check-cmake.log"; fail "configure (log: $BUILD/check-cmake.log)"; }
 grep -E "^-- LibTorch " "$BUILD/check-cmake.log" | sed 's/^-- /== libtorch2: /'
 part_done "configure"

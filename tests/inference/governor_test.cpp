@@ -235,19 +235,26 @@ TEST(StreamedDecode, RetriedChunksOfInPlaceStagesGiveTheSameResult) {
       total = simulated_device::stats().num_allocations - before;
     }
     for (double at : {0.1, 0.35, 0.6, 0.85}) {
-      const std::int64_t n = static_cast<std::int64_t>(at * double(total));
-      simulated_device::fail_nth_allocation(n);
-      DecodeContext ctx;
-      ctx.device = kSimulated;
-      ctx.rungs = rungs;
-      int retries = 0;
-      ctx.on_event = [&](const Event& e) { retries += e.text("outcome") == "retry"; };
-      const at::Tensor out = t.streamed->decode(z, no_tiling(), ctx);
-      simulated_device::clear_faults();
-      EXPECT_EQ(retries, 1) << rungs[0].name() << ": failure at allocation " << n << " of "
+      // Some allocations have a fallback inside LibTorch (2.x's oneDNN retries a failed
+      // scratchpad another way): a failure there never reaches the decoder and the result is
+      // simply right. The next allocations are tried until one surfaces and is retried.
+      int retries = 0, absorbed = 0;
+      std::int64_t n = static_cast<std::int64_t>(at * double(total));
+      for (const std::int64_t last = n + 16; retries == 0 && n <= last; ++n) {
+        simulated_device::fail_nth_allocation(n);
+        DecodeContext ctx;
+        ctx.device = kSimulated;
+        ctx.rungs = rungs;
+        ctx.on_event = [&](const Event& e) { retries += e.text("outcome") == "retry"; };
+        const at::Tensor out = t.streamed->decode(z, no_tiling(), ctx);
+        simulated_device::clear_faults();
+        EXPECT_LT(max_abs(out, expected), 1e-4)
+            << rungs[0].name() << ": failure at allocation " << n << " of " << total;
+        absorbed += retries == 0;
+      }
+      EXPECT_EQ(retries, 1) << rungs[0].name() << ": failure near allocation " << n << " of "
                             << total;
-      EXPECT_LT(max_abs(out, expected), 1e-4)
-          << rungs[0].name() << ": failure at allocation " << n << " of " << total;
+      EXPECT_LE(absorbed, 4) << rungs[0].name() << ": most failures never reached the decoder";
     }
   }
   t.streamed->unload();
