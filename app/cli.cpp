@@ -179,7 +179,7 @@ int run_job(const GenerationRequest& req, JobOutput& output, const Options& o, s
     if (!*events) throw Error(o.get("--events") + ": cannot write events file");
   }
   const bool quiet = o.flag("--quiet");
-  std::int64_t latent_frames = 0;
+  int width = 0, height = 0;
   quiet_ffmpeg_logging();  // x264's statistics would bury the progress and the error line
 
   GenerationCallbacks cb;
@@ -211,8 +211,14 @@ int run_job(const GenerationRequest& req, JobOutput& output, const Options& o, s
   };
   // Write errors thrown here stop the job; generate() reports them as its message.
   cb.on_input_image = [&](const Frames& image) { output.write_input_image(image); };
-  cb.on_section_saved = [&](const SectionSaved& s) { latent_frames = s.latent_frames; };
-  cb.on_video = [&](const Frames& video, int, int) { output.write_partial(video, latent_frames); };
+  // Each chunk goes to disk as it comes (final frames as a segment, the tail replaced): the CLI
+  // never holds more than one section's frames.
+  cb.on_chunk = [&](const VideoChunk& c) {
+    output.write_chunk(c);
+    const Frames& f = c.final_frames.count ? c.final_frames : c.tail;
+    width = f.width;
+    height = f.height;
+  };
   g_cancel.store(false);
   g_signal.store(0);
   std::signal(SIGINT, on_signal);
@@ -228,13 +234,13 @@ int run_job(const GenerationRequest& req, JobOutput& output, const Options& o, s
     return 1;
   }
   try {
-    output.write_final(res.video);
+    output.write_final_from_segments();
   } catch (const std::exception& e) {
     err << "error: " << e.what() << kept_note(output.job_dir(), output.last_partial()) << "\n";
     return 1;
   }
-  out << "video: " << output.video_path() << " (" << res.video.count << " frames, "
-      << res.video.width << "x" << res.video.height;
+  out << "video: " << output.video_path() << " (" << output.segment_frames() << " frames, " << width
+      << "x" << height;
   if (res.sections_resumed)
     out << ", " << res.sections_resumed << " of " << res.sections_total
         << " sections resumed from the job folder";

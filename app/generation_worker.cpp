@@ -96,19 +96,23 @@ void GenerationWorker::run(const JobSpec& job) {
     if (f.count) Q_EMIT preview(to_image(f, 0), p);
   };
   QString write_error;
-  cb.on_video = [&](const Frames& video, int section, int sections) {
+  // Only the section's new final frames and its tail cross to the GUI and to disk: neither
+  // side gets the whole video per section.
+  cb.on_chunk = [&](const VideoChunk& c) {
     try {
-      output->write_partial(video, section, sections);
+      output->write_chunk(c);
     } catch (const std::exception& e) {
       write_error = QString::fromStdString(e.what());
     }
-    Q_EMIT video_updated(to_images(video, live_max_side_.load()), section, sections);
+    const int max_side = live_max_side_.load();
+    Q_EMIT video_chunk(to_images(c.final_frames, max_side), c.first_final_frame,
+                       to_images(c.tail, max_side), c.first_tail_frame, c.section, c.sections);
   };
   const GenerationResult res = generate(request, cb);
   try {
     if (res.input_image.count) output->write_input_image(res.input_image);
     // Whatever was made is kept, also when the job stopped or failed half-way.
-    if (res.video.count) output->write_final(res.video);
+    if (output->has_segments()) output->write_final_from_segments();
   } catch (const std::exception& e) {
     if (write_error.isEmpty()) write_error = QString::fromStdString(e.what());
   }

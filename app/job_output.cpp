@@ -6,12 +6,14 @@
 #include <QSaveFile>
 #include <sys/stat.h>
 
+#include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>
 
 #include "framesmith/error.h"
 #include "framesmith/request_json.h"
 #include "png_export.h"
+#include "video_concat.h"
 #include "video_reader.h"
 #include "video_writer.h"
 
@@ -141,8 +143,100 @@ void JobOutput::write_partial(const Frames& video, std::int64_t latent_frames) {
   last_partial_ = path;
 }
 
-void JobOutput::write_partial(const Frames& video, int /*section*/, int /*sections*/) {
-  write_video(video_path_, video);
+std::string JobOutput::segments_dir() const {
+  return job_dir_.empty() ? stem_of(video_path_) + ".segments" : job_dir_ + "/segments";
+}
+
+std::string JobOutput::playlist_path() const {
+  return (job_dir_.empty() ? segments_dir() : job_dir_) + "/video-so-far.ffconcat";
+}
+
+// Segments from an earlier run of this job (a kill, a resume) are replaced, not mixed in.
+void JobOutput::start_segments() {
+  segments_started_ = true;
+  QDir dir(QString::fromStdString(segments_dir()));
+  if (dir.exists()) dir.removeRecursively();
+  make_folder(segments_dir(), "segments folder");
+}
+
+namespace {
+
+// final_00000123.mp4: names sort as the frames do.
+std::string segment_name(const char* kind, std::int64_t first_frame) {
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%s_%08lld.mp4", kind, static_cast<long long>(first_frame));
+  return buf;
+}
+
+}  // namespace
+
+void JobOutput::write_chunk(const VideoChunk& chunk) {
+  if (!segments_started_) start_segments();
+  if (chunk.final_frames.count > 0) {
+    const std::string path = segments_dir() + "/" + segment_name("final", chunk.first_final_frame);
+    write_video(path, chunk.final_frames);
+    finals_[chunk.first_final_frame] = path;
+    segment_frames_ += chunk.final_frames.count;
+  }
+  const std::string old_tail = tail_;
+  segment_frames_ -= tail_frames_;
+  tail_.clear();
+  tail_frames_ = 0;
+  if (chunk.tail.count > 0) {
+    tail_ = segments_dir() + "/" + segment_name("tail", chunk.first_tail_frame);
+    write_video(tail_, chunk.tail);
+    tail_first_ = chunk.first_tail_frame;
+    tail_frames_ = chunk.tail.count;
+    segment_frames_ += tail_frames_;
+  }
+  write_playlist();
+  if (!old_tail.empty() && old_tail != tail_) QFile::remove(QString::fromStdString(old_tail));
+  last_partial_ = playlist_path();
+}
+
+std::vector<std::string> JobOutput::segments_in_order() const {
+  std::map<std::int64_t, std::string> all = finals_;
+  if (!tail_.empty()) all[tail_first_] = tail_;
+  std::vector<std::string> paths;
+  for (const auto& [first, path] : all) paths.push_back(path);
+  return paths;
+}
+
+// ffconcat lists the segments in video order; rewritten whole (one line per segment) and
+// renamed into place, so a player never reads half a list.
+void JobOutput::write_playlist() {
+  std::string text = "ffconcat version 1.0\n";
+  const QDir base = QFileInfo(QString::fromStdString(playlist_path())).dir();
+  for (const std::string& path : segments_in_order())
+    text += "file '" + base.relativeFilePath(QString::fromStdString(path)).toStdString() + "'\n";
+  write_file(playlist_path(), text, "the playlist of the video so far");
+}
+
+void JobOutput::write_final_from_segments() {
+  const std::vector<std::string> parts = segments_in_order();
+  if (parts.empty()) throw Error(video_path_ + ": no video was made");
+  const std::map<std::string, std::string> meta = {{"framesmith_params", params_json_},
+                                                   {"comment", "made with Framesmith"}};
+  if (!concat_videos(parts, video_path_, meta)) reencode_segments(parts);
+  if (job_dir_.empty()) QDir(QString::fromStdString(segments_dir())).removeRecursively();
+}
+
+// The fallback when segments differ in their codec headers: decoded and encoded again, one
+// frame at a time (memory stays at one frame).
+void JobOutput::reencode_segments(const std::vector<std::string>& parts) {
+  VideoWriter w;
+  for (const std::string& part : parts) {
+    VideoReader r;
+    r.open(part);
+    if (!w.is_open())
+      w.open(video_path_, r.width(), r.height(), 30, crf_, "medium",
+             {{"framesmith_params", params_json_}, {"comment", "made with Framesmith"}});
+    for (int i = 0; i < r.frame_count(); ++i) {
+      const std::vector<std::uint8_t> rgb = r.read_frame(i);
+      w.write_frame(rgb.data(), r.width() * 3);
+    }
+  }
+  w.finish();
 }
 
 void JobOutput::write_final(const Frames& video) {

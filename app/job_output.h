@@ -3,15 +3,21 @@
 //                     sidecar with every parameter, and the input image as cropped and used
 //                     (<stem>.input.png);
 //   in the job folder (default <out stem>.job/, beside the engine's files listed in
-//   framesmith/job_folder.h): the video so far after every section, named as FramePack names it
-//   (<job>_<latent frames>.mp4), input.png, and output.json (where the final video goes, so
-//   that `framesmith-cli resume JOBDIR` needs nothing else).
+//   framesmith/job_folder.h): the video so far as segments (segments/final_<first frame>.mp4,
+//   each encoded once, when its frames become final, and segments/tail_<first frame>.mp4, the
+//   frames the next section still changes) listed in video order by video-so-far.ffconcat
+//   (ffplay -f concat -safe 0 FILE plays it), input.png, and output.json (where the final video
+//   goes, so that `framesmith-cli resume JOBDIR` needs nothing else). The final MP4 joins the
+//   segments without re-encoding them. Without a job folder the segments go to
+//   <out stem>.segments/, removed once the final MP4 is written.
 // Every file goes to a temporary name first and is renamed into place: a crash, a kill or a
 // full disk never leaves half a file under a final name, and never removes an earlier one.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "framesmith/job_folder.h"
 #include "framesmith/pipeline.h"
@@ -31,11 +37,24 @@ class JobOutput {
   JobOutput(std::string video_path, int crf, const GenerationRequest& request,
             std::string job_dir = std::string());
 
-  // The video so far, after a section: <job>/<job name>_<latent_frames>.mp4 (without a job
-  // folder: the final path is rewritten).
+  // One section's chunk (GenerationCallbacks::on_chunk): its final frames become a segment, its
+  // tail replaces the previous tail, and the playlist is rewritten; the cost is the chunk's, not
+  // the video's. The first chunk a JobOutput gets starts the segments afresh (a resume hands out
+  // the whole video again, so what a killed job left half-written is replaced).
+  void write_chunk(const VideoChunk& chunk);
+  // The final MP4 from the segments so far (all of them, the tail included when the job
+  // stopped early), joined without re-encoding; when the segments cannot be joined as they are
+  // (a fallback encoder's headers differ), they are decoded and encoded once more, one frame
+  // at a time. Throws Error when no chunk was written.
+  void write_final_from_segments();
+  bool has_segments() const { return !finals_.empty() || !tail_.empty(); }
+  // Frames in the segments (final and tail).
+  std::int64_t segment_frames() const { return segment_frames_; }
+
+  // The whole video in memory (front ends that do not stream, tests): <job>/<job name>_
+  // <latent_frames>.mp4 as FramePack names its partial videos (without a job folder: the final
+  // path is rewritten), and the final video.
   void write_partial(const Frames& video, std::int64_t latent_frames);
-  // The video so far written to the final path (front ends without a job folder).
-  void write_partial(const Frames& video, int section, int sections);
   void write_final(const Frames& video);
   // <out stem>.input.png and <job>/input.png.
   void write_input_image(const Frames& image);
@@ -46,15 +65,27 @@ class JobOutput {
   std::string input_image_path() const;
   std::string partial_path(std::int64_t latent_frames) const;
   const std::string& last_partial() const { return last_partial_; }
+  std::string segments_dir() const;
+  std::string playlist_path() const;
 
  private:
   void write_video(const std::string& path, const Frames& video);
+  void start_segments();
+  void write_playlist();
+  std::vector<std::string> segments_in_order() const;
+  void reencode_segments(const std::vector<std::string>& parts);
   std::string video_path_;
   int crf_;
   std::string params_json_;
   std::string job_dir_;
   std::unique_ptr<JobFolderLock> lock_;
   std::string last_partial_;
+  bool segments_started_ = false;
+  std::map<std::int64_t, std::string> finals_;  // first frame -> segment file
+  std::string tail_;
+  std::int64_t tail_first_ = 0;
+  std::int64_t segment_frames_ = 0;
+  std::int64_t tail_frames_ = 0;
 };
 
 // The job folder's output.json: where `resume` writes the final video, with which CRF.

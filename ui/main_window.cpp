@@ -255,7 +255,7 @@ void MainWindow::connect_runner() {
   connect(&runner_, &app::JobRunner::progress, this, &MainWindow::on_progress);
   connect(&runner_, &app::JobRunner::event, this, &MainWindow::on_event);
   connect(&runner_, &app::JobRunner::preview, this, &MainWindow::on_preview);
-  connect(&runner_, &app::JobRunner::video_updated, this, &MainWindow::on_video);
+  connect(&runner_, &app::JobRunner::video_chunk, this, &MainWindow::on_video_chunk);
   connect(&runner_, &app::JobRunner::job_finished, this, &MainWindow::on_job_finished);
   connect(&runner_, &app::JobRunner::state_changed, this, &MainWindow::refresh_queue_view);
   connect(&runner_, &app::JobRunner::idle, this, [this] {
@@ -499,11 +499,13 @@ void MainWindow::on_preview(const QImage& image, const Progress& p) {
                                           .arg(p.steps));
 }
 
-void MainWindow::on_video(const QList<QImage>& frames, int section, int sections) {
-  player_->set_frames(frames);
+void MainWindow::on_video_chunk(const QList<QImage>& finals, qint64 first_final,
+                                const QList<QImage>& tail, qint64 first_tail, int section,
+                                int sections) {
+  player_->add_chunk(finals, first_final, tail, first_tail);
   player_->set_video_path(runner_.current().video_path);
   log_view_->add_message(QString("video so far: %1 frames after section %2 of %3 (playing)")
-                             .arg(frames.size())
+                             .arg(player_->frame_count())
                              .arg(section)
                              .arg(sections));
 }

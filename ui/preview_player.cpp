@@ -111,6 +111,7 @@ PreviewPlayer::PreviewPlayer(QWidget* parent) : QWidget(parent) {
 void PreviewPlayer::clear(const QString& placeholder) {
   timer_.stop();
   frames_.clear();
+  first_frame_ = tail_first_ = tail_count_ = 0;
   index_ = 0;
   view_->set_frame({});
   view_->set_inset({}, {});
@@ -128,10 +129,47 @@ void PreviewPlayer::end_previews() {
 
 void PreviewPlayer::set_frames(const QList<QImage>& frames) {
   frames_ = frames;
+  first_frame_ = tail_first_ = tail_count_ = 0;
   index_ = frames_.isEmpty() ? 0 : std::min(index_, int(frames_.size()) - 1);
   show_current();
   update_controls();
   if (!frames_.isEmpty() && !timer_.isActive()) play();
+}
+
+void PreviewPlayer::add_chunk(const QList<QImage>& finals, qint64 first_final,
+                              const QList<QImage>& tail, qint64 first_tail) {
+  remove_frames(tail_first_, tail_count_);
+  place_frames(finals, first_final);
+  place_frames(tail, first_tail);
+  tail_first_ = first_tail;
+  tail_count_ = tail.size();
+  index_ = frames_.isEmpty() ? 0 : std::min(index_, int(frames_.size()) - 1);
+  show_current();
+  update_controls();
+  if (!frames_.isEmpty() && !timer_.isActive()) play();
+}
+
+// The old tail sits at one end of the frames held: the front or the back.
+void PreviewPlayer::remove_frames(qint64 first, qint64 count) {
+  if (count <= 0 || frames_.isEmpty()) return;
+  const qint64 at = first - first_frame_;
+  if (at < 0 || at + count > frames_.size()) return;
+  frames_.remove(at, count);
+  if (at == 0) first_frame_ += count;
+}
+
+// New frames join the held ones at whichever end they touch.
+void PreviewPlayer::place_frames(const QList<QImage>& frames, qint64 first) {
+  if (frames.isEmpty()) return;
+  if (frames_.isEmpty()) {
+    frames_ = frames;
+    first_frame_ = first;
+  } else if (first + frames.size() == first_frame_) {
+    frames_ = frames + frames_;
+    first_frame_ = first;
+  } else {
+    frames_.append(frames);
+  }
 }
 
 void PreviewPlayer::set_video_path(const QString& path) {

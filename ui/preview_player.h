@@ -40,8 +40,14 @@ class PreviewPlayer : public QWidget {
   void clear(const QString& placeholder = {});
   // The latent preview of the step that just finished (shown large until video exists).
   void show_latent_preview(const QImage& image, const QString& caption);
-  // The video so far (growing) or the finished video. Playback keeps its position.
+  // The finished video (or any whole video). Playback keeps its position.
   void set_frames(const QList<QImage>& frames);
+  // One section's chunk of the video being made: the frames that just became final and the
+  // tail that replaces the previous one, each placed by its first frame's index (the original
+  // variant's chunks extend the video at the front, F1's at the back). Playback keeps its
+  // position and starts with the first frames.
+  void add_chunk(const QList<QImage>& finals, qint64 first_final, const QList<QImage>& tail,
+                 qint64 first_tail);
   // Sampling is over: the latent inset goes away.
   void end_previews();
   void set_video_path(const QString& path);
@@ -63,6 +69,8 @@ class PreviewPlayer : public QWidget {
   void show_current();
   void advance();
   void update_controls();
+  void remove_frames(qint64 first, qint64 count);
+  void place_frames(const QList<QImage>& frames, qint64 first);
 
   FrameView* view_ = nullptr;
   QToolButton* play_button_ = nullptr;
@@ -70,6 +78,9 @@ class PreviewPlayer : public QWidget {
   QLabel* position_label_ = nullptr;
   QToolButton* folder_button_ = nullptr;
   QList<QImage> frames_;
+  qint64 first_frame_ = 0;  // the video index of frames_[0] (chunks of a video being made)
+  qint64 tail_first_ = 0;   // where the current tail is in frames_, by video index
+  qint64 tail_count_ = 0;
   int index_ = 0;
   QTimer timer_;
   QString video_path_;

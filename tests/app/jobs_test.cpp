@@ -31,6 +31,7 @@
 #include "framesmith/request_json.h"
 #include "job_output.h"
 #include "png_export.h"
+#include "video_concat.h"
 #include "video_reader.h"
 #include "video_writer.h"
 
@@ -164,6 +165,130 @@ TEST_F(JobsTest, FolderFilesAndFramePackNames) {
   EXPECT_EQ(r.read_all().count, 13);
   for (const auto& e : fs::recursive_directory_iterator(dir_))
     EXPECT_EQ(e.path().string().find(".partial"), std::string::npos) << e.path();
+}
+
+// Frames [first, first + count) of `video` as their own Frames.
+Frames slice(const Frames& video, int first, int count) {
+  Frames f;
+  f.width = video.width;
+  f.height = video.height;
+  f.count = count;
+  const std::size_t bytes = std::size_t(video.width) * video.height * 3;
+  f.rgb.assign(video.rgb.begin() + std::ptrdiff_t(first * bytes),
+               video.rgb.begin() + std::ptrdiff_t((first + count) * bytes));
+  return f;
+}
+
+// A stale tail (the frames a later section would blend) differs from the final frames.
+Frames stale(Frames f) {
+  for (auto& b : f.rgb) b = std::uint8_t(255 - b);
+  return f;
+}
+
+// The chunks of a 25-frame video made backwards (the original variant): tails of 5 at the
+// front, each replaced by final frames.
+std::vector<VideoChunk> backwards_chunks(const Frames& video) {
+  std::vector<VideoChunk> chunks(3);
+  for (int i = 0; i < 3; ++i) {
+    chunks[i].section = i + 1;
+    chunks[i].sections = 3;
+    chunks[i].total_frames = video.count;
+  }
+  chunks[0].first_final_frame = 25;
+  chunks[0].final_frames = slice(video, 20, 0);
+  chunks[0].tail = stale(slice(video, 20, 5));
+  chunks[0].first_tail_frame = 20;
+  chunks[1].final_frames = slice(video, 12, 13);
+  chunks[1].first_final_frame = 12;
+  chunks[1].tail = stale(slice(video, 7, 5));
+  chunks[1].first_tail_frame = 7;
+  chunks[2].final_frames = slice(video, 0, 12);
+  chunks[2].first_final_frame = 0;
+  return chunks;
+}
+
+Frames decode(const std::string& path) {
+  VideoReader r;
+  r.open(path);
+  return r.read_all();
+}
+
+// Each chunk's final frames become one segment, the tail another that the next chunk replaces,
+// and the playlist lists them in video order; the final MP4 joins the segments without
+// re-encoding and shows, at CRF 0, the very pictures one encode of the whole video shows.
+TEST_F(JobsTest, ChunksBecomeSegmentsJoinedIntoTheVideo) {
+  const Frames video = make_frames(32, 24, 25, 3);
+  JobOutput out(file("clip.mp4"), 0, request(), file("clip.job"));
+  const std::vector<VideoChunk> chunks = backwards_chunks(video);
+  out.write_chunk(chunks[0]);
+  out.write_chunk(chunks[1]);
+  EXPECT_EQ(out.last_partial(), file("clip.job/video-so-far.ffconcat"));
+  EXPECT_EQ(read_file(file("clip.job/video-so-far.ffconcat")),
+            "ffconcat version 1.0\nfile 'segments/tail_00000007.mp4'\n"
+            "file 'segments/final_00000012.mp4'\n");
+  EXPECT_FALSE(fs::exists(file("clip.job/segments/tail_00000020.mp4")));  // replaced
+  EXPECT_EQ(decode(file("clip.job/segments/final_00000012.mp4")).count, 13);
+  out.write_chunk(chunks[2]);
+  EXPECT_FALSE(fs::exists(file("clip.job/segments/tail_00000007.mp4")));
+  EXPECT_EQ(out.segment_frames(), 25);
+  out.write_final_from_segments();
+
+  JobOutput whole(file("whole.mp4"), 0, request(), "");
+  whole.write_final(video);
+  const Frames joined = decode(file("clip.mp4")), reference = decode(file("whole.mp4"));
+  EXPECT_EQ(joined.count, 25);
+  EXPECT_TRUE(joined.rgb == reference.rgb) << "the joined video shows other pictures";
+  GenerationRequest back;
+  request_from_json(read_params_text(file("clip.mp4"), ""), back);
+  expect_same_params(back, request());
+}
+
+// A job stopped after its second section: the final MP4 is what was made, the tail included.
+TEST_F(JobsTest, StoppedJobKeepsTheSegmentsAndTheTail) {
+  const Frames video = make_frames(32, 24, 25, 3);
+  JobOutput out(file("clip.mp4"), 0, request(), file("clip.job"));
+  const std::vector<VideoChunk> chunks = backwards_chunks(video);
+  out.write_chunk(chunks[0]);
+  out.write_chunk(chunks[1]);
+  out.write_final_from_segments();
+  EXPECT_EQ(decode(file("clip.mp4")).count, 18);
+}
+
+// A resumed job hands out every chunk again: a new JobOutput on the same job folder starts the
+// segments afresh, so a segment the killed run left behind is not joined in.
+TEST_F(JobsTest, ResumedJobReplacesTheKilledRunsSegments) {
+  const Frames video = make_frames(32, 24, 25, 3);
+  const std::vector<VideoChunk> chunks = backwards_chunks(video);
+  {
+    JobOutput killed(file("clip.mp4"), 0, request(), file("clip.job"));
+    killed.write_chunk(chunks[0]);
+    killed.write_chunk(chunks[1]);
+  }
+  fs::copy_file(file("clip.job/segments/final_00000012.mp4"),
+                file("clip.job/segments/final_00000003.mp4"));  // a leftover of another run
+  JobOutput resumed(file("clip.mp4"), 0, request(), file("clip.job"));
+  for (const VideoChunk& c : chunks) resumed.write_chunk(c);
+  EXPECT_FALSE(fs::exists(file("clip.job/segments/final_00000003.mp4")));
+  resumed.write_final_from_segments();
+  EXPECT_EQ(decode(file("clip.mp4")).count, 25);
+}
+
+// Segments whose codec headers differ (here: one from the MPEG-4 fallback encoder) cannot be
+// joined by copying; they are decoded and encoded once more instead.
+TEST_F(JobsTest, SegmentsOfDifferentEncodersAreJoinedByReencoding) {
+  const Frames video = make_frames(32, 24, 10, 3);
+  VideoWriter a, b;
+  a.open(file("a.mp4"), 32, 24, 30, 0);
+  for (int i = 0; i < 5; ++i) a.write_frame(video.frame(i), 32 * 3);
+  a.finish();
+  b.set_encoders({"mpeg4"});
+  b.open(file("b.mp4"), 32, 24, 30, 0);
+  for (int i = 5; i < 10; ++i) b.write_frame(video.frame(i), 32 * 3);
+  b.finish();
+  EXPECT_FALSE(concat_videos({file("a.mp4"), file("b.mp4")}, file("ab.mp4"), {}));
+  EXPECT_FALSE(fs::exists(file("ab.mp4")));
+  EXPECT_TRUE(concat_videos({file("a.mp4"), file("a.mp4")}, file("aa.mp4"), {}));
+  EXPECT_EQ(decode(file("aa.mp4")).count, 10);
 }
 
 TEST_F(JobsTest, ParametersComeBackFromSidecarAndVideo) {

@@ -173,6 +173,31 @@ FrameDiff frame_diff(const std::string& a, const std::string& b) {
   return d;
 }
 
+// The segments a job folder's playlist lists, in its order.
+std::vector<std::string> playlist_segments(const std::string& job) {
+  std::ifstream in(job + "/video-so-far.ffconcat");
+  std::vector<std::string> out;
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("file '", 0) == 0) out.push_back(job + "/" + line.substr(6, line.size() - 7));
+  return out;
+}
+
+// Every frame of the playlist's segments, one after the other.
+Frames playlist_frames(const std::string& job) {
+  Frames all;
+  for (const std::string& segment : playlist_segments(job)) {
+    app::VideoReader r;
+    r.open(segment);
+    const Frames f = r.read_all();
+    all.width = f.width;
+    all.height = f.height;
+    all.count += f.count;
+    all.rgb.insert(all.rgb.end(), f.rgb.begin(), f.rgb.end());
+  }
+  return all;
+}
+
 // Largest |a - b| over every saved section's latents of two job folders.
 double max_latent_diff(const std::string& job_a, const std::string& job_b, int sections) {
   double m = 0;
@@ -191,11 +216,6 @@ double max_latent_diff(const std::string& job_a, const std::string& job_b, int s
 // round(0.8 * 30 / (2 * 4)) = 3 sections, 4 steps each.
 constexpr int kSections = 3;
 constexpr int kWindow = 2;
-
-// FramePack's total_generated_latent_frames after section `s` (0-based) of the original loop.
-int partial_latent_frames(int s) {
-  return (s + 1) * kWindow + (s + 1 == kSections ? 1 : 0);
-}
 
 class ResumeE2E : public ::testing::Test {
  protected:
@@ -257,8 +277,20 @@ class ResumeE2E : public ::testing::Test {
             "--quiet"};
   }
 
-  static std::string partial(const std::string& run, int section) {  // 0-based
-    return job(run) + "/" + run + "_" + std::to_string(partial_latent_frames(section)) + ".mp4";
+  // Kills a fresh run of `run` once section `section` (0-based) is saved; returns the sections
+  // its job folder kept.
+  static int kill_after_section(const std::string& run, int section) {
+    const Child c = start(generate_args(run), log(run));
+    const std::string saved = job_section_path(job(run), section);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(5);
+    while (!fs::exists(saved) && std::chrono::steady_clock::now() < deadline) {
+      if (::waitpid(c.pid, nullptr, WNOHANG) == c.pid) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    EXPECT_EQ(::kill(c.pid, SIGKILL), 0)
+        << "the job ended before section " << section + 1 << " was saved: " << slurp(c.err_path);
+    EXPECT_EQ(wait_exit(c), 128 + SIGKILL);
+    return inspect_job_folder(job(run)).sections_done;
   }
 
   static fs::path root_;
@@ -280,19 +312,21 @@ TEST_F(ResumeE2E, UninterruptedRunKeepsItsJobFolder) {
   for (const char* f : {"job.json", "start_image.safetensors", "conditioning.safetensors",
                         "start_latent.safetensors", "input.png", "output.json"})
     EXPECT_TRUE(fs::exists(job("a") + "/" + f)) << f;
-  // The video so far after every section, named by its latent frames as FramePack does
-  // (original loop: window, 2 window, then 3 window + the start latent).
-  for (int s = 0; s < kSections; ++s) EXPECT_TRUE(fs::exists(partial("a", s))) << partial("a", s);
+  // The video so far as segments, each written once when its frames became final, listed in
+  // video order by the playlist; the final video joins them, so it shows their very frames.
+  const std::vector<std::string> segments = playlist_segments(job("a"));
+  EXPECT_EQ(segments.size(), std::size_t(kSections - 1));  // the original's first: a tail only
+  for (const std::string& segment : segments) EXPECT_TRUE(fs::exists(segment)) << segment;
   app::VideoReader r;
   r.open(video("a"));
   const Frames v = r.read_all();
   EXPECT_GT(v.count, 0);
   EXPECT_EQ(v.count, r.frame_count());
-  const FrameDiff d = frame_diff(video("a"), partial("a", kSections - 1));
-  std::cout << "[ info ] " << v.count << " frames " << v.width << "x" << v.height
-            << "; final video vs last partial: max |diff| " << d.max_abs << ", PSNR " << d.psnr
-            << " dB\n";
-  EXPECT_EQ(d.max_abs, 0);
+  const Frames joined = playlist_frames(job("a"));
+  std::cout << "[ info ] " << v.count << " frames " << v.width << "x" << v.height << " from "
+            << segments.size() << " segments\n";
+  EXPECT_EQ(joined.count, v.count);
+  EXPECT_TRUE(joined.rgb == v.rgb) << "the final video differs from its segments";
   EXPECT_TRUE(fs::exists(path("a/a.json")));
   EXPECT_TRUE(fs::exists(path("a/a.input.png")));
 }
@@ -330,6 +364,23 @@ TEST_F(ResumeE2E, KilledJobResumesToTheSameVideo) {
             << ", decoded frames max |diff| " << df.max_abs << " (PSNR " << df.psnr << " dB)\n";
   EXPECT_LE(dl, 1e-6);
   EXPECT_EQ(df.max_abs, 0);
+}
+
+// A kill after any section: the job folder's playlist plays what was final, and a resume gives
+// the uninterrupted run's video (the resume hands out every section again, rebuilding the
+// segments).
+TEST_F(ResumeE2E, KilledAfterTheSecondSectionResumesToTheSameVideo) {
+  const int kept = kill_after_section("k", 1);
+  std::cout << "[ info ] killed with " << kept << " of " << kSections << " sections saved\n";
+  ASSERT_GE(kept, 2);
+  if (kept == kSections) GTEST_SKIP() << "the job finished before the kill: nothing to resume";
+  for (const std::string& segment : playlist_segments(job("k")))
+    EXPECT_TRUE(fs::exists(segment)) << segment;
+  EXPECT_FALSE(fs::exists(video("k")));
+  const Child r = start({"resume", job("k"), "--quiet"}, log("k_resume"));
+  ASSERT_EQ(wait_exit(r), 0) << slurp(r.err_path);
+  EXPECT_LE(max_latent_diff(job("a"), job("k"), kSections), 1e-6);
+  EXPECT_EQ(frame_diff(video("a"), video("k")).max_abs, 0);
 }
 
 // Ctrl-C: the job stops between two steps, says so in one line, keeps its finished sections.
@@ -372,28 +423,28 @@ TEST_F(ResumeE2E, InterruptedJobKeepsItsSectionsAndResumes) {
 }
 
 TEST_F(ResumeE2E, FullDiskIsOneLineAndTheJobResumes) {
-  // A limit that lets the first partial video through but not the second (sizes from run a).
+  // A limit above every other file of the job folder but below the largest segment of run a
+  // (lossless video of the tiny model's noise is large), so that writing a segment fails.
   const auto size = [](const std::string& p) { return static_cast<rlim_t>(fs::file_size(p)); };
-  rlim_t others = 0;
+  rlim_t others = 0, largest_segment = 0;
   for (const auto& e : fs::directory_iterator(job("a")))
-    if (e.path().extension() != ".mp4") others = std::max(others, size(e.path().string()));
-  const rlim_t first = size(partial("a", 0)), second = size(partial("a", 1));
-  const rlim_t limit = std::max(first, others) + 64;
-  if (limit >= second)
-    GTEST_SKIP() << "the second partial video (" << second << " bytes) is not larger than the "
-                 << "other files (" << std::max(first, others) << ")";
+    if (e.is_regular_file()) others = std::max(others, size(e.path().string()));
+  for (const std::string& segment : playlist_segments(job("a")))
+    largest_segment = std::max(largest_segment, size(segment));
+  const rlim_t limit = others + 64;
+  if (limit >= largest_segment)
+    GTEST_SKIP() << "the largest segment (" << largest_segment << " bytes) is not larger than "
+                 << "the other files (" << others << ")";
   const Child c = start(generate_args("d"), log("d"), limit);
   EXPECT_EQ(wait_exit(c), 1);
   const std::string err = slurp(c.err_path);
   std::cout << "[ info ] file size limit " << limit << " bytes: " << err;
   EXPECT_EQ(count_lines(err), 1) << err;
   EXPECT_EQ(err.rfind("error: ", 0), 0u) << err;
-  EXPECT_NE(err.find(partial("d", 1)), std::string::npos) << err;
+  EXPECT_NE(err.find(job("d") + "/segments/"), std::string::npos) << err;
   EXPECT_NE(err.find("framesmith-cli resume " + job("d")), std::string::npos) << err;
-  // What was made is kept: both sections' latents (saved before the video) and the first video.
-  EXPECT_EQ(inspect_job_folder(job("d")).sections_done, 2);
-  EXPECT_EQ(frame_diff(partial("a", 0), partial("d", 0)).max_abs, 0);
-  EXPECT_FALSE(fs::exists(partial("d", 1)));
+  // What was made is kept: the sections' latents are saved before their video.
+  EXPECT_GE(inspect_job_folder(job("d")).sections_done, 1);
   EXPECT_FALSE(fs::exists(video("d")));
 
   const Child r = start({"resume", job("d"), "--quiet"}, log("d_resume"));

@@ -2,7 +2,9 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <atomic>
+#include <vector>
 
 #include "framesmith/engine_cli.h"
 #include "framesmith/pipeline.h"
@@ -54,12 +56,14 @@ GenerationRequest small_request() {
 
 TEST(Generate, OriginalLoopMakesTheExpectedFrames) {
   GenerationRequest r = small_request();
-  int videos = 0, progress = 0;
+  int chunks = 0, progress = 0;
+  std::int64_t final_frames = 0;
   GenerationCallbacks cb;
-  cb.on_video = [&](const Frames& v, int section, int sections) {
-    ++videos;
-    EXPECT_LE(section, sections);
-    EXPECT_GT(v.count, 0);
+  cb.on_chunk = [&](const VideoChunk& c) {
+    ++chunks;
+    EXPECT_LE(c.section, c.sections);
+    EXPECT_GT(c.final_frames.count + c.tail.count, 0);
+    final_frames += c.final_frames.count;
   };
   cb.on_progress = [&](const Progress&) { ++progress; };
   const GenerationResult res = generate(r, cb);
@@ -68,12 +72,40 @@ TEST(Generate, OriginalLoopMakesTheExpectedFrames) {
   // first decode of window + 1 latents (FramePack's arithmetic).
   EXPECT_EQ(res.sections_total, 4);
   EXPECT_EQ(res.sections_done, 4);
-  EXPECT_EQ(videos, 4);
+  EXPECT_EQ(chunks, 4);
   EXPECT_GT(progress, 4 * 3);
-  EXPECT_EQ(res.video.count, 1 + 4 * (4 * 2 + 1 - 1));
+  EXPECT_EQ(final_frames, 1 + 4 * (4 * 2 + 1 - 1));
+  EXPECT_EQ(res.video.count, 0);  // the chunks had it all: the engine kept no whole video
   EXPECT_EQ(res.input_image.height % 16, 0);
-  EXPECT_EQ(res.video.width, res.input_image.width);
-  EXPECT_EQ(res.video.height, res.input_image.height);
+}
+
+// The chunks placed by their frame index are the video a client without on_chunk gets, byte
+// for byte, for both loops; they tile the video exactly once, and a client never holds more
+// than one chunk.
+TEST(Generate, ChunksPutTogetherAreTheWholeVideo) {
+  for (const auto variant : {TransformerVariant::kOriginal, TransformerVariant::kF1}) {
+    GenerationRequest r = small_request();
+    r.variant = variant;
+    const GenerationResult whole = generate(r, {});
+    ASSERT_EQ(whole.status, StatusCode::kOk) << whole.message;
+    std::vector<std::uint8_t> video;
+    std::vector<int> written;
+    std::size_t frame_bytes = 0;
+    GenerationCallbacks cb;
+    cb.on_chunk = [&](const VideoChunk& c) {
+      frame_bytes = std::size_t(c.final_frames.width) * c.final_frames.height * 3;
+      video.resize(std::size_t(c.total_frames) * frame_bytes);
+      written.resize(std::size_t(c.total_frames));
+      std::copy(c.final_frames.rgb.begin(), c.final_frames.rgb.end(),
+                video.begin() + std::ptrdiff_t(c.first_final_frame * frame_bytes));
+      for (int i = 0; i < c.final_frames.count; ++i) ++written[c.first_final_frame + i];
+      EXPECT_EQ(c.tail.count, c.section == c.sections ? 0 : 4 * r.latent_window - 3);
+    };
+    const GenerationResult streamed = generate(r, cb);
+    ASSERT_EQ(streamed.status, StatusCode::kOk) << streamed.message;
+    EXPECT_EQ(written, std::vector<int>(std::size_t(whole.video.count), 1));
+    EXPECT_TRUE(video == whole.video.rgb) << "variant " << int(variant);
+  }
 }
 
 TEST(Generate, SameSeedSameVideo) {
@@ -102,8 +134,8 @@ TEST(Generate, CancelStopsBetweenStepsAndKeepsFinishedSections) {
   std::atomic<bool> cancel{false};
   GenerationCallbacks cb;
   cb.cancel = &cancel;
-  cb.on_video = [&](const Frames&, int section, int) {
-    if (section == 1) cancel.store(true);
+  cb.on_section_saved = [&](const SectionSaved& s) {
+    if (s.section == 1) cancel.store(true);
   };
   const GenerationResult res = generate(r, cb);
   EXPECT_EQ(res.status, StatusCode::kCancelled);

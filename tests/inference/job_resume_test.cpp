@@ -35,8 +35,11 @@ double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
 
 struct LoopRun {
   pipeline::SectionLoopResult result;
-  std::vector<at::Tensor> section_latents;  // as on_section passed them
-  std::vector<int> sections_called;
+  std::vector<at::Tensor> section_latents;  // of the sections sampled (not resumed)
+  std::vector<int> sections_called;         // sections sampled
+  std::vector<int> sections_resumed;        // sections handed out again from resume_sections
+  at::Tensor video;                         // every chunk put together
+  at::Tensor history_latents;
 };
 
 class SectionLoopResume : public ::testing::Test {
@@ -80,11 +83,19 @@ class SectionLoopResume : public ::testing::Test {
   static LoopRun run(const pipeline::SectionLoopInputs& in, const pipeline::SectionLoopParams& p) {
     LoopRun r;
     pipeline::SectionLoopCallbacks cb;
-    cb.on_section = [&](int s, const at::Tensor& latents, const at::Tensor&) {
-      r.section_latents.push_back(latents.clone());
-      r.sections_called.push_back(s);
+    pipeline::VideoAssembler video;
+    cb.on_section = [&](const pipeline::SectionOutput& out) {
+      video.add(out);
+      if (out.resumed) {
+        r.sections_resumed.push_back(out.section);
+        return;
+      }
+      r.section_latents.push_back(out.new_latents.clone());
+      r.sections_called.push_back(out.section);
     };
     r.result = pipeline::run_section_loop(*transformer_, *vae_, in, p, cb);
+    r.video = video.video_so_far();
+    r.history_latents = video.history_latents(p.variant, r.result.start_latent);
     return r;
   }
 
@@ -97,16 +108,18 @@ class SectionLoopResume : public ::testing::Test {
     for (std::size_t done = 1; done <= 3; ++done) {
       in.resume_sections.assign(full.section_latents.begin(), full.section_latents.begin() + done);
       const LoopRun resumed = run(in, p);
-      const double dl = max_abs_diff(resumed.result.history_latents, full.result.history_latents);
-      const double dp = max_abs_diff(resumed.result.pixels, full.result.pixels);
+      const double dl = max_abs_diff(resumed.history_latents, full.history_latents);
+      const double dp = max_abs_diff(resumed.video, full.video);
       std::cout << "[ info ] resumed after " << done << " of 3 sections: latents max |diff| " << dl
                 << ", pixels max |diff| " << dp << "\n";
       EXPECT_LE(dl, 1e-6);
       EXPECT_LE(dp, 1e-6);
-      // Only the sections generated now are reported.
-      std::vector<int> expected;
+      // The sections generated now are sampled; the resumed ones are handed out again, marked.
+      std::vector<int> expected, expected_resumed;
       for (std::size_t s = done; s < 3; ++s) expected.push_back(static_cast<int>(s));
+      for (std::size_t s = 0; s < done; ++s) expected_resumed.push_back(static_cast<int>(s));
       EXPECT_EQ(resumed.sections_called, expected);
+      EXPECT_EQ(resumed.sections_resumed, expected_resumed);
       for (std::size_t s = done; s < 3; ++s)
         EXPECT_LE(max_abs_diff(resumed.section_latents[s - done], full.section_latents[s]), 1e-6);
     }

@@ -71,7 +71,7 @@ class GenerationGuiTest : public QObject {
     w.show();
     QVERIFY(QTest::qWaitForWindowExposed(&w));
     QSignalSpy finished(&w, &MainWindow::generation_finished);
-    QSignalSpy frames(w.worker(), &app::GenerationWorker::video_updated);
+    QSignalSpy frames(w.worker(), &app::GenerationWorker::video_chunk);
     QSignalSpy events(w.worker(), &app::GenerationWorker::event);
     LatencyProbe probe;
     probe.start();

@@ -35,7 +35,7 @@ class QueueGuiTest : public QObject {
     MainWindow w(o);
     w.show();
     QSignalSpy finished(&w, &MainWindow::generation_finished);
-    QSignalSpy sections(w.worker(), &app::GenerationWorker::video_updated);
+    QSignalSpy sections(w.worker(), &app::GenerationWorker::video_chunk);
     QVERIFY(w.start_generation());
     QVERIFY(w.start_generation());  // a second job waits
     QCOMPARE(w.queued_count(), 1);
@@ -66,7 +66,7 @@ class QueueGuiTest : public QObject {
     MainWindow w(o);
     w.show();
     QSignalSpy finished(&w, &MainWindow::generation_finished);
-    QSignalSpy sections(w.worker(), &app::GenerationWorker::video_updated);
+    QSignalSpy sections(w.worker(), &app::GenerationWorker::video_chunk);
     QVERIFY(w.start_generation());
     QVERIFY(sections.wait(40000));
     w.stop_generation();

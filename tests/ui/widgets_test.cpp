@@ -258,6 +258,42 @@ class WidgetsTest : public QObject {
     QCOMPARE(player.view()->frame().pixelColor(0, 0).red(), 150);
   }
 
+  // A video being made arrives as chunks: final frames plus a tail that the next chunk replaces.
+  // The original variant's chunks grow the video at the front, F1's at the back; either way the
+  // player ends up with every frame once, in video order.
+  void player_places_chunks_by_frame_index() {
+    auto frames_of = [](int first, int count, int shade) {
+      QList<QImage> list;
+      for (int i = first; i < first + count; ++i) {
+        QImage f(8, 8, QImage::Format_RGB888);
+        f.fill(QColor(i * 20, shade, 0));
+        list << f;
+      }
+      return list;
+    };
+    auto check = [](PreviewPlayer& player, int count) {
+      QCOMPARE(player.frame_count(), count);
+      player.pause();
+      for (int i = 0; i < count; ++i) {
+        player.seek(i);
+        QCOMPARE(player.view()->frame().pixelColor(0, 0).red(), i * 20);
+        QCOMPARE(player.view()->frame().pixelColor(0, 0).green(), 0);  // no stale tail frame
+      }
+    };
+    PreviewPlayer backwards;  // original: tails at the front
+    backwards.add_chunk({}, 7, frames_of(5, 2, 99), 5);
+    backwards.add_chunk(frames_of(3, 4, 0), 3, frames_of(1, 2, 99), 1);
+    QCOMPARE(backwards.frame_count(), 6);
+    backwards.add_chunk(frames_of(0, 3, 0), 0, {}, 0);
+    check(backwards, 7);
+    PreviewPlayer forwards;  // F1: tails at the back
+    forwards.add_chunk(frames_of(0, 2, 0), 0, frames_of(2, 2, 99), 2);
+    forwards.add_chunk(frames_of(2, 3, 0), 2, frames_of(5, 2, 99), 5);
+    QCOMPARE(forwards.frame_count(), 7);
+    forwards.add_chunk(frames_of(5, 4, 0), 5, {}, 9);
+    check(forwards, 9);
+  }
+
   void parameters_start_at_framepack_defaults() {
     ParametersForm form;
     GenerationRequest r;

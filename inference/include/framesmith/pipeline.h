@@ -81,14 +81,33 @@ struct SectionSaved {
   std::string latents_path;  // empty without a job folder
 };
 
+// One section's share of the video (RGB8, in video order): the frames no later section changes,
+// and the tail the next section still blends into (the last latent_window * 4 - 3 frames where
+// sections meet). A client that writes the final frames as they come and shows the tail holds
+// a fixed amount of video whatever the length. The original variant makes its video from the
+// end backwards, so its chunks arrive last part first: place them by frame index.
+struct VideoChunk {
+  int section = 0;  // 1-based, in generation order
+  int sections = 0;
+  // Taken from the job folder by a resume and decoded again (a resume hands out the whole video
+  // again, so that a client can rebuild what the killed job was writing).
+  bool resumed = false;
+  Frames final_frames;                 // may be empty (the original's first section)
+  std::int64_t first_final_frame = 0;  // index in the finished video
+  Frames tail;                         // empty after the last section
+  std::int64_t first_tail_frame = 0;
+  std::int64_t total_frames = 0;  // frames of the finished video
+};
+
 struct GenerationCallbacks {
   std::function<void(const Progress&)> on_progress;
   std::function<void(const Frames& preview, const Progress&)> on_preview;  // per step
-  // The whole video so far, after each section (frames blended as FramePack does).
-  std::function<void(const Frames& video, int section, int sections)> on_video;
+  // After each section's decode (resumed sections included): its final frames and the tail.
+  // When set, GenerationResult::video stays empty: the engine keeps no whole video.
+  std::function<void(const VideoChunk& chunk)> on_chunk;
   // Once, before any model runs: the start image as cropped to its bucket (count 1).
   std::function<void(const Frames& image)> on_input_image;
-  // After each new section's latents are saved (also without a job folder), before on_video.
+  // After each new section's latents are saved (also without a job folder), before on_chunk.
   std::function<void(const SectionSaved&)> on_section_saved;
   std::function<void(const Event&)> on_event;
   const std::atomic<bool>* cancel = nullptr;  // checked between steps and between decode chunks
@@ -97,7 +116,8 @@ struct GenerationCallbacks {
 struct GenerationResult {
   StatusCode status = StatusCode::kFailed;
   std::string message;  // one readable sentence when status != kOk
-  Frames video;         // what was made (possibly partial when stopped)
+  // What was made (possibly partial when stopped); empty when on_chunk took the frames.
+  Frames video;
   int sections_done = 0;
   int sections_total = 0;
   int sections_resumed = 0;  // sections taken from the job folder instead of being sampled

@@ -119,15 +119,19 @@ std::vector<CaseResult> run_loop(const Case& c, pipeline::LoopVariant variant) {
 
   std::map<std::string, at::Tensor> produced;
   pipeline::SectionLoopCallbacks cb;
-  cb.on_section = [&](int si, const at::Tensor& latents, const at::Tensor& pixels) {
-    const std::string prefix = "section" + std::to_string(si) + ".";
-    produced[prefix + "latents"] = latents.clone();
-    produced[prefix + "pixels"] = pixels.clone();
+  // FramePack's reference holds the whole video after every section; the loop hands out only
+  // what became final and the tail, so the assembler rebuilds the video the reference saw.
+  pipeline::VideoAssembler video;
+  cb.on_section = [&](const pipeline::SectionOutput& out) {
+    video.add(out);
+    const std::string prefix = "section" + std::to_string(out.section) + ".";
+    produced[prefix + "latents"] = out.new_latents.clone();
+    produced[prefix + "pixels"] = video.video_so_far();
   };
   const pipeline::SectionLoopResult r = pipeline::run_section_loop(*transformer, *vae, in, p, cb);
   produced["start_latent"] = r.start_latent;
-  produced["history_latents"] = r.history_latents;
-  produced["pixels"] = r.pixels;
+  produced["history_latents"] = video.history_latents(variant, r.start_latent);
+  produced["pixels"] = video.video_so_far();
 
   for (const std::string& name : c.out_names()) {
     auto it = produced.find(name);
@@ -181,11 +185,11 @@ std::vector<CaseResult> run_preview_fake(const Case& c) {
 }
 
 std::vector<CaseResult> run_sample(const Case& c) {
+
+
   auto transformer = load_transformer(c.set_dir() + "/transformer", at::kFloat, at::kCPU);
   return sample_with(c, *transformer);
 }
-
-
 
 // sample_hunyuan with TeaCache on. Besides the latents, the sequence of computed (1) and reused
 // (0) calls must equal the reference's `teacache_calc` exactly. It is read off the module hook:

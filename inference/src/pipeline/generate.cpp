@@ -123,8 +123,21 @@ class Job {
   }
 
   GenerationResult run();
+  // A new section's events and on_section_saved (resumed sections were reported before).
+  void section_done(const pipeline::SectionOutput& out, int sections,
+                    const std::string& latents_path, std::int64_t latent_frames);
+  void deliver_chunk(const pipeline::SectionOutput& out, int sections);
+  // The video so far as RGB8, when no on_chunk client took it (empty otherwise).
+  Frames assembled_video() const {
+    const at::Tensor v = cb_.on_chunk ? at::Tensor() : assembler_.video_so_far();
+    return v.defined() ? to_frames(v) : Frames();
+  }
   // What the job made so far (finished sections' video, the cropped input): kept on failure.
-  const GenerationResult& partial() const { return result_; }
+  GenerationResult partial() const {
+    GenerationResult r = result_;
+    r.video = assembled_video();
+    return r;
+  }
 
  private:
   GenerationRequest req_;  // a copy: resuming replaces it with the job folder's request
@@ -132,6 +145,10 @@ class Job {
   Clock::time_point t0_;
   GenerationResult result_;
   std::mutex events_mutex_;
+  // Without an on_chunk client: the whole video, for GenerationResult::video.
+  pipeline::VideoAssembler assembler_;
+  std::int64_t frames_so_far_ = 0;  // final frames handed out plus the current tail
+  std::int64_t tail_frames_ = 0;
 };
 
 GenerationResult Job::run() {
@@ -298,25 +315,11 @@ GenerationResult Job::run() {
                   "unstable setting such as a very high CFG); nothing of this section was kept");
     latents_path = store.save_section(section, sections, new_latents);
   };
-  lcb.on_section = [&](int section, const at::Tensor& new_latents, const at::Tensor& pixels) {
-    SectionSaved saved;
-    saved.section = section + 1;
-    saved.sections = sections;
-    saved.latents_path = latents_path;
-    saved.latent_frames = store.latent_frames();
-    result_.video = to_frames(pixels);
-    result_.sections_done = section + 1;
-    emit(EventType::kSectionDone, "section " + std::to_string(section + 1),
-         {{"section", section + 1},
-          {"sections", sections},
-          {"latent_frames", double(new_latents.size(2))},
-          {"total_latent_frames", double(saved.latent_frames)},
-          {"frames", result_.video.count}},
-         {{"latents", saved.latents_path}});
-    if (cb_.on_section_saved) cb_.on_section_saved(saved);
-    emit(EventType::kChunkDecoded, "decode section " + std::to_string(section + 1),
-         {{"frames", result_.video.count}});
-    if (cb_.on_video) cb_.on_video(result_.video, section + 1, sections);
+  lcb.on_section = [&](const pipeline::SectionOutput& out) {
+    frames_so_far_ += out.final_pixels.size(2) + out.tail_pixels.size(2) - tail_frames_;
+    tail_frames_ = out.tail_pixels.size(2);
+    if (!out.resumed) section_done(out, sections, latents_path, store.latent_frames());
+    deliver_chunk(out, sections);
   };
   lcb.wrap_model = governor.model_wrapper();
   lcb.decode = [&](const at::Tensor& latents) {
@@ -324,11 +327,50 @@ GenerationResult Job::run() {
   };
   pipeline::SectionLoopResult r = pipeline::run_section_loop(*transformer, *vae, in, params, lcb);
   governor.finish();  // nothing of the job stays on the device
-  result_.video = to_frames(r.pixels);
   result_.sections_done = r.num_sections;
   result_.status = StatusCode::kOk;
-  emit(EventType::kFinished, "done", {{"frames", result_.video.count}, {"seconds", elapsed()}});
+  result_.video = assembled_video();
+  emit(EventType::kFinished, "done", {{"frames", double(r.total_frames)}, {"seconds", elapsed()}});
   return result_;
+}
+
+void Job::section_done(const pipeline::SectionOutput& out, int sections,
+                       const std::string& latents_path, std::int64_t latent_frames) {
+  SectionSaved saved;
+  saved.section = out.section + 1;
+  saved.sections = sections;
+  saved.latents_path = latents_path;
+  saved.latent_frames = latent_frames;
+  result_.sections_done = out.section + 1;
+  emit(EventType::kSectionDone, "section " + std::to_string(out.section + 1),
+       {{"section", out.section + 1},
+        {"sections", sections},
+        {"latent_frames", double(out.new_latents.size(2))},
+        {"total_latent_frames", double(saved.latent_frames)},
+        {"frames", double(frames_so_far_)}},
+       {{"latents", saved.latents_path}});
+  if (cb_.on_section_saved) cb_.on_section_saved(saved);
+}
+
+// The chunk goes to the client, or, without one, into the whole video the result returns.
+void Job::deliver_chunk(const pipeline::SectionOutput& out, int sections) {
+  if (!out.resumed)
+    emit(EventType::kChunkDecoded, "decode section " + std::to_string(out.section + 1),
+         {{"frames", double(frames_so_far_)}});
+  if (!cb_.on_chunk) {
+    assembler_.add(out);
+    return;
+  }
+  VideoChunk chunk;
+  chunk.section = out.section + 1;
+  chunk.sections = sections;
+  chunk.resumed = out.resumed;
+  chunk.final_frames = to_frames(out.final_pixels);
+  chunk.first_final_frame = out.first_final_frame;
+  chunk.tail = to_frames(out.tail_pixels);
+  chunk.first_tail_frame = out.first_tail_frame;
+  chunk.total_frames = out.total_frames;
+  cb_.on_chunk(chunk);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <framesmith/error.h>
 
+#include <algorithm>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -133,15 +134,52 @@ at::Tensor resumed_latents(const at::Tensor& saved, const at::Tensor& start, std
   return host_float(saved);
 }
 
+// Latent frames of history a section can still read: the 1 + 2 + 16 context frames and the
+// two windows (plus the start latent) that the next decode takes. Older frames are saved with
+// their sections and never read again.
+std::int64_t kept_latent_frames(std::int64_t window) {
+  return std::max(kContextFrames, 2 * window + 1);
+}
+
+// The part of the video that a later section still blends into, and where it sits.
+struct PixelTail {
+  at::Tensor frames;  // undefined before the first section
+  std::int64_t first = 0;
+};
+
+// Hands out what one section made final and updates the tail. `combined` is the section's
+// decode blended with the previous tail (soft_append_bcthw, as FramePack blends it into the
+// whole video), starting at frame `combined_first` of the finished video. The tail is the
+// `overlap` frames at the growing end: the front for the original loop, the back for F1.
+void hand_out(SectionOutput& out, const at::Tensor& combined, std::int64_t combined_first,
+              std::int64_t overlap, bool last, bool backwards, PixelTail& tail,
+              SectionLoopResult& result, const SectionLoopCallbacks& cb) {
+  const std::int64_t n = combined.size(2);
+  result.max_held_pixel_frames = std::max(result.max_held_pixel_frames, n);
+  const std::int64_t keep = last ? 0 : overlap;
+  const std::int64_t final_begin = backwards ? keep : 0;
+  out.final_pixels = frames(combined, final_begin, final_begin + n - keep);
+  out.first_final_frame = combined_first + final_begin;
+  // A copy, so that the blended section is freed once its final frames are handed out.
+  tail.frames = frames(combined, backwards ? 0 : n - keep, backwards ? keep : n).clone();
+  tail.first = backwards ? combined_first : combined_first + n - keep;
+  out.tail_pixels = tail.frames;
+  out.first_tail_frame = tail.first;
+  out.total_frames = result.total_frames;
+  if (cb.on_section) cb.on_section(out);
+}
+
 // demo_gradio.py: sections from the end of the video back to its start.
 void run_original(SectionSampler& sampler, const Vae& vae, const at::Tensor& start,
                   const SectionLoopParams& p, const SectionLoopCallbacks& cb, int num_sections,
                   const std::vector<at::Tensor>& resume, SectionLoopResult& result) {
   const std::int64_t window = p.latent_window_size;
   const std::int64_t overlap = window * 4 - 3;
+  const std::int64_t keep = kept_latent_frames(window);
+  // Newest (earliest in video order) first; cut to `keep` frames after every section.
   at::Tensor history =
       at::zeros({1, start.size(1), kContextFrames, start.size(3), start.size(4)}, at::kFloat);
-  at::Tensor pixels;
+  PixelTail tail;
   std::int64_t total = 0;
   const std::vector<int> paddings = latent_paddings(num_sections);
   for (std::size_t si = 0; si < paddings.size(); ++si) {
@@ -158,32 +196,32 @@ void run_original(SectionSampler& sampler, const Vae& vae, const at::Tensor& sta
     ctx.clean_latents_2x = frames(history, kContext1x, kContext1x + kContext2x);
     ctx.clean_latents_4x = frames(history, kContext1x + kContext2x, kContextFrames);
 
-    const bool resumed = si < resume.size();
-    at::Tensor generated;
-    if (resumed) {
+    SectionOutput out;
+    out.section = static_cast<int>(si);
+    out.resumed = si < resume.size();
+    if (out.resumed) {
       sampler.skip_noise();
-      generated = resumed_latents(resume[si], start, window + (last ? 1 : 0), si);
+      out.new_latents = resumed_latents(resume[si], start, window + (last ? 1 : 0), si);
     } else {
-      generated = host_float(sampler.sample(static_cast<int>(si), ctx, total));
-      if (last) generated = at::cat({start, generated}, 2);
-      if (cb.on_sampled) cb.on_sampled(static_cast<int>(si), generated);
+      out.new_latents = host_float(sampler.sample(static_cast<int>(si), ctx, total));
+      if (last) out.new_latents = at::cat({start, out.new_latents}, 2);
+      if (cb.on_sampled) cb.on_sampled(static_cast<int>(si), out.new_latents);
     }
-    total += generated.size(2);
-    history = at::cat({generated, history}, 2);
-    const at::Tensor real = frames(history, 0, total);
-
-    if (!pixels.defined()) {
-      pixels = decode_section(vae, real, p, cb);
-    } else {
-      const std::int64_t n = last ? window * 2 + 1 : window * 2;
-      const at::Tensor current = decode_section(vae, frames(real, 0, n), p, cb);
-      pixels = soft_append_bcthw(current, pixels, overlap);
-    }
-    if (cb.on_section && !resumed) cb.on_section(static_cast<int>(si), generated, pixels);
-    result.history_latents = real;
+    total += out.new_latents.size(2);
+    history = frames(at::cat({out.new_latents, history}, 2), 0, keep);
+    result.max_held_latent_frames = std::max(result.max_held_latent_frames, history.size(2));
+    // FramePack decodes the newest 2 windows (+1 at the end) of the real history and
+    // soft-appends the whole video after them; only its first `overlap` frames take part.
+    const std::int64_t n = std::min(total, last ? window * 2 + 1 : window * 2);
+    const at::Tensor current = decode_section(vae, frames(history, 0, n), p, cb);
+    const at::Tensor combined =
+        tail.frames.defined() ? soft_append_bcthw(current, tail.frames, overlap) : current;
+    const std::int64_t combined_first = tail.frames.defined()
+                                            ? tail.first - (current.size(2) - overlap)
+                                            : result.total_frames - current.size(2);
+    hand_out(out, combined, combined_first, overlap, last, true, tail, result, cb);
     if (last) break;
   }
-  result.pixels = pixels;
 }
 
 // demo_gradio_f1.py: sections forwards from the start latent, appended.
@@ -192,11 +230,13 @@ void run_f1(SectionSampler& sampler, const Vae& vae, const at::Tensor& start,
             const std::vector<at::Tensor>& resume, SectionLoopResult& result) {
   const std::int64_t window = p.latent_window_size;
   const std::int64_t overlap = window * 4 - 3;
+  const std::int64_t keep = kept_latent_frames(window);
+  // Oldest first; cut to the newest `keep` frames after every section.
   at::Tensor history = at::cat(
       {at::zeros({1, start.size(1), kContextFrames, start.size(3), start.size(4)}, at::kFloat),
        start},
       2);
-  at::Tensor pixels;
+  PixelTail tail;
   std::int64_t total = 1;
   const SectionIndices idx = f1_section_indices(p.latent_window_size);
   for (int si = 0; si < num_sections; ++si) {
@@ -212,30 +252,31 @@ void run_f1(SectionSampler& sampler, const Vae& vae, const at::Tensor& start,
     ctx.clean_latents_2x = frames(history, t - kContext2x - kContext1x, t - kContext1x);
     ctx.clean_latents = at::cat({start, frames(history, t - kContext1x, t)}, 2);
 
-    const bool resumed = si < static_cast<int>(resume.size());
-    at::Tensor generated;
-    if (resumed) {
+    SectionOutput out;
+    out.section = si;
+    out.resumed = si < static_cast<int>(resume.size());
+    if (out.resumed) {
       sampler.skip_noise();
-      generated = resumed_latents(resume[si], start, window, si);
+      out.new_latents = resumed_latents(resume[si], start, window, si);
     } else {
-      generated = host_float(sampler.sample(si, ctx, total));
-      if (cb.on_sampled) cb.on_sampled(si, generated);
+      out.new_latents = host_float(sampler.sample(si, ctx, total));
+      if (cb.on_sampled) cb.on_sampled(si, out.new_latents);
     }
-    total += generated.size(2);
-    history = at::cat({history, generated}, 2);
-    const at::Tensor real = frames(history, history.size(2) - total, history.size(2));
-
-    if (!pixels.defined()) {
-      pixels = decode_section(vae, real, p, cb);
-    } else {
-      const at::Tensor current =
-          decode_section(vae, frames(real, real.size(2) - window * 2, real.size(2)), p, cb);
-      pixels = soft_append_bcthw(pixels, current, overlap);
-    }
-    if (cb.on_section && !resumed) cb.on_section(si, generated, pixels);
-    result.history_latents = real;
+    total += out.new_latents.size(2);
+    history = at::cat({history, out.new_latents}, 2);
+    history = frames(history, std::max<std::int64_t>(0, history.size(2) - keep), history.size(2));
+    result.max_held_latent_frames = std::max(result.max_held_latent_frames, history.size(2));
+    // The first section decodes the whole real history (start + window), later ones the newest
+    // two windows, soft-appended after the video so far; only its last `overlap` frames blend.
+    const std::int64_t n = tail.frames.defined() ? window * 2 : total;
+    const std::int64_t h = history.size(2);
+    const at::Tensor current = decode_section(vae, frames(history, h - n, h), p, cb);
+    const at::Tensor combined =
+        tail.frames.defined() ? soft_append_bcthw(tail.frames, current, overlap) : current;
+    const std::int64_t combined_first = tail.frames.defined() ? tail.first : 0;
+    hand_out(out, combined, combined_first, overlap, si + 1 == num_sections, false, tail, result,
+             cb);
   }
-  result.pixels = pixels;
 }
 
 }  // namespace
@@ -277,6 +318,9 @@ SectionLoopResult run_section_loop(PackedTransformer& transformer, const Vae& va
 
   SectionSampler sampler(transformer, inputs, params, callbacks, start.size(3), start.size(4),
                          result.num_sections);
+  // Both loops make 1 + 4 * (window * sections) frames: the start latent and every window.
+  result.total_frames =
+      pixel_frames_for_latents(std::int64_t(params.latent_window_size) * result.num_sections + 1);
   if (params.variant == LoopVariant::kF1) {
     run_f1(sampler, vae, start, params, callbacks, result.num_sections, inputs.resume_sections,
            result);
@@ -285,6 +329,45 @@ SectionLoopResult run_section_loop(PackedTransformer& transformer, const Vae& va
                  inputs.resume_sections, result);
   }
   return result;
+}
+
+void VideoAssembler::add(const SectionOutput& s) {
+  latents_.push_back(s.new_latents);
+  if (s.final_pixels.size(2) > 0) finals_.emplace_back(s.first_final_frame, s.final_pixels);
+  tail_ = s.tail_pixels;
+  tail_first_ = s.first_tail_frame;
+}
+
+at::Tensor VideoAssembler::video_so_far() const {
+  std::vector<std::pair<std::int64_t, at::Tensor>> parts = finals_;
+  if (tail_.defined()) parts.emplace_back(tail_first_, tail_);
+  if (parts.empty()) return at::Tensor();
+  std::sort(parts.begin(), parts.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<at::Tensor> in_order;
+  for (const auto& p : parts) in_order.push_back(p.second);
+  return at::cat(in_order, 2);
+}
+
+at::Tensor VideoAssembler::history_latents(LoopVariant variant,
+                                           const at::Tensor& start_latent) const {
+  // The original loop makes the video backwards (its last section carries the start latent);
+  // F1 appends after the start latent.
+  std::vector<at::Tensor> parts;
+  if (variant == LoopVariant::kOriginal) {
+    parts.assign(latents_.rbegin(), latents_.rend());
+  } else {
+    parts.push_back(start_latent);
+    parts.insert(parts.end(), latents_.begin(), latents_.end());
+  }
+  if (parts.empty()) return at::Tensor();
+  return at::cat(parts, 2);
+}
+
+std::int64_t VideoAssembler::frames_so_far() const {
+  std::int64_t n = tail_.defined() ? tail_.size(2) : 0;
+  for (const auto& f : finals_) n += f.second.size(2);
+  return n;
 }
 
 }  // namespace framesmith::pipeline

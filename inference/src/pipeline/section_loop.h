@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "models/transformer_packed.h"
@@ -59,6 +60,23 @@ struct SectionLoopInputs {
   std::vector<at::Tensor> resume_sections;
 };
 
+// One section's share of the video, in video order. FramePack's soft_append_bcthw blends only the
+// `latent_window * 4 - 3` frames where two sections meet, so every other frame is final as soon
+// as its section is blended in: the loop hands those out and keeps only the tail. The original
+// loop makes the video from its end backwards, so its chunks arrive last part first; place them
+// by first_final_frame.
+struct SectionOutput {
+  int section = 0;       // 0-based, in generation order
+  bool resumed = false;  // taken from SectionLoopInputs::resume_sections, decoded again
+  // (1, C, window (+1 on the original's last section: the start latent), h, w), CPU float32.
+  at::Tensor new_latents;
+  at::Tensor final_pixels;             // (1, 3, n, H, W) in [-1, 1]; n may be 0
+  std::int64_t first_final_frame = 0;  // index of final_pixels' first frame in the whole video
+  at::Tensor tail_pixels;              // still to be blended; 0 frames after the last section
+  std::int64_t first_tail_frame = 0;
+  std::int64_t total_frames = 0;  // frames of the finished video
+};
+
 struct StepProgress {
   int section = 0;  // 0-based, in generation order
   int num_sections = 0;
@@ -71,15 +89,16 @@ struct SectionLoopCallbacks {
   // After every sampler step; `preview` is FramePack's vae_decode_fake picture of the current x0
   // prediction, uint8 (H, window * W, 3) (computed only when this callback is set).
   std::function<void(const StepProgress&, const at::Tensor& preview_rgb8)> on_step;
-  // After each section's decode: the section's new latents (CPU float32; on the original loop's
-  // last section the start latent is prepended) and the whole video so far (CPU, in [-1, 1]).
-  std::function<void(int section, const at::Tensor& new_latents, const at::Tensor& pixels)>
-      on_section;
+  // After each section's decode, resumed sections included (SectionOutput::resumed): the frames
+  // that just became final and the tail the next section still blends into. The loop keeps
+  // nothing else of the video, so a client that wants the whole video collects the chunks
+  // (VideoAssembler).
+  std::function<void(const SectionOutput&)> on_section;
   // Right after a section is sampled, before its decode: its new latents (as on_section gets
   // them), so that a job that fails while decoding keeps what it sampled. Not for resumed ones.
   std::function<void(int section, const at::Tensor& new_latents)> on_sampled;
   // Once, before the first section: the start latent (CPU float32, scaled), e.g. to save it with
-  // the job. Resumed sections (SectionLoopInputs::resume_sections) get no on_section call.
+  // the job.
   std::function<void(const at::Tensor& start_latent)> on_start_latent;
   // Checked before each section and each sampler step; when set the loop throws
   // framesmith::Cancelled.
@@ -92,10 +111,34 @@ struct SectionLoopCallbacks {
 };
 
 struct SectionLoopResult {
-  at::Tensor start_latent;     // (1, 16, 1, h, w) CPU float32, scaled
-  at::Tensor history_latents;  // generated latents in video order (incl. the start latent)
-  at::Tensor pixels;           // (1, 3, frames, H, W) CPU, the VAE's dtype, in [-1, 1]
+  at::Tensor start_latent;  // (1, 16, 1, h, w) CPU float32, scaled
   int num_sections = 0;
+  std::int64_t total_frames = 0;
+  // The most the loop held between sections: latent frames of history (the context and the next
+  // decode need a fixed number) and pixel frames (a decoded section blended with the tail).
+  // Neither grows with the number of sections.
+  std::int64_t max_held_latent_frames = 0;
+  std::int64_t max_held_pixel_frames = 0;
+};
+
+// Collects the chunks on_section hands out into the whole video (and the whole latent history),
+// for callers that want it in memory: reference parity, tests, generate() without a streaming
+// client. Memory grows with the video here, by the caller's choice.
+class VideoAssembler {
+ public:
+  void add(const SectionOutput& s);
+  // Every final frame so far plus the current tail, in video order (FramePack's video so far).
+  at::Tensor video_so_far() const;
+  // The latents of every section added, in video order, the start latent included
+  // (FramePack's real_history_latents).
+  at::Tensor history_latents(LoopVariant variant, const at::Tensor& start_latent) const;
+  std::int64_t frames_so_far() const;
+
+ private:
+  std::vector<std::pair<std::int64_t, at::Tensor>> finals_;  // (first frame, pixels)
+  std::vector<at::Tensor> latents_;                          // generation order
+  at::Tensor tail_;
+  std::int64_t tail_first_ = 0;
 };
 
 // The number of sections `params` asks for.
