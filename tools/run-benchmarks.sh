@@ -5,6 +5,11 @@
 #   LONG_SECONDS=20  length of the long video of the memory-vs-length run (default 20; 60 takes
 #                    ~10 minutes here; its result is kept in benchmarks/results/long-video.jsonl)
 #   THREADS=N        LibTorch intra-op threads (default: LibTorch's choice)
+#   HOST_LENGTHS=5,20,60  also runs bench long-video (host RSS and section time of whole
+#                    framesmith-cli jobs; ~10 minutes at HOST_RESOLUTION=128 here, unset: skipped;
+#                    its result is kept in benchmarks/results/long-video-host.jsonl)
+#   CLI=path/to/framesmith-cli (default: build/app/framesmith-cli), BEFORE_CLI=another build's
+#                    framesmith-cli to measure side by side (optional)
 # Results: benchmarks/results/cpu.jsonl (raw), docs/benchmarks.md (tables regenerated).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -48,6 +53,21 @@ run attention --lengths 1024,2048,4096 --heads 4 --dim 64 --chunk 1024 --repeat 
 } > "$RESULTS"
 if [ "${LONG_SECONDS%.*}" -ge 60 ]; then
   { head -1 "$RESULTS"; grep '"bench":"video-memory"' "$RESULTS"; } > "$ROOT/benchmarks/results/long-video.jsonl"
+fi
+# 8. host memory and section time vs video length: whole CLI jobs, one child process each
+if [ -n "${HOST_LENGTHS:-}" ]; then
+  CLI=${CLI:-$ROOT/build/app/framesmith-cli}
+  host=(--model "$TMP/tiny" --image "$ROOT/resources/demo/start.png" --seconds "$HOST_LENGTHS"
+        --resolution "${HOST_RESOLUTION:-128}" --steps 1)
+  : > "$TMP/host.jsonl"
+  for program in ${BEFORE_CLI:-} "$CLI"; do
+    for variant in original f1; do
+      echo "bench long-video $program $variant" >&2
+      "$CLI" bench long-video "${host[@]}" --variant "$variant" --program "$program" |
+        grep '"runs"' >> "$TMP/host.jsonl"
+    done
+  done
+  cp "$TMP/host.jsonl" "$ROOT/benchmarks/results/long-video-host.jsonl"
 fi
 python3 "$ROOT/benchmarks/make_report.py" "$RESULTS" "$ROOT/docs/benchmarks.md"
 echo "wrote $RESULTS and docs/benchmarks.md" >&2

@@ -18,6 +18,7 @@ const std::map<std::string, BenchFn>& subcommands() {
       {"chunked-decode", bench::bench_chunked_decode},
       {"generate", bench::bench_generate},
       {"video-memory", bench::bench_video_memory},
+      {"long-video", bench::bench_long_video},
       {"budget", bench::bench_budget},
       {"telemetry", bench::bench_telemetry},
       {"attention", bench::bench_attention},
@@ -39,6 +40,8 @@ const char* kUsage =
     "  generate    --model DIR [--seconds S] [--steps N] [--window N] [--resolution R]\n"
     "              [--vram-budget SIZE] [--device D] [--teacache] [--conditioning FILE]\n"
     "  video-memory --model DIR [--short 5 --long 60] (generate's options)\n"
+    "  long-video  --model DIR --image FILE [--seconds 5,20,60] [--resolution 320] [--steps 1]\n"
+    "              [--window 9] [--variant original|f1] [--crf 16] [--program CLI] [--work DIR]\n"
     "  budget      --model DIR [--fraction 0.25] [--repeat N] (generate's options)\n"
     "  telemetry   --model DIR [--hz 10] [--repeat N] [--trial-seconds 1]\n"
     "  attention   [--lengths 1024,2048,4096] [--heads 4] [--dim 64] [--chunk 1024]\n"
