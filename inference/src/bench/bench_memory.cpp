@@ -2,6 +2,7 @@
 // the memory governor costs and saves. Device memory is measured on the simulated device
 // (memory/simulated_device.h), whose allocator counts every byte a phase puts "on the device".
 #include <ATen/core/grad_mode.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
