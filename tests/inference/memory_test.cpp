@@ -377,13 +377,34 @@ TEST(AllocatorSetup, ChoosesExpandableSegmentsUnlessTheUserSetTheVariable) {
   EXPECT_EQ(e.text("message"), c.description);
 }
 
+// Unsets an environment variable for one test and puts back what it was, also when an ASSERT
+// ends the test early.
+class UnsetForTheTest {
+ public:
+  explicit UnsetForTheTest(const char* name) : name_(name) {
+    const char* v = std::getenv(name);
+    had_ = v != nullptr;
+    if (had_) value_ = v;
+    ::unsetenv(name);
+  }
+  ~UnsetForTheTest() {
+    if (had_)
+      ::setenv(name_, value_.c_str(), 1);
+    else
+      ::unsetenv(name_);
+  }
+  UnsetForTheTest(const UnsetForTheTest&) = delete;
+  UnsetForTheTest& operator=(const UnsetForTheTest&) = delete;
+
+ private:
+  const char* name_;
+  bool had_ = false;
+  std::string value_;
+};
+
 TEST(AllocatorSetup, ConfigureRespectsTheEnvironment) {
-  const char* saved_cuda = std::getenv("PYTORCH_CUDA_ALLOC_CONF");
-  const char* saved_generic = std::getenv("PYTORCH_ALLOC_CONF");
-  const std::string keep_cuda = saved_cuda ? saved_cuda : "";
-  const std::string keep_generic = saved_generic ? saved_generic : "";
-  ::unsetenv("PYTORCH_CUDA_ALLOC_CONF");
-  ::unsetenv("PYTORCH_ALLOC_CONF");
+  const UnsetForTheTest cuda_conf("PYTORCH_CUDA_ALLOC_CONF");
+  const UnsetForTheTest generic_conf("PYTORCH_ALLOC_CONF");
 
   AllocatorChoice c = configure_cuda_allocator();
   const char* now = std::getenv("PYTORCH_CUDA_ALLOC_CONF");
@@ -405,15 +426,6 @@ TEST(AllocatorSetup, ConfigureRespectsTheEnvironment) {
   EXPECT_EQ(std::string(std::getenv("PYTORCH_CUDA_ALLOC_CONF")), "max_split_size_mb:32");
   // Once per process, whoever asks first (the CUDA probe, the governor's event).
   EXPECT_EQ(&cuda_allocator_choice(), &cuda_allocator_choice());
-
-  if (saved_cuda)
-    ::setenv("PYTORCH_CUDA_ALLOC_CONF", keep_cuda.c_str(), 1);
-  else
-    ::unsetenv("PYTORCH_CUDA_ALLOC_CONF");
-  if (saved_generic)
-    ::setenv("PYTORCH_ALLOC_CONF", keep_generic.c_str(), 1);
-  else
-    ::unsetenv("PYTORCH_ALLOC_CONF");
 }
 
 // The configuration reaches LibTorch itself where it has a settings API (2.x): what its
@@ -425,12 +437,8 @@ TEST(AllocatorSetup, SettingsReachLibTorchThroughItsApi) {
     GTEST_SKIP() << "LibTorch " << framesmith::compat::torch_version_string()
                  << " has no allocator settings API (c10/core/AllocatorConfig.h): the "
                     "environment variable is its only configuration";
-  const char* saved_cuda = std::getenv("PYTORCH_CUDA_ALLOC_CONF");
-  const char* saved_generic = std::getenv("PYTORCH_ALLOC_CONF");
-  const std::string keep_cuda = saved_cuda ? saved_cuda : "";
-  const std::string keep_generic = saved_generic ? saved_generic : "";
-  ::unsetenv("PYTORCH_CUDA_ALLOC_CONF");
-  ::unsetenv("PYTORCH_ALLOC_CONF");
+  const UnsetForTheTest cuda_conf("PYTORCH_CUDA_ALLOC_CONF");
+  const UnsetForTheTest generic_conf("PYTORCH_ALLOC_CONF");
 
   ASSERT_TRUE(framesmith::compat::set_allocator_settings("expandable_segments:False"));
   EXPECT_EQ(framesmith::compat::allocator_expandable_segments(), 0);
@@ -458,15 +466,6 @@ TEST(AllocatorSetup, SettingsReachLibTorchThroughItsApi) {
     EXPECT_NE(std::string(err.what()).find("PYTORCH_CUDA_ALLOC_CONF"), std::string::npos)
         << err.what();
   }
-
-  if (saved_cuda)
-    ::setenv("PYTORCH_CUDA_ALLOC_CONF", keep_cuda.c_str(), 1);
-  else
-    ::unsetenv("PYTORCH_CUDA_ALLOC_CONF");
-  if (saved_generic)
-    ::setenv("PYTORCH_ALLOC_CONF", keep_generic.c_str(), 1);
-  else
-    ::unsetenv("PYTORCH_ALLOC_CONF");
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -735,5 +734,4 @@ TEST(OomLadder, MessageHelpers) {
             "32x32");
   EXPECT_EQ(rung_change_text("fp16 full", "offload blocks"), "fp16 full\xE2\x86\x92offload blocks");
 }
-
 }  // namespace
