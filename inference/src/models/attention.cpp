@@ -26,6 +26,23 @@ void check_inputs(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
     throw Error("attention: mask must be a 4-D bool tensor");
 }
 
+// Runs `per_chunk(q_chunk, mask_chunk)` on blocks of at most `query_chunk` queries and writes
+// each result into its rows of one output in q's dtype. Exact: a query's output row depends on
+// its own scores only. The mask is narrowed with its queries unless it broadcasts over them.
+template <typename PerChunk>
+at::Tensor by_query_chunks(const at::Tensor& q, std::int64_t query_chunk, const at::Tensor& mask,
+                           PerChunk per_chunk) {
+  const std::int64_t sq = q.size(2);
+  const bool mask_per_query = mask.defined() && mask.size(2) != 1;
+  at::Tensor out = at::empty(q.sizes(), q.options());
+  for (std::int64_t start = 0; start < sq; start += query_chunk) {
+    const std::int64_t len = std::min(query_chunk, sq - start);
+    const at::Tensor m = mask_per_query ? mask.narrow(2, start, len) : mask;
+    out.narrow(2, start, len).copy_(per_chunk(q.narrow(2, start, len), m));
+  }
+  return out;
+}
+
 }  // namespace
 
 at::Tensor attention_chunked(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
@@ -36,44 +53,28 @@ at::Tensor attention_chunked(const at::Tensor& q, const at::Tensor& k, const at:
   const bool widen = q.scalar_type() != at::kFloat && q.scalar_type() != at::kDouble;
   const at::Tensor kt = (widen ? k.to(at::kFloat) : k).transpose(-2, -1);
   const at::Tensor vf = widen ? v.to(at::kFloat) : v;
-  const std::int64_t sq = q.size(2);
-  const bool mask_per_query = mask.defined() && mask.size(2) != 1;
-  at::Tensor out = at::empty(q.sizes(), q.options());
-  for (std::int64_t start = 0; start < sq; start += query_chunk) {
-    const std::int64_t len = std::min(query_chunk, sq - start);
-    at::Tensor qc = q.narrow(2, start, len);
+  return by_query_chunks(q, query_chunk, mask, [&](at::Tensor qc, const at::Tensor& m) {
     if (widen) qc = qc.to(at::kFloat);
     at::Tensor w = at::matmul(qc, kt) * scale;
-    if (mask.defined()) {
-      const at::Tensor m = mask_per_query ? mask.narrow(2, start, len) : mask;
-      w.masked_fill_(m.logical_not(), -std::numeric_limits<double>::infinity());
-    }
-    out.narrow(2, start, len).copy_(at::matmul(at::softmax(w, -1), vf));
-  }
-  return out;
+    if (m.defined()) w.masked_fill_(m.logical_not(), -std::numeric_limits<double>::infinity());
+    return at::matmul(at::softmax(w, -1), vf);
+  });
 }
 
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                      std::int64_t query_chunk, const at::Tensor& mask) {
 #if FRAMESMITH_HAS_SDPA
   check_inputs(q, k, v, query_chunk, mask);
-  const std::int64_t sq = q.size(2);
-  const bool mask_per_query = mask.defined() && mask.size(2) != 1;
-  auto sdpa = [&](const at::Tensor& qc, std::int64_t start, std::int64_t len) {
-    c10::optional<at::Tensor> m;
-    if (mask.defined()) m = mask_per_query ? mask.narrow(2, start, len) : mask;
-    return at::scaled_dot_product_attention(qc, k, v, m, 0.0, false);
+  auto sdpa = [&](const at::Tensor& qc, const at::Tensor& m) {
+    c10::optional<at::Tensor> opt_mask;
+    if (m.defined()) opt_mask = m;
+    return at::scaled_dot_product_attention(qc, k, v, opt_mask, 0.0, false);
   };
-  if (query_chunk >= sq) return sdpa(q, 0, sq);
+  if (query_chunk >= q.size(2)) return sdpa(q, mask);
   // The OOM ladder's smaller query chunks mean something here too: the fused kernels' workspace,
   // and the (Sq x Sk) scores of the math kernel SDPA falls back to for some masks and dtypes,
-  // shrink with the queries per call. Exact: each query's row depends on its own scores only.
-  at::Tensor out = at::empty(q.sizes(), q.options());
-  for (std::int64_t start = 0; start < sq; start += query_chunk) {
-    const std::int64_t len = std::min(query_chunk, sq - start);
-    out.narrow(2, start, len).copy_(sdpa(q.narrow(2, start, len), start, len));
-  }
-  return out;
+  // shrink with the queries per call.
+  return by_query_chunks(q, query_chunk, mask, sdpa);
 #else
   return attention_chunked(q, k, v, query_chunk, mask);
 #endif
