@@ -19,6 +19,7 @@
 #include "pipeline/job_store.h"
 #include "pipeline/section_loop.h"
 #include "pipeline/section_schedule.h"
+#include "support/section_loop_inputs.h"
 
 namespace fs = std::filesystem;
 using namespace framesmith;
@@ -55,18 +56,8 @@ class SectionLoopResume : public ::testing::Test {
 
   // Random conditioning of the widths the transformer expects (read from its config).
   static pipeline::SectionLoopInputs inputs() {
-    at::manual_seed(5);
-    const TransformerConfig& c = transformer_->config();
-    pipeline::SectionLoopInputs in;
-    in.conditioning.positive.embeds = at::randn({1, 7, c.text_embed_dim});
-    in.conditioning.positive.mask = at::ones({1, 7}, at::kLong);
-    in.conditioning.positive.poolers = at::randn({1, c.pooled_projection_dim});
-    in.conditioning.negative.embeds = at::zeros({1, 7, c.text_embed_dim});
-    in.conditioning.negative.mask = at::zeros({1, 7}, at::kLong);
-    in.conditioning.negative.poolers = at::zeros({1, c.pooled_projection_dim});
-    in.conditioning.image_embeddings = at::randn({1, 5, c.image_proj_dim});
-    in.start_image = at::rand({1, 3, 1, 48, 64}) * 2 - 1;  // latents 6 x 8: not square
-    return in;
+    // latents 6 x 8: not square
+    return framesmith::test_support::random_section_loop_inputs(transformer_->config(), 5, 48, 64);
   }
 
   static pipeline::SectionLoopParams params(pipeline::LoopVariant v) {

@@ -11,6 +11,7 @@
 #include "models/vae.h"
 #include "pipeline/section_loop.h"
 #include "pipeline/section_schedule.h"
+#include "support/section_loop_inputs.h"
 
 using namespace framesmith;
 
@@ -36,18 +37,7 @@ class StreamedVideo : public ::testing::Test {
   }
 
   static pipeline::SectionLoopInputs inputs() {
-    at::manual_seed(11);
-    const TransformerConfig& c = transformer_->config();
-    pipeline::SectionLoopInputs in;
-    in.conditioning.positive.embeds = at::randn({1, 7, c.text_embed_dim});
-    in.conditioning.positive.mask = at::ones({1, 7}, at::kLong);
-    in.conditioning.positive.poolers = at::randn({1, c.pooled_projection_dim});
-    in.conditioning.negative.embeds = at::zeros({1, 7, c.text_embed_dim});
-    in.conditioning.negative.mask = at::zeros({1, 7}, at::kLong);
-    in.conditioning.negative.poolers = at::zeros({1, c.pooled_projection_dim});
-    in.conditioning.image_embeddings = at::randn({1, 5, c.image_proj_dim});
-    in.start_image = at::rand({1, 3, 1, 32, 48}) * 2 - 1;
-    return in;
+    return framesmith::test_support::random_section_loop_inputs(transformer_->config(), 11, 32, 48);
   }
 
   static pipeline::SectionLoopParams params(pipeline::LoopVariant v, int sections) {
