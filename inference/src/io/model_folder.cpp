@@ -34,6 +34,12 @@ std::string what_is_missing(Component c, const std::string& dir) {
              std::string(io::is_file(dir + "/vocab.json") ? "merges.txt" : "vocab.json");
     case Component::kFeatureExtractor:
       return dir + "/ has no preprocessor_config.json";
+    case Component::kTransformer:
+      // Single-file checkpoints (Kijai's FramePackI2V_HY_fp8_e4m3fn.safetensors) carry no
+      // config; FramePack's is a small file of the original repository.
+      return dir +
+             "/ has no config.json (a single-file transformer checkpoint needs FramePack's "
+             "config.json, from lllyasviel/FramePackI2V_HY, next to it)";
     default:
       return dir + "/ has no config.json";
   }

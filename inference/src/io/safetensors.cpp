@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -16,6 +17,8 @@
 #include "compat/torch_compat.h"
 #include "framesmith/error.h"
 #include "io/files.h"
+#include "io/float8.h"
+#include "io/sharded_store.h"
 
 namespace framesmith::io {
 namespace {
@@ -40,9 +43,16 @@ bool ends_with(const std::string& s, const std::string& suffix) {
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-std::string dirname_of(const std::string& p) {
-  auto slash = p.find_last_of('/');
-  return slash == std::string::npos ? std::string(".") : p.substr(0, slash);
+// The regular *.safetensors files directly in `dir`, sorted.
+std::vector<std::string> safetensors_files_in(const std::string& dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string p = e.path().string();
+    if (lower_ext(p) == ".safetensors" && is_file(p)) out.push_back(p);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 }  // namespace
@@ -80,6 +90,13 @@ at::ScalarType dtype_to_scalar(const std::string& dtype, const std::string& what
                    compat::torch_version_string() + ")");
 #endif
   fail(what, "dtype " + dtype + " is not supported");
+}
+
+at::ScalarType storage_scalar(const std::string& dtype, const std::string& what) {
+#if !FRAMESMITH_HAS_FLOAT8
+  if (float8_format(dtype)) return at::kByte;
+#endif
+  return dtype_to_scalar(dtype, what);
 }
 
 std::string scalar_to_dtype(at::ScalarType t) {
@@ -295,7 +312,7 @@ std::vector<std::string> SafeTensorsFile::names() const {
 
 at::Tensor SafeTensorsFile::tensor(const std::string& name) const {
   const TensorInfo& ti = info(name);
-  const at::ScalarType st = dtype_to_scalar(ti.dtype, path_ + ", tensor \"" + name + "\"");
+  const at::ScalarType st = storage_scalar(ti.dtype, path_ + ", tensor \"" + name + "\"");
   char* ptr = map_->data() + data_offset_ + ti.begin;
   const auto opts = at::TensorOptions().dtype(st).device(at::kCPU);
   const std::size_t esize = dtype_size(ti.dtype, path_);
@@ -310,6 +327,14 @@ at::Tensor SafeTensorsFile::tensor(const std::string& name) const {
   at::Tensor t = at::empty(ti.shape, opts);
   std::memcpy(t.data_ptr(), ptr, ti.end - ti.begin);
   return t;
+}
+
+bool SafeTensorsFile::maps(const at::Tensor& t) const {
+  if (!t.defined() || t.numel() == 0) return false;
+  const char* begin = map_->data();
+  const char* p = static_cast<const char*>(t.data_ptr());
+  const std::uint64_t bytes = static_cast<std::uint64_t>(t.numel()) * t.element_size();
+  return p >= begin && p + bytes <= begin + map_->size();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -333,45 +358,24 @@ TensorStore TensorStore::open(const std::string& path_in) {
         pickles.push_back(path + "/" + std::string(cand));
     if (!indexes.empty()) return open(indexes.front());
     if (!files.empty()) return open(files.front());
+    // A single-file checkpoint under its own name (Kijai's FramePackI2V_HY_fp8_e4m3fn...).
+    const std::vector<std::string> others = safetensors_files_in(path);
+    if (others.size() == 1) return open(others.front());
+    if (others.size() > 1)
+      throw Error(path + ": " + std::to_string(others.size()) +
+                  " .safetensors files and no *.safetensors.index.json saying how they belong "
+                  "together; keep one checkpoint in the folder");
     if (!pickles.empty()) refuse_pickle(pickles.front());
     throw Error(path +
                 ": no .safetensors weights (expected model.safetensors, "
-                "diffusion_pytorch_model.safetensors or a *.safetensors.index.json)");
+                "diffusion_pytorch_model.safetensors, a *.safetensors.index.json or one "
+                "*.safetensors file)");
   }
   refuse_pickle(path);
   if (!is_file(path)) throw Error(path + ": no such file");
   TensorStore s;
   s.description_ = path;
-  if (ends_with(path, ".index.json")) {
-    json j;
-    try {
-      std::ifstream in(path);
-      j = json::parse(in);
-    } catch (const std::exception& e) {
-      fail(path, std::string("index is not valid JSON (") + e.what() + ")");
-    }
-    auto wm = j.find("weight_map");
-    if (wm == j.end() || !wm->is_object()) fail(path, "index has no \"weight_map\" object");
-    const std::string dir = dirname_of(path);
-    std::map<std::string, std::size_t> shard_of_file;
-    for (auto it = wm->begin(); it != wm->end(); ++it) {
-      if (!it.value().is_string())
-        fail(path, "weight_map entry \"" + it.key() + "\" is not a file name");
-      const std::string shard = it.value().get<std::string>();
-      if (shard.find('/') != std::string::npos || shard.find("..") != std::string::npos)
-        fail(path, "shard name \"" + shard + "\" must be a plain file name in the same folder");
-      auto sf = shard_of_file.find(shard);
-      if (sf == shard_of_file.end()) {
-        s.files_.push_back(SafeTensorsFile::open(dir + "/" + shard));
-        sf = shard_of_file.emplace(shard, s.files_.size() - 1).first;
-      }
-      if (!s.files_[sf->second]->has(it.key()))
-        fail(path,
-             "index says tensor \"" + it.key() + "\" is in " + shard + ", but it is not there");
-      s.where_[it.key()] = sf->second;
-    }
-    return s;
-  }
+  if (ends_with(path, ".index.json")) return open_sharded_index(path);
   s.files_.push_back(SafeTensorsFile::open(path));
   for (const auto& n : s.files_[0]->names()) s.where_[n] = 0;
   return s;
@@ -396,6 +400,11 @@ at::Tensor TensorStore::tensor(const std::string& name) const {
   return files_[it->second]->tensor(name);
 }
 
+bool TensorStore::maps(const at::Tensor& t) const {
+  return std::any_of(files_.begin(), files_.end(),
+                     [&](const std::shared_ptr<SafeTensorsFile>& f) { return f->maps(t); });
+}
+
 std::map<std::string, std::string> TensorStore::metadata() const {
   std::map<std::string, std::string> m;
   for (const auto& f : files_)
@@ -415,9 +424,25 @@ std::uint64_t TensorStore::total_bytes() const {
 // ---------------------------------------------------------------------------------------------
 // writing
 
+namespace {
+
+// The dtype name a tensor is written as: its own, or the float8 format its codes are in.
+std::string dtype_to_write(const std::string& path, const std::string& name, const at::Tensor& t,
+                           const std::map<std::string, std::string>& float8_codes) {
+  const auto it = float8_codes.find(name);
+  if (it == float8_codes.end()) return scalar_to_dtype(t.scalar_type());
+  if (!float8_format(it->second) || t.scalar_type() != at::kByte)
+    throw Error(path + ": tensor \"" + name + "\" is written as " + it->second +
+                ", which needs uint8 float8 codes and a float8 dtype name");
+  return it->second;
+}
+
+}  // namespace
+
 void save_safetensors(const std::string& path,
                       const std::vector<std::pair<std::string, at::Tensor>>& tensors,
-                      const std::map<std::string, std::string>& metadata) {
+                      const std::map<std::string, std::string>& metadata,
+                      const std::map<std::string, std::string>& float8_codes) {
   json header = json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   std::vector<at::Tensor> cpu;
@@ -428,7 +453,7 @@ void save_safetensors(const std::string& path,
       throw Error(path + ": duplicate or reserved tensor name \"" + name + "\"");
     at::Tensor c = t.detach().to(at::kCPU).contiguous();
     const std::uint64_t nbytes = static_cast<std::uint64_t>(c.numel()) * c.element_size();
-    header[name] = {{"dtype", scalar_to_dtype(c.scalar_type())},
+    header[name] = {{"dtype", dtype_to_write(path, name, c, float8_codes)},
                     {"shape", c.sizes().vec()},
                     {"data_offsets", json::array({offset, offset + nbytes})}};
     offset += nbytes;
