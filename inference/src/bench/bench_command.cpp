@@ -22,6 +22,7 @@ const std::map<std::string, BenchFn>& subcommands() {
       {"budget", bench::bench_budget},
       {"telemetry", bench::bench_telemetry},
       {"attention", bench::bench_attention},
+      {"sampling-peak", bench::bench_sampling_peak},
       {"memcpy", bench::bench_memcpy},
       {"make-random-model", bench::bench_make_random_model},
   };
@@ -45,8 +46,11 @@ const char* kUsage =
     "  budget      --model DIR [--fraction 0.25] [--repeat N] (generate's options)\n"
     "  telemetry   --model DIR [--hz 10] [--repeat N] [--trial-seconds 1]\n"
     "  attention   [--lengths 1024,2048,4096] [--heads 4] [--dim 64] [--chunk 1024]\n"
+    "  sampling-peak --model DIR [--resolutions 64,128,192] [--prompt-tokens 64] [--chunk 1024]\n"
+    "              [--work DIR]\n"
     "  memcpy      --device cuda [--size 1GiB]\n"
-    "  make-random-model --out DIR [--config full|FILE] [--dtype bf16]\n";
+    "  make-random-model --out DIR [--config full|tiny|FILE] [--dtype bf16] [--sparse]\n"
+    "              [--only transformer,vae]   (= make-random-model DIR, transformer + VAE)\n";
 
 }  // namespace
 

@@ -2,17 +2,25 @@
 // models on given weights, with the golden cases' inputs or random ones of a documented shape.
 #include <ATen/core/grad_mode.h>
 
+#include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
+#include <sstream>
 
 #include "bench/bench_commands.h"
 #include "bench/bench_util.h"
 #include "framesmith/error.h"
 #include "golden/golden_transformer.h"
 #include "io/files.h"
+#include "io/safetensors.h"
+#include "memory/planner.h"
+#include "memory/simulated_device.h"
 #include "models/transformer_packed.h"
 #include "models/vae.h"
 #include "pipeline/section_loop.h"
+#include "randmodel/random_model_set.h"
 
 namespace framesmith::bench {
 namespace {
@@ -42,12 +50,13 @@ TransformerInputs random_transformer_inputs(const TransformerConfig& cfg, const 
   const std::int64_t t = o.integer("latent-frames", 9);
   const std::int64_t h = o.integer("latent-height", 8), w = o.integer("latent-width", 8);
   const std::int64_t text = o.integer("text-tokens", 512);
+  const std::int64_t prompt = o.integer("prompt-tokens", 64);  // valid ones (the mask)
   at::manual_seed(0);
   TransformerInputs in;
   in.hidden_states = at::randn({1, cfg.in_channels, t, h, w});
   in.timestep = at::full({1}, 500.0);
   in.encoder_hidden_states = at::randn({1, text, cfg.text_embed_dim});
-  in.encoder_attention_mask = at::arange(text).lt(std::min<std::int64_t>(64, text)).unsqueeze(0);
+  in.encoder_attention_mask = at::arange(text).lt(std::min(prompt, text)).unsqueeze(0);
   in.pooled_projections = at::randn({1, cfg.pooled_projection_dim});
   if (cfg.guidance_embeds) in.guidance = at::full({1}, 10000.0);
   in.latent_indices = index_range(1, t);
@@ -114,6 +123,84 @@ int bench_transformer(const Options& o, std::ostream& out) {
                       {"threads", threads}};
   j.update(s.to_json());
   print_line(out, j);
+  return 0;
+}
+
+// The sampling step's activation peak on the simulated device against the planner's estimate
+// (planner.h, estimate_sampling_activations), at the full model's widths: the transformer of
+// --model (its config.json) cut to one dual and one single block with random weights (written to
+// --work), one forward per resolution (FramePack's inputs: 9 latent frames, clean latents, 729
+// image tokens, --prompt-tokens valid text tokens). The weights are loaded before the simulated
+// device is installed, so the peak is the forward's activations alone (streaming and resident
+// weights are planned separately). Per-block activations do not grow with the block count.
+int bench_sampling_peak(const Options& o, std::ostream& out) {
+  const int threads = apply_threads(o);
+  const std::string model = o.str("model");
+  if (model.empty()) throw Error("bench sampling-peak: --model DIR is required");
+  const std::string work = o.str("work", "/var/tmp/framesmith-sampling-peak");
+  const std::vector<std::int64_t> sizes = [&] {
+    std::vector<std::int64_t> v;
+    std::stringstream ss(o.str("resolutions", "64,128,192"));
+    for (std::string item; std::getline(ss, item, ',');)
+      if (!item.empty()) v.push_back(std::stoll(item));
+    return v;
+  }();
+  const std::int64_t chunk = o.integer("chunk", 1024);
+  const std::int64_t prompt = o.integer("prompt-tokens", 64);
+  o.check_all_used();
+  nlohmann::json cfg_json = io::read_json_file(component_dir(model, "transformer") + "/config.json",
+                                               "the transformer config");
+  cfg_json["num_layers"] = 1;
+  cfg_json["num_single_layers"] = 1;
+  const TransformerConfig cfg = TransformerConfig::from_json(cfg_json);
+  std::filesystem::create_directories(work);
+  {
+    std::ofstream config(work + "/config.json");
+    config << cfg_json.dump(2);
+    if (!config) throw Error("bench sampling-peak: cannot write " + work + "/config.json");
+  }
+  io::save_safetensors(work + "/diffusion_pytorch_model.safetensors",
+                       make_random_weights(transformer_parameter_specs(cfg), 7));
+  auto tr = load_transformer(work, at::kFloat, at::kCPU);
+  tr->attention_query_chunk = chunk;
+  at::NoGradGuard no_grad;
+  memory::SimulatedDeviceScope device(std::int64_t{1} << 40);
+  nlohmann::json rows = nlohmann::json::array();
+  for (std::int64_t px : sizes) {
+    // The inputs' shape: latents of px/8, the prompt's valid tokens.
+    const Options shape({"--latent-height", std::to_string(px / 8), "--latent-width",
+                         std::to_string(px / 8), "--prompt-tokens", std::to_string(prompt)},
+                        0);
+    TransformerInputs in;
+    {
+      const memory::HostScope host;
+      in = random_transformer_inputs(cfg, shape);
+    }
+    memory::simulated_device::reset_peak();
+    const std::int64_t before = memory::simulated_device::stats().allocated;
+    const auto t0 = std::chrono::steady_clock::now();
+    { (void)tr->forward(in); }
+    const double seconds = seconds_since(t0);
+    const std::int64_t measured = memory::simulated_device::stats().peak - before;
+    memory::JobShape job;
+    job.height = job.width = px;
+    job.text_tokens = prompt;
+    const std::int64_t tokens = job.sampling_tokens(cfg);
+    const std::int64_t estimate = memory::estimate_sampling_activations(
+        cfg, tokens, 4, chunk, memory::attention_kernel_for(false));
+    rows.push_back({{"resolution", px},
+                    {"tokens", tokens},
+                    {"measured_bytes", measured},
+                    {"estimate_bytes", estimate},
+                    {"ratio", double(measured) / double(estimate)},
+                    {"forward_s", seconds}});
+  }
+  print_line(out, {{"bench", "sampling-peak"},
+                   {"model", model},
+                   {"chunk", chunk},
+                   {"prompt_tokens", prompt},
+                   {"threads", threads},
+                   {"rows", rows}});
   return 0;
 }
 
@@ -238,46 +325,30 @@ int bench_section(const Options& o, std::ostream& out) {
   return 0;
 }
 
-// Writes a model set with random weights: transformer (--config tiny|full|FILE, --dtype) and VAE
-// (the real HunyuanVideo VAE's config unless --config tiny). For GPU timing without a download;
-// tensors are made one at a time so that host memory holds only the stored copy.
+// The old spelling of make-random-model (randmodel/random_model_set.h), kept for scripts: by
+// default the transformer and VAE only (what the bench subcommands load), progress on stderr and
+// one JSON line on `out`.
 int bench_make_random_model(const Options& o, std::ostream& out) {
-  const std::string dir = o.str("out");
-  if (dir.empty()) throw Error("bench make-random-model: --out DIR is required");
-  const std::string which = o.str("config", "full");
-  const at::ScalarType dtype = parse_dtype(o.str("dtype", "bf16"));
-  o.check_all_used();
-  TransformerConfig tc;
-  VaeConfig vc;
-  if (which == "full") {
-    tc.has_image_proj = true;  // FramePackI2V_HY's layout
-    tc.has_clean_x_embedder = true;
-  } else {
-    tc = TransformerConfig::from_json(io::read_json_file(which, "--config"));
+  randmodel::RandomModelOptions r;
+  r.dir = o.str("out");
+  if (r.dir.empty()) throw Error("bench make-random-model: --out DIR is required");
+  r.config = o.str("config", "full");
+  r.transformer_dtype = o.str("dtype", "");
+  r.sparse = o.has("sparse") && o.str("sparse") != "0";
+  r.seed = static_cast<std::uint64_t>(o.integer("seed", 0));
+  const std::string only = o.str("only", "transformer,vae");
+  for (std::size_t b = 0, e; b <= only.size(); b = e + 1) {
+    e = std::min(only.find(',', b), only.size());
+    if (e > b) r.only.insert(only.substr(b, e - b));
   }
-  auto write = [&](const std::string& sub, nlohmann::json config,
-                   const std::vector<ParamSpec>& specs, at::ScalarType dt, const char* cls) {
-    std::filesystem::create_directories(dir + "/" + sub);
-    config["_class_name"] = cls;
-    std::ofstream(dir + "/" + sub + "/config.json") << config.dump(2);
-    std::vector<std::pair<std::string, at::Tensor>> tensors;
-    std::uint64_t seed = 1;
-    for (const ParamSpec& spec : specs)
-      for (auto& [name, t] : make_random_weights({spec}, seed++, 0.02))
-        tensors.emplace_back(name, t.to(dt));
-    io::save_safetensors(dir + "/" + sub + "/diffusion_pytorch_model.safetensors", tensors);
-    std::int64_t n = 0;
-    for (const auto& kv : tensors) n += kv.second.numel();
-    return n;
-  };
-  const std::int64_t nt = write("transformer", tc.to_json(), transformer_parameter_specs(tc), dtype,
-                                "HunyuanVideoTransformer3DModelPacked");
-  const std::int64_t nv =
-      write("vae", vc.to_json(), vae_parameter_specs(vc), at::kFloat, "AutoencoderKLHunyuanVideo");
+  o.check_all_used();
+  const randmodel::RandomModelReport rep = randmodel::write_random_model_set(r, std::cerr);
   print_line(out, {{"bench", "make-random-model"},
-                   {"out", dir},
-                   {"transformer_params", nt},
-                   {"vae_params", nv}});
+                   {"out", r.dir},
+                   {"transformer_params", rep.parameters("transformer")},
+                   {"vae_params", rep.parameters("vae")},
+                   {"bytes", rep.total_bytes},
+                   {"seconds", rep.seconds}});
   return 0;
 }
 

@@ -12,6 +12,7 @@
 #include "golden/golden.h"
 #include "memory/estimate_command.h"
 #include "models/components.h"
+#include "randmodel/random_model_set.h"
 
 namespace framesmith {
 namespace {
@@ -110,6 +111,7 @@ std::string engine_commands_help() {
   return "  inspect-model PATH|hf     components, configs, dtypes, sizes and what is missing\n"
          "  make-tiny-model DIR [--seed N]  write the tiny random-weight model set\n"
          "  check-golden DIR...       run reference case sets, print rel-L2 per output\n" +
+         randmodel::make_random_model_help() +
          memory::estimate_command_help() + bench_commands_help();
 }
 
@@ -119,6 +121,7 @@ int run_engine_command(const std::vector<std::string>& args, std::ostream& out, 
     if (args[0] == "inspect-model") return cmd_inspect(args, out, err);
     if (args[0] == "make-tiny-model") return cmd_make_tiny(args, out, err);
     if (args[0] == "check-golden") return cmd_check_golden(args, out, err);
+    if (args[0] == "make-random-model") return randmodel::run_make_random_model(args, out, err);
     if (args[0] == "estimate") return memory::run_estimate_command(args, out, err);
     if (args[0] == "bench") return run_bench_command(args, out, err);
   } catch (const std::exception& e) {
