@@ -27,6 +27,7 @@ namespace {
 using image::Bucket;
 using image::Resample;
 
+using test::error_of;
 using test::TempDir;
 
 void write_json(const std::string& path, const nlohmann::json& j) {
@@ -47,15 +48,6 @@ void write_model(const std::string& dir, const nlohmann::json& config,
   }
   for (auto& e : extra) tensors.push_back(std::move(e));
   io::save_safetensors(dir + "/model.safetensors", tensors);
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 double rel_l2(const at::Tensor& a, const at::Tensor& b) {

@@ -26,6 +26,7 @@
 #include "framesmith/units.h"
 #include "memory/allocator_setup.h"
 #include "memory/device_probe.h"
+#include "memory/host_memory.h"
 #include "memory/oom_retry.h"
 #include "memory/phase.h"
 #include "memory/simulated_device.h"
@@ -74,31 +75,62 @@ TEST(SimulatedDevice, InstallsAndRestoresTheCpuAllocator) {
   EXPECT_EQ(c10::GetCPUAllocator(), before);
 }
 
-TEST(SimulatedDevice, CountsDeviceScopeBytesOnly) {
+TEST(SimulatedDevice, CountsEveryAllocationByDefault) {
   SimulatedDeviceScope sim(64 * kMiB);
   const std::int64_t base = allocated();
-  at::Tensor host = at::empty({1024}, at::kFloat);
-  EXPECT_EQ(allocated(), base) << "allocations outside OnDeviceScope are host memory";
-  EXPECT_GE(simulated_device::stats().host_allocated, 4096);
-  at::Tensor device;
+  at::Tensor unmarked = at::empty({1024}, at::kFloat);
+  EXPECT_EQ(allocated(), base + 4096) << "an allocation nobody marked is a device allocation";
+  EXPECT_EQ(simulated_device::stats().unmarked, 4096);
+  EXPECT_EQ(current_placement(), Placement::kUnmarked);
+  at::Tensor device, from_thread;
   {
-    OnDeviceScope on_device;
-    device = at::empty({1000}, at::kFloat);
-    EXPECT_EQ(allocated(), base + 4000);
-    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(device.data_ptr()) % 64, 0u);
-    host = at::Tensor();  // a host block freed while on the device is still a host block
-    EXPECT_EQ(allocated(), base + 4000);
+    HostScope host_scope;
+    EXPECT_EQ(current_placement(), Placement::kHost);
+    at::Tensor staged = at::empty({256}, at::kFloat);
+    EXPECT_EQ(allocated(), base + 4096) << "HostScope allocations are not device bytes";
+    EXPECT_GE(simulated_device::stats().host_allocated, 1024);
     {
-      HostScope host_scope;
-      at::Tensor staged = at::empty({256}, at::kFloat);
-      EXPECT_EQ(allocated(), base + 4000) << "HostScope allocations are not device bytes";
+      OnDeviceScope on_device;  // the innermost scope wins
+      device = at::empty({1000}, at::kFloat);
+      EXPECT_EQ(reinterpret_cast<std::uintptr_t>(device.data_ptr()) % 64, 0u);
     }
-    EXPECT_EQ(simulated_device::stats().num_allocations, 1);
+    EXPECT_EQ(current_placement(), Placement::kHost);
+    EXPECT_EQ(allocated(), base + 4096 + 4000);
+    EXPECT_EQ(simulated_device::stats().unmarked, 4096) << "an OnDeviceScope is a mark";
+    // Another thread carries no scope of this one: what it allocates counts, as an intra-op
+    // worker's scratch would on a GPU.
+    std::thread([&] { from_thread = at::empty({500}, at::kFloat); }).join();
+    EXPECT_EQ(allocated(), base + 4096 + 4000 + 2000);
+    unmarked = at::Tensor();  // freed inside a HostScope: still attributed where it was counted
+    EXPECT_EQ(allocated(), base + 4000 + 2000);
   }
-  EXPECT_EQ(allocated(), base + 4000);
-  device = at::Tensor();  // freed outside the scope: still attributed to the device
+  EXPECT_EQ(current_placement(), Placement::kUnmarked);
+  EXPECT_EQ(simulated_device::stats().unmarked, 2000);
+  EXPECT_EQ(simulated_device::stats().unmarked_peak, 4096 + 2000);
+  device = at::Tensor();
+  EXPECT_EQ(allocated(), base + 2000);
+  EXPECT_EQ(simulated_device::stats().peak, base + 4096 + 4000 + 2000);
+}
+
+// A forgotten mark over-counts: inside a phase, an allocation nobody marked is refused by the
+// budget exactly as device work would be (the OOM names the phase), and nothing leaks.
+TEST(SimulatedDevice, AnUnmarkedAllocationInAPhaseIsRefusedByTheBudget) {
+  SimulatedDeviceScope sim(kMiB);
+  const std::int64_t base = allocated();
+  PhaseScope phase("decode chunk 1");
+  try {
+    at::Tensor big = at::empty({2 * kMiB}, at::kByte);
+    FAIL() << "2 MiB unmarked should not fit a 1 MiB device";
+  } catch (const c10::OutOfMemoryError& e) {
+    EXPECT_NE(std::string(e.what_without_backtrace()).find("decode chunk 1"), std::string::npos);
+  }
   EXPECT_EQ(allocated(), base);
-  EXPECT_EQ(simulated_device::stats().peak, base + 4000);
+  EXPECT_EQ(simulated_device::stats().num_ooms, 1);
+  {
+    HostScope host;  // the same bytes marked as host data pass
+    at::Tensor big = at::empty({2 * kMiB}, at::kByte);
+    EXPECT_EQ(allocated(), base);
+  }
 }
 
 TEST(SimulatedDevice, FreeAfterUninstallIsStillAttributed) {
@@ -538,6 +570,10 @@ TEST(Telemetry, SamplesWithPhaseTagsAndStopsCleanly) {
     EXPECT_EQ(e.number("total"), 64.0 * kMiB);
     saw_device_bytes |= e.number("allocated") > 0;
     phases.insert(e.phase);
+    // The host is sampled alongside (this is Linux: /proc says).
+    EXPECT_GT(e.number("host_rss_anon"), 0);
+    EXPECT_GE(e.number("host_peak_rss"), e.number("host_rss"));
+    EXPECT_GT(e.number("host_available"), 0);
   }
   EXPECT_TRUE(phases.count("vae encode"));
   EXPECT_TRUE(phases.count("section 1 step 3"));
@@ -719,6 +755,122 @@ TEST(OomLadder, OldStyleCudaOomMessageIsRecognised) {
   EXPECT_EQ(events[0].number("requested"), 20.0 * kMiB);
   EXPECT_EQ(events[0].text("action"), "full\xE2\x86\x92tiled");
   EXPECT_EQ(events[0].numbers.count("free"), 0u);  // no probe given
+}
+
+TEST(OomLadder, HostExhaustionRetriesTheSameRungOnceAfterReleasing) {
+  std::vector<Event> events;
+  std::vector<std::size_t> tried;
+  int released = 0;
+  OomLadderHooks hooks;
+  hooks.release_host_memory = [&] { ++released; };
+  const std::size_t used = run_with_oom_ladder(
+      "text", {"on simulated", "on the CPU"},
+      [&](std::size_t rung) {
+        tried.push_back(rung);
+        if (tried.size() == 1) throw std::bad_alloc();
+      },
+      [&](const Event& e) { events.push_back(e); }, hooks);
+  EXPECT_EQ(used, 0u) << "a smaller device setting frees no RAM: the same rung again";
+  EXPECT_EQ(tried, (std::vector<std::size_t>{0, 0}));
+  EXPECT_EQ(released, 1);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].text("memory"), "host");
+  EXPECT_EQ(events[0].text("outcome"), "retry");
+  EXPECT_EQ(events[0].text("action"), "host memory released, on simulated again");
+  EXPECT_EQ(events[1].text("memory"), "host");
+  EXPECT_EQ(events[1].text("outcome"), "ok");
+}
+
+TEST(OomLadder, HostExhaustionTwiceFailsWithARamMessage) {
+  std::vector<Event> events;
+  std::vector<std::size_t> tried;
+  OomLadderHooks hooks;
+  hooks.release_host_memory = [] {};
+  try {
+    run_with_oom_ladder(
+        "decode", {"chunk 4", "chunk 1"},
+        [&](std::size_t rung) {
+          tried.push_back(rung);
+          TORCH_CHECK(false,
+                      "DefaultCPUAllocator: not enough memory: you tried to allocate "
+                      "123456789 bytes.");
+        },
+        [&](const Event& e) { events.push_back(e); }, hooks);
+    FAIL() << "the ladder should have given up";
+  } catch (const OutOfMemory& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("ran out of memory (RAM)"), std::string::npos) << what;
+    EXPECT_NE(what.find("\"decode\""), std::string::npos) << what;
+  }
+  EXPECT_EQ(tried, (std::vector<std::size_t>{0, 0})) << "no device rung was given up for RAM";
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[1].text("outcome"), "failed");
+  EXPECT_EQ(events[1].text("memory"), "host");
+}
+
+TEST(OomLadder, DeviceRecoveriesSayDevice) {
+  std::vector<Event> events;
+  run_with_oom_ladder(
+      "decode", {"chunk 4", "chunk 1"},
+      [&](std::size_t rung) {
+        TORCH_CHECK(rung > 0, "CUDA out of memory. Tried to allocate 2 MiB");
+      },
+      [&](const Event& e) { events.push_back(e); });
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].text("memory"), "device");
+  EXPECT_EQ(events[1].text("memory"), "device");
+}
+
+TEST(SimulatedDevice, HostFaultIsHostExhaustion) {
+  SimulatedDeviceScope sim(kMiB);
+  simulated_device::fail_next_host_allocation_larger_than(4096);
+  at::Tensor device_side = at::empty({8192}, at::kByte);  // device allocations are not host faults
+  HostScope host;
+  at::Tensor small = at::empty({1024}, at::kByte);
+  try {
+    at::Tensor big = at::empty({8192}, at::kByte);
+    FAIL() << "the host fault should have fired";
+  } catch (const std::exception& e) {
+    MemoryKind kind = MemoryKind::kDevice;
+    std::string msg;
+    ASSERT_TRUE(is_out_of_memory(e, &msg, &kind)) << e.what();
+    EXPECT_EQ(kind, MemoryKind::kHost) << msg;
+  }
+  at::Tensor again = at::empty({8192}, at::kByte);  // a fault fires once
+}
+
+TEST(HostMemory, ParsesProcAndRefusesWhatDoesNotFit) {
+  const HostMemory h = parse_host_memory(
+      "MemTotal:       24000000 kB\nMemFree:         1000 kB\nMemAvailable:   2000000 kB\n",
+      "Name:\tx\nVmHWM:\t  300 kB\nVmRSS:\t  200 kB\nRssAnon:\t  150 kB\n");
+  EXPECT_EQ(h.total, 24000000LL * 1024);
+  EXPECT_EQ(h.available, 2000000LL * 1024);
+  EXPECT_EQ(h.peak_rss, 300 * 1024);
+  EXPECT_EQ(h.rss, 200 * 1024);
+  EXPECT_EQ(h.rss_anon, 150 * 1024);
+  EXPECT_EQ(parse_host_memory("", "").available, -1);
+  const HostMemory live = read_host_memory();
+  EXPECT_GT(live.total, 0);
+  EXPECT_GT(live.available, 0);
+  EXPECT_GT(live.rss_anon, 0);
+  EXPECT_GE(live.peak_rss, live.rss);
+
+  const HostMemoryReader reader = [&] { return h; };
+  EXPECT_NO_THROW(require_host_memory(kMiB, "a small thing", reader));
+  try {
+    require_host_memory(32LL << 30, "the LLaMA on the CPU", reader);
+    FAIL() << "32 GiB do not fit in 1.9 GiB";
+  } catch (const HostMemoryExhausted& e) {
+    EXPECT_EQ(e.requested(), 32LL << 30);
+    EXPECT_EQ(e.available(), h.available);
+    EXPECT_NE(std::string(e.what()).find("the LLaMA on the CPU needs about 32"), std::string::npos)
+        << e.what();
+    MemoryKind kind = MemoryKind::kDevice;
+    EXPECT_TRUE(is_out_of_memory(e, nullptr, &kind));
+    EXPECT_EQ(kind, MemoryKind::kHost);
+  }
+  // A host that does not say: nothing to refuse on.
+  EXPECT_NO_THROW(require_host_memory(1LL << 50, "x", [] { return HostMemory{}; }));
 }
 
 TEST(OomLadder, MessageHelpers) {

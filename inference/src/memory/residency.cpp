@@ -1,6 +1,8 @@
 #include "memory/residency.h"
 
 #include <algorithm>
+#include <array>
+#include <cstring>
 
 #include "compat/torch_compat.h"
 #include "framesmith/error.h"
@@ -32,6 +34,18 @@ at::Tensor ComputeDevice::to_device(const at::Tensor& host) const {
   if (simulated) return simulated_device::copy_to_device(host);
   if (device.is_cpu()) return host;
   return host.to(device);
+}
+
+at::Tensor ComputeDevice::to_device(const at::Tensor& host, const WeightForm& form) const {
+  if (simulated) {
+    OnDeviceScope on_device;  // the converted copy is the device copy: it counts
+    return to_compute(host, form);
+  }
+  if (device.is_cpu()) return form.matches(host) ? host : to_compute(host, form);
+  // The stored bytes (half of float32's for bf16, a quarter for float8) cross the bus; the
+  // conversion then runs on the device (`to` keeps a tensor already in its dtype).
+  const at::Tensor stored = host.to(device);
+  return form.raw_float8 ? to_compute(stored, form) : stored.to(form.dtype);
 }
 
 at::Tensor ComputeDevice::to_host(const at::Tensor& t) const {
@@ -75,16 +89,65 @@ void WeightReservation::release() {
 // ---------------------------------------------------------------------------------------------
 // BlockStreamer
 
+namespace {
+
+#if FRAMESMITH_HAS_CUDA
+// A page-locked staging buffer, reused in turn: a unit's stored bytes are copied into it on the
+// host, then sent from it asynchronously. Pinning each streamed tensor once instead kept the
+// whole streamed model page-locked (26 GB for 13B bf16, more than a 24 GB host has).
+struct StagingSlot {
+  at::Tensor pinned;                         // kByte, page-locked, staging_slot_bytes() long
+  c10::Event copied{c10::DeviceType::CUDA};  // recorded after the copies that read it
+  bool in_use = false;
+};
+#endif
+
+}  // namespace
+
 struct BlockStreamer::Prefetch {
   int block = -1;  // the block whose copy is in flight (-1: none)
 #if FRAMESMITH_HAS_CUDA
   c10::optional<c10::cuda::CUDAStream> stream;  // CUDA only: the side stream copies run on
   c10::Event done{c10::DeviceType::CUDA};       // recorded on it after the last copy
+  std::array<StagingSlot, kStagingSlots> ring;
+  std::size_t next = 0;
 #endif
 };
 
+namespace {
+
+constexpr std::int64_t kStagingAlign = 64;
+
+std::int64_t aligned(std::int64_t n) {
+  return (n + kStagingAlign - 1) / kStagingAlign * kStagingAlign;
+}
+
+#if FRAMESMITH_HAS_CUDA
+// Copies `host` (stored tensors) into the slot, after the device finished reading its previous
+// contents; returns views of the copies there, shaped and typed as `host`.
+std::vector<at::Tensor> stage(StagingSlot& slot, const std::vector<at::Tensor>& host,
+                              std::int64_t slot_bytes) {
+  if (slot.in_use) slot.copied.synchronize();
+  if (!slot.pinned.defined())
+    slot.pinned = at::empty({slot_bytes}, at::TensorOptions().dtype(at::kByte).pinned_memory(true));
+  std::vector<at::Tensor> views;
+  std::int64_t offset = 0;
+  for (const at::Tensor& h : host) {
+    const at::Tensor src = h.contiguous();
+    const std::int64_t n = tensor_bytes(src);
+    const at::Tensor dst = slot.pinned.narrow(0, offset, n);
+    if (n > 0) std::memcpy(dst.data_ptr(), src.data_ptr(), static_cast<std::size_t>(n));
+    views.push_back(dst.view(src.scalar_type()).view(src.sizes()));
+    offset += aligned(n);
+  }
+  return views;
+}
+#endif
+
+}  // namespace
+
 BlockStreamer::BlockStreamer(std::string model_name, int num_blocks, TensorsOf tensors_of,
-                             ComputeDevice device)
+                             ComputeDevice device, FormOf form_of)
     : name_(std::move(model_name)), device_(device) {
   blocks_.resize(static_cast<std::size_t>(std::max(0, num_blocks)));
   for (int i = 0; i < num_blocks; ++i) {
@@ -95,8 +158,14 @@ BlockStreamer::BlockStreamer(std::string model_name, int num_blocks, TensorsOf t
       // A model loaded onto the device gives its blocks back to the host here.
       if (!t.device().is_cpu()) t = t.to(at::kCPU);
       *ptr = t;
+      WeightForm form;
+      form.dtype = t.scalar_type();
+      if (form_of) form = form_of(key);
       b.host.push_back(t);
-      b.bytes += tensor_bytes(t);
+      b.forms.push_back(form);
+      b.host_bytes += tensor_bytes(t);
+      b.bytes += t.numel() * static_cast<std::int64_t>(c10::elementSize(form.dtype));
+      b.converts = b.converts || !form.matches(t);
     }
   }
   prefetch_ = std::make_unique<Prefetch>();
@@ -124,6 +193,31 @@ std::int64_t BlockStreamer::total_bytes() const {
   return n;
 }
 
+std::int64_t BlockStreamer::staging_slot_bytes() const {
+  std::int64_t most = 0;
+  for (const Block& b : blocks_) {
+    std::int64_t n = 0;
+    for (const at::Tensor& h : b.host) n += aligned(tensor_bytes(h));
+    most = std::max(most, n);
+  }
+  return most;
+}
+
+std::int64_t BlockStreamer::pinned_bytes() const {
+  std::int64_t n = 0;
+#if FRAMESMITH_HAS_CUDA
+  if (prefetch_)
+    for (const StagingSlot& s : prefetch_->ring) n += tensor_bytes(s.pinned);
+#endif
+  return n;
+}
+
+std::int64_t BlockStreamer::host_bytes() const {
+  std::int64_t n = 0;
+  for (const Block& b : blocks_) n += b.host_bytes;
+  return n;
+}
+
 int BlockStreamer::resident_count() const {
   int n = 0;
   for (const Block& b : blocks_) n += b.where == Where::kResident;
@@ -146,44 +240,67 @@ void BlockStreamer::copy_in(int i, Where as) {
     }
     return;
   }
-  if (!device_.has_device_memory()) {  // plain CPU: the host tensors are what runs
+  // Plain CPU: the host tensors are what runs, unless they are stored weights that need
+  // converting (then the converted copies run, made here as on a device).
+  if (!device_.has_device_memory() && !b.converts) {
     b.where = as;
     return;
   }
-#if FRAMESMITH_HAS_CUDA
-  if (device_.is_cuda() && as == Where::kStreamed && prefetch) {
-    // Allocated on the compute stream (so that its later frees are ordered with the kernels that
-    // use the block), filled on the side stream after the compute stream's pending work.
-    const c10::cuda::CUDAStream main = c10::cuda::getCurrentCUDAStream(device_.device.index());
-    if (!b.pinned && pin_host_memory) {
-      // Page-locked once, at the first streaming, so that copies run asynchronously; modules that
-      // only ever become resident (high-VRAM) never cost pinned host memory.
-      for (at::Tensor& h : b.host) h = h.pin_memory();
-      b.pinned = true;
-    }
-    std::vector<at::Tensor> copies;
-    for (const at::Tensor& h : b.host)
-      copies.push_back(at::empty_like(h, h.options().device(device_.device).pinned_memory(false)));
-    c10::Event ready(c10::DeviceType::CUDA);
-    ready.record(main);
-    {
-      c10::cuda::CUDAStreamGuard guard(*prefetch_->stream);
-      ready.block(*prefetch_->stream);
-      for (std::size_t k = 0; k < copies.size(); ++k) copies[k].copy_(b.host[k], true);
-      prefetch_->done.record(*prefetch_->stream);
-    }
-    prefetch_->block = i;
-    for (std::size_t k = 0; k < copies.size(); ++k) *b.refs[k].second = copies[k];
-    b.where = as;
-    count_streamed(b.bytes);
-    return;
-  }
-#endif
+  if (copy_in_async(b, i, as)) return;
   std::vector<at::Tensor> copies;
-  for (const at::Tensor& h : b.host) copies.push_back(device_.to_device(h));
+  for (std::size_t k = 0; k < b.host.size(); ++k)
+    copies.push_back(device_.to_device(b.host[k], b.forms[k]));
   for (std::size_t k = 0; k < copies.size(); ++k) *b.refs[k].second = copies[k];
   b.where = as;
-  if (as == Where::kStreamed) count_streamed(b.bytes);
+  if (as == Where::kStreamed && device_.has_device_memory()) count_streamed(b.bytes);
+}
+
+bool BlockStreamer::copy_in_async(Block& b, int i, Where as) {
+#if FRAMESMITH_HAS_CUDA
+  // Raw float8 codes are decoded by a gather on the compute stream: synchronous copies.
+  const bool raw = std::any_of(b.forms.begin(), b.forms.end(),
+                               [](const WeightForm& f) { return f.raw_float8.has_value(); });
+  if (!device_.is_cuda() || as != Where::kStreamed || !prefetch || raw) return false;
+  // Allocated on the compute stream (so that its later frees are ordered with the kernels that
+  // use the block), filled on the side stream after the compute stream's pending work.
+  const c10::cuda::CUDAStream main = c10::cuda::getCurrentCUDAStream(device_.device.index());
+  // Staged in the next slot of the ring (modules that only ever become resident, high-VRAM,
+  // never cost pinned memory); without pinning, the pageable stored tensors themselves.
+  StagingSlot* slot = nullptr;
+  std::vector<at::Tensor> sources = b.host;
+  if (pin_host_memory) {
+    slot = &prefetch_->ring[prefetch_->next++ % prefetch_->ring.size()];
+    sources = stage(*slot, b.host, staging_slot_bytes());
+  }
+  // The copies are made in the compute dtype: a non-blocking copy converts on the device.
+  std::vector<at::Tensor> copies;
+  for (std::size_t k = 0; k < b.host.size(); ++k)
+    copies.push_back(at::empty(
+        b.host[k].sizes(),
+        b.host[k].options().dtype(b.forms[k].dtype).device(device_.device).pinned_memory(false)));
+  c10::Event ready(c10::DeviceType::CUDA);
+  ready.record(main);
+  {
+    c10::cuda::CUDAStreamGuard guard(*prefetch_->stream);
+    ready.block(*prefetch_->stream);
+    for (std::size_t k = 0; k < copies.size(); ++k) copies[k].copy_(sources[k], true);
+    prefetch_->done.record(*prefetch_->stream);
+    if (slot != nullptr) {
+      slot->copied.record(*prefetch_->stream);
+      slot->in_use = true;
+    }
+  }
+  prefetch_->block = i;
+  for (std::size_t k = 0; k < copies.size(); ++k) *b.refs[k].second = copies[k];
+  b.where = as;
+  count_streamed(b.bytes);
+  return true;
+#else
+  (void)b;
+  (void)i;
+  (void)as;
+  return false;
+#endif
 }
 
 void BlockStreamer::count_streamed(std::int64_t bytes) {
@@ -285,7 +402,8 @@ TransformerResidency::TransformerResidency(PackedTransformer& transformer,
     : transformer_(transformer) {
   streamer_ = std::make_unique<BlockStreamer>(
       "transformer", transformer.num_modules(),
-      [&transformer](int i) { return transformer.module_tensors(i); }, device);
+      [&transformer](int i) { return transformer.module_tensors(i); }, device,
+      [&transformer](const std::string& key) { return transformer.weight_form(key); });
   if (device.has_device_memory()) transformer.set_compute_device(device.device);
   transformer_.before_module = [this](int i) { streamer_->before_block(i); };
 }
@@ -312,9 +430,12 @@ int TransformerResidency::resident_blocks() const {
 
 std::string TransformerResidency::describe() const {
   const BlockStreamer& m = *streamer_;
+  std::string pinned;  // CUDA streaming's staging ring, once it exists
+  if (m.pinned_bytes() > 0) pinned = ", " + format_size(double(m.pinned_bytes())) + " pinned";
   return std::to_string(m.resident_count()) + " of " + std::to_string(m.num_blocks()) +
          " modules resident (" + std::to_string(resident_blocks()) + " of " +
-         std::to_string(num_blocks()) + " blocks, " + format_size(double(m.resident_bytes())) + ")";
+         std::to_string(num_blocks()) + " blocks, " + format_size(double(m.resident_bytes())) +
+         pinned + ")";
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -348,6 +469,9 @@ class HighVramPolicy final : public ResidencyPolicy {
            " (limit from planning or an earlier out-of-memory), the rest streamed per module";
   }
   std::string prepare_decode(TransformerResidency&, const MemoryProbe&) override { return ""; }
+  std::unique_ptr<ResidencyPolicy> fallback() const override {
+    return make_low_vram_policy(limits_);
+  }
 };
 
 class LowVramPolicy final : public ResidencyPolicy {

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "framesmith/events.h"
+#include "models/weight_form.h"
 
 namespace framesmith {
 class PackedTransformer;
@@ -48,6 +49,11 @@ struct ComputeDevice {
 
   // A device copy of a host tensor (simulated: counted against the budget; CPU: the tensor itself).
   at::Tensor to_device(const at::Tensor& host) const;
+  // A device copy of a stored host weight in its compute form (`form`), converted on the way:
+  // the host never holds a converted copy. Simulated: counted against the budget. CUDA: the
+  // stored bytes go over, the conversion runs on the device. CPU: the tensor itself when it
+  // already is in its compute form, else a converted copy.
+  at::Tensor to_device(const at::Tensor& host, const WeightForm& form) const;
   // A host copy of a device tensor (simulated: a clone outside the budget; CPU: the tensor itself).
   at::Tensor to_host(const at::Tensor& t) const;
   // An uninitialised host tensor (simulated: allocated outside the budget).
@@ -87,13 +93,19 @@ class WeightReservation {
 
 // Moves the blocks of a model between host and device. The host tensors the model was built with
 // are kept; the device holds copies, so offloading is dropping the copy (weights never change).
+// Host tensors may be stored weights (memory-mapped, in the checkpoint's dtype): `form_of` then
+// says each one's compute form, and every device copy is made in it, converted at placement.
 class BlockStreamer {
  public:
   using TensorRefs = std::vector<std::pair<std::string, at::Tensor*>>;
   using TensorsOf = std::function<TensorRefs(int block)>;
+  // The compute form of the tensor named `key` in tensors_of's list.
+  using FormOf = std::function<WeightForm(const std::string& key)>;
 
-  // The pointers `tensors_of(i)` returns must stay valid for this object's lifetime.
-  BlockStreamer(std::string model_name, int num_blocks, TensorsOf tensors_of, ComputeDevice device);
+  // The pointers `tensors_of(i)` returns must stay valid for this object's lifetime. Without
+  // `form_of`, tensors are copied as they are (the model was converted at load).
+  BlockStreamer(std::string model_name, int num_blocks, TensorsOf tensors_of, ComputeDevice device,
+                FormOf form_of = nullptr);
   ~BlockStreamer();  // every block back on the host; never throws
   BlockStreamer(const BlockStreamer&) = delete;
   BlockStreamer& operator=(const BlockStreamer&) = delete;
@@ -124,13 +136,19 @@ class BlockStreamer {
   void release_streamed();
 
   bool prefetch = true;
-  // CUDA: page-lock a unit's host tensors at its first streaming, so its copies run asynchronously.
-  // Worth it for what streams every step (the transformer); not for a model used once a job (the
-  // LLaMA: 15 GB page-locked to save one pass of pageable copies).
+  // CUDA: stream through a small ring of page-locked staging buffers (kStagingSlots, each the
+  // size of the largest unit), so that copies run asynchronously. Worth it for what streams every
+  // step (the transformer); not for a model used once a job (the LLaMA: pageable copies).
   bool pin_host_memory = true;
+  static constexpr int kStagingSlots = 3;  // the unit running, the one prefetched, one spare
+  // Page-locked bytes the staging ring holds (CUDA; 0 elsewhere and before the first streaming).
+  std::int64_t pinned_bytes() const;
   const std::atomic<bool>* cancel = nullptr;
   std::int64_t streamed_bytes_total() const { return streamed_bytes_; }
   std::int64_t streamed_blocks_total() const { return streamed_count_; }
+  // Host bytes of the stored tensors (e.g. bf16 or float8 in the mapped file), where
+  // block_bytes and total_bytes are those of the device copies (the compute dtype).
+  std::int64_t host_bytes() const;
   // The most bytes of streamed copies held at once since reset_streamed_peak() (the current
   // block and the prefetched next one): what a measured peak holds besides activations.
   std::int64_t streamed_peak_bytes() const { return streamed_peak_; }
@@ -140,14 +158,18 @@ class BlockStreamer {
   enum class Where { kHost, kResident, kStreamed };
   struct Block {
     TensorRefs refs;
-    std::vector<at::Tensor> host;  // the original (host) tensors, in refs order
+    std::vector<at::Tensor> host;   // the original (host) tensors, in refs order
+    std::vector<WeightForm> forms;  // their compute forms, in refs order
     Where where = Where::kHost;
-    std::int64_t bytes = 0;
-    bool pinned = false;  // CUDA: host tensors page-locked (at the first streaming)
+    std::int64_t bytes = 0;       // of the device copies (compute forms)
+    std::int64_t host_bytes = 0;  // of the host tensors
+    bool converts = false;        // some host tensor is not in its compute form
   };
   struct Prefetch;  // CUDA side-stream copy in flight (opaque: CUDA types stay in the .cpp)
 
   void copy_in(int i, Where as);
+  bool copy_in_async(Block& b, int i, Where as);  // CUDA side-stream prefetch; false: not taken
+  std::int64_t staging_slot_bytes() const;        // the largest unit's stored bytes, aligned
   void count_streamed(std::int64_t bytes);
   void drop(int i);
   void wait_prefetch(int i);
@@ -211,6 +233,9 @@ class ResidencyPolicy {
   virtual std::string prepare_decode(TransformerResidency& t, const MemoryProbe& probe) = 0;
   // One rung of the sampling OOM ladder: fewer resident modules. Returns false when none is left.
   virtual bool offload_more(TransformerResidency& t);
+  // The policy to fall to when this one's placement runs out of memory (high-VRAM: low-VRAM, as
+  // the probe's free memory can overstate what the allocator gives); null when none is left.
+  virtual std::unique_ptr<ResidencyPolicy> fallback() const { return nullptr; }
   const ResidencyLimits& limits() const { return limits_; }
 
  protected:

@@ -25,7 +25,7 @@ constexpr std::uint64_t kMagic = 0x46534d454d534456ull;  // "FSMEMSDV": catches 
 struct BlockHeader {
   std::uint64_t magic;
   std::int64_t size;
-  std::int32_t on_device;
+  std::int32_t placement;  // Placement: where the bytes were counted
 };
 static_assert(sizeof(BlockHeader) <= kSimulatedHeaderBytes, "header must fit in front of data");
 
@@ -37,25 +37,27 @@ std::atomic<std::int64_t> g_num_ooms{0};
 std::atomic<std::int64_t> g_num_allocations{0};
 std::atomic<std::int64_t> g_num_cache_flushes{0};
 std::atomic<std::int64_t> g_host_allocated{0};
-std::atomic<int> g_device_depth{0};
-thread_local int t_host_depth = 0;
+std::atomic<std::int64_t> g_unmarked{0};
+std::atomic<std::int64_t> g_unmarked_peak{0};
+thread_local Placement t_placement = Placement::kUnmarked;
 
 // Fault injection: only looked at (under its mutex) while g_faults_armed is set.
 std::atomic<bool> g_faults_armed{false};
 struct FaultState {
   std::mutex mutex;
-  std::int64_t countdown = 0;     // >0: the countdown-th device allocation from now fails
-  std::int64_t larger_than = -1;  // >=0: the next device allocation above this fails
-  std::string phase;              // ... in this phase ("" = any)
+  std::int64_t countdown = 0;          // >0: the countdown-th device allocation from now fails
+  std::int64_t larger_than = -1;       // >=0: the next device allocation above this fails
+  std::string phase;                   // ... in this phase ("" = any)
+  std::int64_t host_larger_than = -1;  // >=0: the next host allocation above this fails
 };
 FaultState& faults() {
   static FaultState* f = new FaultState();  // leaked: allocations may happen during exit
   return *f;
 }
 
-void update_peak(std::int64_t value) {
-  std::int64_t seen = g_peak.load(std::memory_order_relaxed);
-  while (value > seen && !g_peak.compare_exchange_weak(seen, value, std::memory_order_relaxed)) {
+void update_peak(std::atomic<std::int64_t>& peak, std::int64_t value) {
+  std::int64_t seen = peak.load(std::memory_order_relaxed);
+  while (value > seen && !peak.compare_exchange_weak(seen, value, std::memory_order_relaxed)) {
   }
 }
 
@@ -67,8 +69,8 @@ void update_peak(std::int64_t value) {
   // Same shape as CUDA's message, so the OOM ladder parses both the same way.
   std::string msg = "Simulated device out of memory. Tried to allocate " + format_size(requested) +
                     " (" + std::to_string(requested) + " bytes); " + format_size(free) + " (" +
-                    std::to_string(free) + " bytes) free of " + format_size(budget) + " budget (" + format_size(allocated) +
-                    " allocated)";
+                    std::to_string(free) + " bytes) free of " + format_size(budget) + " budget (" +
+                    format_size(allocated) + " allocated)";
   const std::string phase = current_phase();
   if (!phase.empty()) msg += " in phase \"" + phase + "\"";
   if (!reason.empty()) msg += " [" + reason + "]";
@@ -87,9 +89,34 @@ void check_faults(std::int64_t n) {
       reason = "injected fault: allocation larger than " + std::to_string(f.larger_than);
       f.larger_than = -1;
     }
-    g_faults_armed.store(f.countdown > 0 || f.larger_than >= 0, std::memory_order_release);
+    g_faults_armed.store(f.countdown > 0 || f.larger_than >= 0 || f.host_larger_than >= 0,
+                         std::memory_order_release);
   }
   if (!reason.empty()) throw_oom(n, reason);
+}
+
+// As LibTorch's own CPU allocator says it (c10/core/impl/alloc_cpu.cpp), so that the ladder
+// classifies the simulated host's exhaustion exactly as the real one.
+[[noreturn]] void throw_host_oom(std::int64_t n, const std::string& reason) {
+  g_num_ooms.fetch_add(1, std::memory_order_relaxed);
+  C10_THROW_ERROR(Error, "DefaultCPUAllocator: not enough memory: you tried to allocate " +
+                             std::to_string(n) + " bytes (simulated host out of memory" +
+                             (reason.empty() ? "" : ", " + reason) + ")");
+}
+
+void check_host_faults(std::int64_t n) {
+  FaultState& f = faults();
+  bool fire = false;
+  {
+    std::lock_guard<std::mutex> lock(f.mutex);
+    if (f.host_larger_than >= 0 && n > f.host_larger_than) {
+      fire = true;
+      f.host_larger_than = -1;
+    }
+    g_faults_armed.store(f.countdown > 0 || f.larger_than >= 0 || f.host_larger_than >= 0,
+                         std::memory_order_release);
+  }
+  if (fire) throw_host_oom(n, "injected fault");
 }
 
 // Counts n device bytes, or throws OutOfMemoryError if they do not fit. The compare-exchange
@@ -101,7 +128,7 @@ void reserve_device_bytes(std::int64_t n) {
   do {
     if (n > budget - current) throw_oom(n, "");
   } while (!g_allocated.compare_exchange_weak(current, current + n, std::memory_order_relaxed));
-  update_peak(current + n);
+  update_peak(g_peak, current + n);
   g_num_allocations.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -131,8 +158,11 @@ void delete_block(void* data) {
     std::abort();
   }
   header->magic = 0;
-  auto& counter = header->on_device ? g_allocated : g_host_allocated;
+  const auto placement = static_cast<Placement>(header->placement);
+  auto& counter = placement == Placement::kHost ? g_host_allocated : g_allocated;
   counter.fetch_sub(header->size, std::memory_order_relaxed);
+  if (placement == Placement::kUnmarked)
+    g_unmarked.fetch_sub(header->size, std::memory_order_relaxed);
   aligned_free(header);
 }
 
@@ -146,19 +176,25 @@ class SimulatedAllocator final : public compat::AllocatorBase {
     if (n > static_cast<std::size_t>(kUnlimited) - kSimulatedHeaderBytes)
       throw_oom(kUnlimited, "request too large");
     const auto bytes = static_cast<std::int64_t>(n);
-    const bool on_device = g_device_depth.load(std::memory_order_relaxed) > 0 && t_host_depth == 0;
-    if (on_device) reserve_device_bytes(bytes);
+    const Placement placement = t_placement;
+    const bool on_device = placement != Placement::kHost;
+    if (on_device) {
+      reserve_device_bytes(bytes);
+    } else if (g_faults_armed.load(std::memory_order_acquire)) {
+      check_host_faults(bytes);
+    }
     void* base = aligned_malloc(n + kSimulatedHeaderBytes);
     if (base == nullptr) {
       if (on_device) g_allocated.fetch_sub(bytes, std::memory_order_relaxed);
-      C10_THROW_ERROR(Error,
-                      "simulated device: host out of memory allocating " + format_size(bytes));
+      throw_host_oom(bytes, "");
     }
     auto* header = static_cast<BlockHeader*>(base);
     header->magic = kMagic;
     header->size = bytes;
-    header->on_device = on_device ? 1 : 0;
+    header->placement = static_cast<std::int32_t>(placement);
     if (!on_device) g_host_allocated.fetch_add(bytes, std::memory_order_relaxed);
+    if (placement == Placement::kUnmarked)
+      update_peak(g_unmarked_peak, g_unmarked.fetch_add(bytes, std::memory_order_relaxed) + bytes);
     void* data = static_cast<char*>(base) + kSimulatedHeaderBytes;
     return {data, data, &delete_block, c10::Device(c10::DeviceType::CPU)};
   }
@@ -191,6 +227,8 @@ SimulatedDeviceStats stats() {
   s.num_allocations = g_num_allocations.load(std::memory_order_relaxed);
   s.num_cache_flushes = g_num_cache_flushes.load(std::memory_order_relaxed);
   s.host_allocated = g_host_allocated.load(std::memory_order_relaxed);
+  s.unmarked = g_unmarked.load(std::memory_order_relaxed);
+  s.unmarked_peak = g_unmarked_peak.load(std::memory_order_relaxed);
   return s;
 }
 
@@ -202,6 +240,7 @@ void set_budget(std::int64_t bytes) {
 
 void reset_peak() {
   g_peak.store(g_allocated.load(std::memory_order_relaxed));
+  g_unmarked_peak.store(g_unmarked.load(std::memory_order_relaxed));
 }
 
 void count_cache_flush() {
@@ -232,11 +271,20 @@ void fail_next_allocation_larger_than(std::int64_t bytes, const std::string& pha
   g_faults_armed.store(true, std::memory_order_release);
 }
 
+void fail_next_host_allocation_larger_than(std::int64_t bytes) {
+  if (bytes < 0) throw Error("fail_next_host_allocation_larger_than: negative size");
+  FaultState& f = faults();
+  std::lock_guard<std::mutex> lock(f.mutex);
+  f.host_larger_than = bytes;
+  g_faults_armed.store(true, std::memory_order_release);
+}
+
 void clear_faults() {
   FaultState& f = faults();
   std::lock_guard<std::mutex> lock(f.mutex);
   f.countdown = 0;
   f.larger_than = -1;
+  f.host_larger_than = -1;
   f.phase.clear();
   g_faults_armed.store(false, std::memory_order_release);
 }
@@ -271,18 +319,22 @@ SimulatedDeviceScope::~SimulatedDeviceScope() {
   g_installed = false;
 }
 
-OnDeviceScope::OnDeviceScope() {
-  g_device_depth.fetch_add(1, std::memory_order_relaxed);
-}
-OnDeviceScope::~OnDeviceScope() {
-  g_device_depth.fetch_sub(1, std::memory_order_relaxed);
+Placement current_placement() {
+  return t_placement;
 }
 
-HostScope::HostScope() {
-  ++t_host_depth;
+OnDeviceScope::OnDeviceScope() : previous_(t_placement) {
+  t_placement = Placement::kDevice;
+}
+OnDeviceScope::~OnDeviceScope() {
+  t_placement = previous_;
+}
+
+HostScope::HostScope() : previous_(t_placement) {
+  t_placement = Placement::kHost;
 }
 HostScope::~HostScope() {
-  --t_host_depth;
+  t_placement = previous_;
 }
 
 }  // namespace framesmith::memory

@@ -1,13 +1,20 @@
 // A simulated accelerator for testing the memory governor without a GPU.
 //
 // While a SimulatedDeviceScope is alive, LibTorch's CPU allocator is replaced by a budget-counting
-// one. Allocations made while an OnDeviceScope is active (on any thread: intra-op worker threads of
-// an op started on the device count too, as they would on a GPU) are "device" allocations: they
-// count against the budget, and one that would pass it throws c10::OutOfMemoryError with a
-// CUDA-like message, exactly what the OOM ladder catches on a real GPU. Everything else (host
-// weights, inputs) is allocated as usual and not counted. Each allocation carries a 64-byte header
-// in front of its data that records its size and whether it was a device allocation, so a free is
-// attributed correctly whenever and wherever it happens (also after the scope ended).
+// one that COUNTS BY DEFAULT: every allocation, on any thread, is a device allocation (it counts
+// against the budget, and one that would pass it throws c10::OutOfMemoryError with a CUDA-like
+// message, exactly what the OOM ladder catches on a real GPU), unless the allocating thread is
+// inside a HostScope: only what is explicitly host-side (host copies of weights, staging buffers,
+// the sampler's host state, decoded frames) is left out. A forgotten HostScope therefore shows up
+// as an over-count (a test that compares the peak with the planner's estimate fails, or the budget
+// refuses), never as a silent under-count. Intra-op worker threads carry no scope, so what they
+// allocate counts too, as it would on a GPU. An OnDeviceScope inside a HostScope makes its thread's
+// allocations device ones again (a device copy made from host-side code); the innermost scope of
+// the thread wins. Device allocations made with no scope at all on their thread are also counted
+// separately (`unmarked`), so a test or a report can say how much of the peak nobody marked.
+// Each allocation carries a 64-byte header in front of its data that records its size and where
+// it was counted, so a free is attributed correctly whenever and wherever it happens (also after
+// the scope ended).
 #pragma once
 #include <ATen/ATen.h>
 
@@ -24,6 +31,10 @@ struct SimulatedDeviceStats {
   std::int64_t num_allocations = 0;  // successful device allocations
   std::int64_t host_allocated = 0;   // bytes in live non-device allocations made by this allocator
   std::int64_t num_cache_flushes = 0;  // empty_cache calls through the simulated probe
+  // Of `allocated`: bytes allocated on a thread with no HostScope or OnDeviceScope (counted on
+  // the device by default), and their highest value since the last reset_peak.
+  std::int64_t unmarked = 0;
+  std::int64_t unmarked_peak = 0;
 };
 
 // Process-wide state of the simulated device. Every function is thread-safe; the counters are
@@ -47,6 +58,10 @@ void fail_nth_allocation(std::int64_t n);
 // The next device allocation of more than `bytes` fails, if the current phase (memory/phase.h) is
 // `phase`; an empty phase matches any.
 void fail_next_allocation_larger_than(std::int64_t bytes, const std::string& phase = "");
+// The next host allocation (one made inside a HostScope) of more than `bytes` fails as LibTorch's
+// CPU allocator fails when RAM runs out ("DefaultCPUAllocator: not enough memory"): host
+// exhaustion, which the OOM ladder answers with its host rung.
+void fail_next_host_allocation_larger_than(std::int64_t bytes);
 void clear_faults();
 
 // Copies a host tensor onto the simulated device (a clone made inside an OnDeviceScope). On the
@@ -70,24 +85,39 @@ class SimulatedDeviceScope {
   void* previous_ = nullptr;  // the c10::Allocator that was installed before
 };
 
-// Allocations made while at least one OnDeviceScope is alive (in any thread) are device
-// allocations.
+// Where this thread's allocations are counted while the simulated device is installed.
+enum class Placement : std::uint8_t {
+  kUnmarked,  // no scope: counted on the device (count by default)
+  kDevice,    // an OnDeviceScope: counted on the device
+  kHost,      // a HostScope: not counted
+};
+Placement current_placement();  // of the calling thread
+
+// Allocations made by this thread are device allocations (also inside a HostScope: a device copy
+// made from host-side code). Thread-local; nestable; the innermost scope wins.
 class OnDeviceScope {
  public:
   OnDeviceScope();
   ~OnDeviceScope();
   OnDeviceScope(const OnDeviceScope&) = delete;
   OnDeviceScope& operator=(const OnDeviceScope&) = delete;
+
+ private:
+  Placement previous_;
 };
 
-// Inside an OnDeviceScope: allocations made by this thread go to the host again (e.g. to build a
-// host-resident copy while the job is on the device). Thread-local; nestable.
+// Allocations made by this thread are host allocations, outside the budget: the explicit mark of
+// host-side data. Thread-local; nestable; the innermost scope wins. Harmless without the
+// simulated device.
 class HostScope {
  public:
   HostScope();
   ~HostScope();
   HostScope(const HostScope&) = delete;
   HostScope& operator=(const HostScope&) = delete;
+
+ private:
+  Placement previous_;
 };
 
 // The priority the allocator is installed with: above LibTorch's default CPU allocator (0).

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "framesmith/error.h"
+#include "memory/host_memory.h"
 #include "memory/phase.h"
 
 namespace framesmith::memory {
@@ -19,6 +20,15 @@ Event memory_event(const MemorySnapshot& s, const std::string& phase, double t_s
   e.numbers["budget"] = static_cast<double>(s.budget);
   e.numbers["peak"] = static_cast<double>(s.peak);
   return e;
+}
+
+void add_host_memory(Event& e, const HostMemory& h) {
+  const std::pair<const char*, std::int64_t> fields[] = {{"host_rss", h.rss},
+                                                         {"host_rss_anon", h.rss_anon},
+                                                         {"host_peak_rss", h.peak_rss},
+                                                         {"host_available", h.available}};
+  for (const auto& [name, bytes] : fields)
+    if (bytes >= 0) e.numbers[name] = static_cast<double>(bytes);
 }
 
 MemoryTelemetry::MemoryTelemetry(const MemoryProbe& probe, Callback on_sample,
@@ -93,7 +103,8 @@ void MemoryTelemetry::emit() {
       phase_ = current_phase();
     }
     const double t_s = std::chrono::duration<double>(start - options_.t0).count();
-    const Event e = memory_event(probe_.snapshot(), phase_, t_s);
+    Event e = memory_event(probe_.snapshot(), phase_, t_s);
+    add_host_memory(e, read_host_memory());  // the host is a budget too: sampled alongside
     if (on_sample_) on_sample_(e);
     if (file_.is_open()) {
       file_ << to_json_line(e) << '\n';

@@ -17,6 +17,7 @@
 
 #include "framesmith/events.h"
 #include "memory/device_probe.h"
+#include "memory/host_memory.h"
 
 namespace framesmith::memory {
 
@@ -30,6 +31,9 @@ struct TelemetryOptions {
 // The `memory` event for one snapshot: numbers allocated, reserved, device_used, total, budget,
 // peak (bytes).
 Event memory_event(const MemorySnapshot& s, const std::string& phase, double t_s);
+// Adds the host's numbers (host_rss, host_rss_anon, host_peak_rss = VmHWM, host_available =
+// MemAvailable; those the host reports) to a memory event.
+void add_host_memory(Event& e, const HostMemory& h);
 
 class MemoryTelemetry {
  public:

@@ -186,7 +186,7 @@ at::Tensor llama_inv_freq(const LlamaConfig& cfg) {
 }
 
 LlamaModel::LlamaModel(LlamaConfig cfg, const Weights& w)
-    : cfg_(std::move(cfg)), dtype_(w.dtype()), device_(w.device()) {
+    : cfg_(std::move(cfg)), dtype_(w.dtype()), device_(w.device()), weights_(w) {
   cfg_.validate();
   bind_model(embed_tokens_, norm_, layers_, ParamBinder::loader(w), cfg_);
   inv_freq_ = llama_inv_freq(cfg_).to(device_);
@@ -201,7 +201,9 @@ std::vector<std::pair<std::string, at::Tensor*>> LlamaModel::module_tensors(int 
                 std::to_string(layers + 2) + " modules");
   ParamBinder::TensorRefs refs;
   if (i == 0) {
-    refs.emplace_back("embed_tokens.weight", &embed_tokens_);
+    // At use the table stays mapped: the forward gathers the prompt's rows (embed()).
+    if (weights_.conversion() == Conversion::kAtLoad)
+      refs.emplace_back("embed_tokens.weight", &embed_tokens_);
   } else if (i <= layers) {
     bind_layer(layers_[static_cast<std::size_t>(i - 1)],
                ParamBinder::collector(&refs).sub("layers." + std::to_string(i - 1)), cfg_);
@@ -214,6 +216,34 @@ std::vector<std::pair<std::string, at::Tensor*>> LlamaModel::module_tensors(int 
 void LlamaModel::set_compute_device(at::Device device) {
   device_ = device;
   inv_freq_ = inv_freq_.to(device);
+}
+
+at::Tensor LlamaModel::for_forward(const std::string& key, const at::Tensor& held) const {
+  if (!held.defined() || weights_.conversion() == Conversion::kAtLoad) return held;
+  const WeightForm f = weight_form(key);
+  if (f.matches(held)) return held;  // placed in its compute form (or stored in it)
+  return to_compute(held, f).to(device_);
+}
+
+Layer LlamaModel::layer_for_forward(std::size_t i) const {
+  Layer l = layers_[i];
+  ParamBinder::TensorRefs refs;
+  bind_layer(l, ParamBinder::collector(&refs).sub("layers." + std::to_string(i)), cfg_);
+  for (auto& [key, t] : refs) *t = for_forward(key, *t);
+  return l;
+}
+
+at::Tensor LlamaModel::embed(const at::Tensor& ids) const {
+  const WeightForm f = weight_form("embed_tokens.weight");
+  if (f.matches(embed_tokens_) && embed_tokens_.device() == ids.device())
+    return at::embedding(embed_tokens_, ids);
+  // Only the prompt's rows of the table are read and converted: LLaMA 3 8B's 128256 x 4096
+  // table would be 2 GB in float32.
+  const at::Tensor rows =
+      embed_tokens_.index_select(0, ids.reshape({-1}).to(embed_tokens_.device(), at::kLong));
+  std::vector<std::int64_t> shape = ids.sizes().vec();
+  shape.push_back(cfg_.hidden_size);
+  return to_compute(rows.to(device_), f).view(shape);
 }
 
 std::vector<at::Tensor> LlamaModel::hidden_states(const at::Tensor& input_ids,
@@ -265,11 +295,11 @@ std::vector<at::Tensor> LlamaModel::forward(const at::Tensor& input_ids,
     out.push_back(hidden);
   };
   use(0);
-  at::Tensor h = at::embedding(embed_tokens_, ids);
+  at::Tensor h = embed(ids);
   emit(h);
   for (std::int64_t i = 0; i + 1 < count; ++i) {
     use(static_cast<int>(i) + 1);
-    const Layer& l = layers_[static_cast<std::size_t>(i)];
+    const Layer l = layer_for_forward(static_cast<std::size_t>(i));
     at::Tensor x = rms_norm(h, l.input_layernorm, cfg_.rms_norm_eps);
     const at::Tensor q =
         apply_rope(split_heads(at::linear(x, l.q_w, l.q_b), cfg_.num_attention_heads), cos, sin);
@@ -284,7 +314,7 @@ std::vector<at::Tensor> LlamaModel::forward(const at::Tensor& input_ids,
     // transformers' last entry is the final norm's output, not the raw last layer.
     if (i + 1 == cfg_.num_hidden_layers) {
       use(static_cast<int>(cfg_.num_hidden_layers) + 1);
-      emit(rms_norm(h, norm_, cfg_.rms_norm_eps));
+      emit(rms_norm(h, for_forward("norm.weight", norm_), cfg_.rms_norm_eps));
     } else {
       emit(h);
     }
@@ -304,7 +334,7 @@ at::Tensor LlamaModel::hidden_state(const at::Tensor& input_ids, const at::Tenso
 }
 
 std::shared_ptr<LlamaModel> load_llama(const std::string& folder, at::ScalarType dtype,
-                                       at::Device device) {
+                                       at::Device device, Conversion conversion) {
   const std::string config_path = folder + "/config.json";
   const nlohmann::json j = io::read_json_file(config_path, "the LLaMA config");
   LlamaConfig cfg;
@@ -317,7 +347,9 @@ std::shared_ptr<LlamaModel> load_llama(const std::string& folder, at::ScalarType
   const std::string prefix = detect_llama_prefix(*store);
   throw_if_problems(check_specs(*store, with_prefix(llama_parameter_specs(cfg), prefix)), folder,
                     "LLaMA");
-  return std::make_shared<LlamaModel>(std::move(cfg), Weights(store, dtype, device, prefix));
+  if (conversion == Conversion::kAtUse) device = at::kCPU;
+  return std::make_shared<LlamaModel>(std::move(cfg),
+                                      Weights(store, dtype, device, prefix, conversion));
 }
 
 }  // namespace framesmith

@@ -108,7 +108,18 @@ class LlamaModel {
   // where they are (e.g. on the host, brought in by before_module).
   void set_compute_device(at::Device device);
 
+  // How the held tensor `key` (a module_tensors name) becomes what the forward computes with.
+  // Loaded at use (Conversion::kAtUse) the held tensors are the mapped checkpoint's, in its dtype:
+  // a streamer places them in this form; a layer nothing placed is converted for the forward
+  // that uses it (the plain CPU), and the embedding table is never placed whole: the forward
+  // reads and converts only the prompt's rows of it (module 0 then has no tensors).
+  WeightForm weight_form(const std::string& key) const { return weights_.form(key); }
+
  private:
+  // The layer's tensors as the forward uses them (see weight_form).
+  llama_detail::Layer layer_for_forward(std::size_t i) const;
+  at::Tensor for_forward(const std::string& key, const at::Tensor& held) const;
+  at::Tensor embed(const at::Tensor& ids) const;
   // hidden_states' first `count` entries, all of them kept or only the last one.
   std::vector<at::Tensor> forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
                                   std::int64_t count, bool keep_all) const;
@@ -116,13 +127,16 @@ class LlamaModel {
   LlamaConfig cfg_;
   at::ScalarType dtype_;
   at::Device device_;
+  Weights weights_;  // what the model was loaded from (forms of its tensors)
   at::Tensor embed_tokens_, norm_, inv_freq_;
   std::vector<llama_detail::Layer> layers_;
 };
 
 // Loads `folder`/config.json and the folder's safetensors (one file or shards), at whatever
 // prefix the checkpoint uses. Every missing or misshapen tensor is reported in one Error.
+// `conversion`: see Weights; at use, the weights stay on the host whatever `device` says.
 std::shared_ptr<LlamaModel> load_llama(const std::string& folder, at::ScalarType dtype,
-                                       at::Device device);
+                                       at::Device device,
+                                       Conversion conversion = Conversion::kAtLoad);
 
 }  // namespace framesmith

@@ -1,8 +1,10 @@
 #include "models/weights.h"
 
+#include <algorithm>
 #include <sstream>
 
 #include "framesmith/error.h"
+#include "io/float8.h"
 
 namespace framesmith {
 namespace {
@@ -20,18 +22,62 @@ bool is_floating(const std::string& dtype) {
          dtype == "F8_E4M3" || dtype == "F8_E5M2";
 }
 
+// NaN and infinite values of a stored floating tensor. In slices: at::isfinite of a whole tensor
+// would allocate a flag per element (half a gigabyte for a LLaMA embedding table); float8 codes
+// are tested by their bits, without decoding.
+std::int64_t count_nonfinite(const at::Tensor& t, const std::string& dtype) {
+  if (const auto f8 = io::float8_format(dtype))
+    return io::count_float8_nonfinite(t.scalar_type() == at::kByte ? t : t.view(at::kByte), *f8);
+  constexpr std::int64_t kSlice = std::int64_t{1} << 22;
+  const at::Tensor flat = t.reshape({-1});
+  std::int64_t bad = 0;
+  for (std::int64_t s = 0; s < flat.numel(); s += kSlice) {
+    const at::Tensor slice = flat.narrow(0, s, std::min(kSlice, flat.numel() - s));
+    bad += slice.numel() - at::isfinite(slice).sum().item<std::int64_t>();
+  }
+  return bad;
+}
+
 }  // namespace
 
+at::Tensor to_compute(const at::Tensor& stored, const WeightForm& form) {
+  if (form.raw_float8) return io::decode_float8(stored, *form.raw_float8, form.dtype);
+  return stored.to(form.dtype, /*non_blocking=*/false, /*copy=*/true);
+}
+
 Weights::Weights(std::shared_ptr<const io::TensorStore> store, at::ScalarType dtype,
-                 at::Device device, std::string prefix)
-    : store_(std::move(store)), dtype_(dtype), device_(device), prefix_(std::move(prefix)) {}
+                 at::Device device, std::string prefix, Conversion conversion)
+    : store_(std::move(store)),
+      dtype_(dtype),
+      device_(device),
+      prefix_(std::move(prefix)),
+      conversion_(conversion) {}
 
 bool Weights::has(const std::string& name) const {
   return store_->has(prefix_ + name);
 }
 
 Weights Weights::sub(const std::string& name) const {
-  return Weights(store_, dtype_, device_, prefix_ + name + ".");
+  return Weights(store_, dtype_, device_, prefix_ + name + ".", conversion_);
+}
+
+WeightForm Weights::stored_form(const std::string& name) const {
+  const io::TensorInfo& ti = store_->info(prefix_ + name);
+  WeightForm f;
+  f.dtype = dtype_;
+  const at::ScalarType stored = io::storage_scalar(ti.dtype, store_->description());
+  if (!is_floating(ti.dtype))
+    f.dtype = stored;
+  else if (stored == at::kByte)  // float8 codes: no float8 dtype in this LibTorch
+    f.raw_float8 = io::float8_format(ti.dtype);
+  return f;
+}
+
+WeightForm Weights::form(const std::string& name) const {
+  WeightForm f = stored_form(name);
+  // Loaded at load, get() decoded the float8 codes already.
+  if (conversion_ == Conversion::kAtLoad) f.raw_float8.reset();
+  return f;
 }
 
 at::Tensor Weights::get(const std::string& name, at::IntArrayRef shape) const {
@@ -47,14 +93,18 @@ at::Tensor Weights::get(const std::string& name, at::IntArrayRef shape) const {
   // A checkpoint with NaN or Inf weights once made a black video and exit 0: each floating
   // tensor is checked once, as it is loaded (a pass over the mapped bytes, which the first use
   // would read anyway), and refused by name.
-  if (is_floating(ti.dtype) && !at::isfinite(t).all().item<bool>()) {
-    const std::int64_t bad = t.numel() - at::isfinite(t).sum().item<std::int64_t>();
-    throw Error(store_->description() + ": tensor \"" + key + "\" holds " + std::to_string(bad) +
-                " NaN or infinite value(s) of " + std::to_string(t.numel()) +
-                ": the checkpoint is damaged");
+  if (is_floating(ti.dtype)) {
+    if (const std::int64_t bad = count_nonfinite(t, ti.dtype); bad > 0)
+      throw Error(store_->description() + ": tensor \"" + key + "\" holds " + std::to_string(bad) +
+                  " NaN or infinite value(s) of " + std::to_string(t.numel()) +
+                  ": the checkpoint is damaged");
   }
-  // Floating weights are converted to the compute dtype with rounding (`to`), integers kept.
-  if (is_floating(ti.dtype) && t.scalar_type() != dtype_) t = t.to(dtype_);
+  // At use: the mapped tensor itself, on the host, in the file's dtype.
+  if (conversion_ == Conversion::kAtUse) return t;
+  // Floating weights are converted to the compute dtype with rounding (`to`; float8 decoded
+  // exactly), integers kept.
+  const WeightForm f = stored_form(name);
+  if (!f.matches(t)) t = to_compute(t, f);
   if (t.device() != device_) t = t.to(device_);
   return t;
 }

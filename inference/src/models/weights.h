@@ -1,4 +1,4 @@
-// Named weights out of a TensorStore, checked and converted on the way in.
+// Named weights out of a TensorStore, checked (and, loaded at load, converted) on the way in.
 // Model parts ask for `get("transformer_blocks.0.attn.to_q.weight", {out, in})`; a missing name or
 // a shape that disagrees with the config is an Error naming the tensor, never a crash later.
 #pragma once
@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "io/safetensors.h"
+#include "models/weight_form.h"
 
 namespace framesmith {
 
@@ -21,12 +22,25 @@ struct ParamSpec {
   Init init = Init::kNormal;
 };
 
+// When floating weights take the compute dtype.
+enum class Conversion {
+  // get() converts: the model holds a host (or device) copy of itself in the compute dtype.
+  kAtLoad = 1,
+  // get() returns the stored tensors: zero-copy views of the mapped file in the file's dtype
+  // (float8 as raw codes where LibTorch has no float8 dtype). The host holds no copy of the
+  // model; each tensor is converted (form(), to_compute()) when its module is placed on the
+  // device. A 13B bf16 transformer computed in float32 then costs 26 GB of mapped file, not a
+  // 52 GB host copy.
+  kAtUse,
+};
+
 class Weights {
  public:
-  // `dtype`: what floating tensors are converted to (float32 on CPU by default). Integer tensors
+  // `dtype`: the compute dtype of floating tensors (float32 on CPU by default). Integer tensors
   // are never converted. Conversions widen or narrow with rounding (never bit truncation).
   Weights(std::shared_ptr<const io::TensorStore> store, at::ScalarType dtype = at::kFloat,
-          at::Device device = at::kCPU, std::string prefix = "");
+          at::Device device = at::kCPU, std::string prefix = "",
+          Conversion conversion = Conversion::kAtLoad);
 
   // The tensor `prefix + name`, shape-checked. Throws Error naming the tensor.
   at::Tensor get(const std::string& name, at::IntArrayRef shape) const;
@@ -42,13 +56,22 @@ class Weights {
   // with extra keys usually belongs to another model, so loaders report them.
   at::ScalarType dtype() const { return dtype_; }
   at::Device device() const { return device_; }
+  Conversion conversion() const { return conversion_; }
   const io::TensorStore& store() const { return *store_; }
+  // How the tensor get(name) returned becomes its compute form: the compute dtype (integers:
+  // their own), and whether it holds raw float8 codes (loaded at use only; at load they were
+  // decoded). Throws Error for a name the store lacks.
+  WeightForm form(const std::string& name) const;
 
  private:
+  // How the file's tensor `name` becomes its compute form (float8 codes included).
+  WeightForm stored_form(const std::string& name) const;
+
   std::shared_ptr<const io::TensorStore> store_;
   at::ScalarType dtype_;
   at::Device device_;
   std::string prefix_;
+  Conversion conversion_;
 };
 
 // Checks that every spec'd parameter exists with its shape; returns a list of problems (empty

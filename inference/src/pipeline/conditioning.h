@@ -43,6 +43,14 @@ struct TextEncodeHooks {
   std::function<std::shared_ptr<void>(LlamaModel&)> place_llama;
 };
 
+// Empties the prompt cache below (the host rung of an out-of-memory ladder: it only saves time).
+void clear_prompt_cache();
+
+// True when encode_text on `device` would take every prompt it needs from the cache (no encoder
+// runs, nothing is placed on the device).
+bool prompts_cached(const ModelSet& models, const std::string& prompt,
+                    const std::string& negative_prompt, double cfg, at::Device device);
+
 // Encodes prompt and negative prompt with the model set's LLaMA and CLIP text encoders (with
 // cfg == 1 the negative conditioning is zeros, as FramePack). Missing components: Error naming
 // them. Prompts already encoded on `device` come from a small cache.

@@ -72,6 +72,16 @@ struct Encoded {
   at::Tensor llama_vec, pooler;
 };
 
+// An encoder loaded for `device`. On the CPU its weights are host memory: the plain CPU's, or
+// the simulated device's host copy, whose device bytes the governor's WeightReservation holds
+// (counting the copy as well would count the weights twice). On CUDA they are the device's.
+template <typename Load>
+auto load_on(at::Device device, const Load& load) {
+  std::unique_ptr<memory::HostScope> host;
+  if (device.is_cpu()) host = std::make_unique<memory::HostScope>();
+  return load();
+}
+
 TextEncoders load_text_encoders(const ModelSet& m, at::Device device,
                                 const TextEncodeHooks& hooks) {
   TextEncoders t;
@@ -83,17 +93,26 @@ TextEncoders load_text_encoders(const ModelSet& m, at::Device device,
   const std::string& llama_path = need(m, Component::kTextEncoder).path;
   if (hooks.place_llama) {
     {
-      // The host keeps the weights (outside the simulated device's budget); the placement
-      // brings them onto the device at use.
+      // The host keeps the weights, memory-mapped in the checkpoint's dtype (no converted host
+      // copy: 8B in float32 would be 32 GB); the placement brings each layer onto the device in
+      // the compute dtype at use.
       memory::HostScope host;
-      t.llama = load_llama(llama_path, dtype, at::kCPU);
+      t.llama = load_llama(llama_path, dtype, at::kCPU, Conversion::kAtUse);
     }
     t.llama->set_compute_device(device);
     t.llama_placement = hooks.place_llama(*t.llama);
   } else {
-    t.llama = load_llama(llama_path, dtype, device);
+    // On the CPU the weights stay mapped too and each layer is converted as its forward runs
+    // (the text encoder runs once or twice a job: the same conversions as at load, without the
+    // whole converted copy); on a device the weights are converted onto it as they load.
+    t.llama = load_on(device, [&] {
+      return load_llama(llama_path, dtype, device,
+                        device.is_cpu() ? Conversion::kAtUse : Conversion::kAtLoad);
+    });
   }
-  t.clip = load_clip_text(need(m, Component::kTextEncoder2).path, dtype, device);
+  t.clip = load_on(device, [&] {
+    return load_clip_text(need(m, Component::kTextEncoder2).path, dtype, device);
+  });
   // HunyuanVideo's crop_start (95 with its tokenizer) is the template prefix's token count,
   // special tokens included; computing it keeps other tokenizers (the tiny model's) right.
   t.crop_start =
@@ -138,6 +157,16 @@ class PromptCache {
       }
     return false;
   }
+  bool has(const std::string& key) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& entry : entries_)
+      if (entry.first == key) return true;
+    return false;
+  }
+  void clear() {
+    std::lock_guard<std::mutex> lock(mu_);
+    entries_.clear();
+  }
   void put(const std::string& key, const Encoded& e) {
     std::lock_guard<std::mutex> lock(mu_);
     entries_.emplace_front(key, e);
@@ -157,6 +186,29 @@ PromptCache& prompt_cache() {
 
 }  // namespace
 
+void clear_prompt_cache() {
+  prompt_cache().clear();
+}
+
+namespace {
+
+// Keyed on the compute device: where the weights live (whole or streamed) does not change the
+// result, the device (and its dtype) does.
+std::string prompt_cache_base(const ModelSet& models, at::Device device) {
+  return need(models, Component::kTextEncoder).path + "|" +
+         need(models, Component::kTextEncoder2).path + "|" + device.str() + "|";
+}
+
+}  // namespace
+
+bool prompts_cached(const ModelSet& models, const std::string& prompt,
+                    const std::string& negative_prompt, double cfg, at::Device device) {
+  if (!models.find(Component::kTextEncoder) || !models.find(Component::kTextEncoder2)) return false;
+  const std::string base = prompt_cache_base(models, device);
+  return prompt_cache().has(base + prompt) &&
+         (cfg == 1.0 || prompt_cache().has(base + negative_prompt));
+}
+
 at::Tensor prepare_start_image(const Frames& image, int resolution) {
   image::check_image_size(image.height, image.width, "start image");
   at::Tensor hw3 = at::empty({image.height, image.width, 3}, at::kByte);
@@ -168,10 +220,7 @@ at::Tensor prepare_start_image(const Frames& image, int resolution) {
 void encode_text(const ModelSet& models, const std::string& prompt,
                  const std::string& negative_prompt, double cfg, at::Device device,
                  sampling::HunyuanConditioning& out, const TextEncodeHooks& hooks) {
-  // Keyed on the compute device: where the weights live (whole or streamed) does not change the
-  // result, the device (and its dtype) does.
-  const std::string base = need(models, Component::kTextEncoder).path + "|" +
-                           need(models, Component::kTextEncoder2).path + "|" + device.str() + "|";
+  const std::string base = prompt_cache_base(models, device);
   std::unique_ptr<TextEncoders> enc;
   auto encode_cached = [&](const std::string& text) {
     Encoded e;
@@ -199,9 +248,11 @@ at::Tensor encode_image(const ModelSet& models, const at::Tensor& image_hw3, at:
   const auto cfg = image::ImageProcessorConfig::load(
       need(models, Component::kFeatureExtractor).path + "/preprocessor_config.json");
   const at::Tensor pixels = image::preprocess_image(image_hw3, cfg);
-  auto siglip = load_siglip_vision(need(models, Component::kImageEncoder).path,
-                                   device.is_cuda() ? at::kHalf : at::kFloat, device);
-  return siglip->forward(pixels.to(device)).to(at::kCPU).to(at::kFloat);
+  auto siglip = load_on(device, [&] {
+    return load_siglip_vision(need(models, Component::kImageEncoder).path,
+                              device.is_cuda() ? at::kHalf : at::kFloat, device);
+  });
+  return host_float(siglip->forward(pixels.to(device)));
 }
 
 }  // namespace framesmith::pipeline

@@ -28,7 +28,7 @@ const char* kCorpus =
     "while the grass sways in the wind. A girl dances gracefully, with clear movements, full of "
     "charm. A cat walks on the grass, realistic style. The man talks to the camera.";
 
-using Word = std::vector<std::string>;
+}  // namespace
 
 // Greedy BPE training: repeatedly merge the most frequent adjacent pair (ties: the smaller pair).
 std::vector<std::pair<std::string, std::string>> learn_merges(std::vector<Word> words, int count) {
@@ -85,38 +85,13 @@ void write_text(const std::string& path, const std::string& text) {
   if (!out) throw Error(path + ": cannot write");
 }
 
-// LLaMA-3 style tokenizer.json: 256 byte tokens, learned merges, special tokens after them.
-std::int64_t write_llama_tokenizer(const std::string& dir) {
-  make_dir(dir);
-  std::vector<Word> words;
-  for (const auto& w : corpus_words(false)) words.push_back(byte_symbols(" " + w));
-  const auto merges = learn_merges(words, 200);
-  nlohmann::ordered_json vocab;
-  std::int64_t id = 0;
-  for (int b = 0; b < 256; ++b) vocab[text::detail::byte_to_unicode()[b]] = id++;
-  nlohmann::json merge_list = nlohmann::json::array();
-  for (const auto& [a, b] : merges) {
-    if (!vocab.contains(a + b)) vocab[a + b] = id++;
-    merge_list.push_back(a + " " + b);
-  }
-  const std::vector<std::string> specials = {"<|begin_of_text|>", "<|end_of_text|>",
-                                             "<|start_header_id|>", "<|end_header_id|>",
-                                             "<|eot_id|>"};
-  nlohmann::json added = nlohmann::json::array();
-  const std::int64_t bos = id;
-  for (const auto& s : specials)
-    added.push_back({{"id", id++},
-                     {"content", s},
-                     {"single_word", false},
-                     {"lstrip", false},
-                     {"rstrip", false},
-                     {"normalized", false},
-                     {"special", true}});
+nlohmann::ordered_json llama_tokenizer_skeleton(const nlohmann::json& added_tokens,
+                                                std::int64_t bos_id) {
   nlohmann::ordered_json j;
   j["version"] = "1.0";
   j["truncation"] = nullptr;
   j["padding"] = nullptr;
-  j["added_tokens"] = added;
+  j["added_tokens"] = added_tokens;
   j["normalizer"] = nullptr;
   j["pre_tokenizer"] = {
       {"type", "Sequence"},
@@ -145,7 +120,7 @@ std::int64_t write_llama_tokenizer(const std::string& dir) {
         {{"Sequence", {{"id", "B"}, {"type_id", 1}}}}}},
       {"special_tokens",
        {{"<|begin_of_text|>",
-         {{"id", "<|begin_of_text|>"}, {"ids", {bos}}, {"tokens", {"<|begin_of_text|>"}}}}}}};
+         {{"id", "<|begin_of_text|>"}, {"ids", {bos_id}}, {"tokens", {"<|begin_of_text|>"}}}}}}};
   j["decoder"] = {{"type", "ByteLevel"},
                   {"add_prefix_space", true},
                   {"trim_offsets", true},
@@ -158,8 +133,43 @@ std::int64_t write_llama_tokenizer(const std::string& dir) {
                 {"fuse_unk", false},
                 {"byte_fallback", false},
                 {"ignore_merges", true},
-                {"vocab", vocab},
-                {"merges", merge_list}};
+                {"vocab", nullptr},
+                {"merges", nullptr}};
+  return j;
+}
+
+namespace {
+
+// LLaMA-3 style tokenizer.json: 256 byte tokens, learned merges, special tokens after them.
+std::int64_t write_llama_tokenizer(const std::string& dir) {
+  make_dir(dir);
+  std::vector<Word> words;
+  for (const auto& w : corpus_words(false)) words.push_back(byte_symbols(" " + w));
+  const auto merges = learn_merges(words, 200);
+  nlohmann::ordered_json vocab;
+  std::int64_t id = 0;
+  for (int b = 0; b < 256; ++b) vocab[text::detail::byte_to_unicode()[b]] = id++;
+  nlohmann::json merge_list = nlohmann::json::array();
+  for (const auto& [a, b] : merges) {
+    if (!vocab.contains(a + b)) vocab[a + b] = id++;
+    merge_list.push_back(a + " " + b);
+  }
+  const std::vector<std::string> specials = {"<|begin_of_text|>", "<|end_of_text|>",
+                                             "<|start_header_id|>", "<|end_header_id|>",
+                                             "<|eot_id|>"};
+  nlohmann::json added = nlohmann::json::array();
+  const std::int64_t bos = id;
+  for (const auto& s : specials)
+    added.push_back({{"id", id++},
+                     {"content", s},
+                     {"single_word", false},
+                     {"lstrip", false},
+                     {"rstrip", false},
+                     {"normalized", false},
+                     {"special", true}});
+  nlohmann::ordered_json j = llama_tokenizer_skeleton(added, bos);
+  j["model"]["vocab"] = vocab;
+  j["model"]["merges"] = merge_list;
   write_text(dir + "/tokenizer.json", j.dump(1));
   nlohmann::json cfg = {{"tokenizer_class", "PreTrainedTokenizerFast"},
                         {"bos_token", "<|begin_of_text|>"},

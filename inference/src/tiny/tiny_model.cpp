@@ -49,10 +49,6 @@ void write_component(const std::string& dir, const std::string& weights_name,
                        {{"format", "pt"}, {"framesmith", "tiny random weights"}});
 }
 
-}  // namespace tiny
-
-namespace {
-
 TransformerConfig tiny_transformer_config() {
   TransformerConfig c;
   c.num_attention_heads = 2;
@@ -77,7 +73,10 @@ VaeConfig tiny_vae_config() {
   return c;
 }
 
-}  // namespace
+}  // namespace tiny
+
+using tiny::tiny_transformer_config;
+using tiny::tiny_vae_config;
 
 void make_tiny_model(const std::string& dir, unsigned long long seed) {
   tiny::make_dir(dir);
