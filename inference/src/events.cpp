@@ -21,6 +21,7 @@ const std::pair<EventType, const char*> kNames[] = {
     {EventType::kSectionDone, "section_done"},
     {EventType::kFinished, "finished"},
     {EventType::kError, "error"},
+    {EventType::kPeak, "peak"},
 };
 }  // namespace
 

@@ -14,9 +14,11 @@
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -27,6 +29,7 @@
 #include "memory/device_probe.h"
 #include "memory/oom_retry.h"
 #include "memory/simulated_device.h"
+#include "pipeline/conditioning.h"
 
 namespace framesmith {
 namespace {
@@ -84,8 +87,11 @@ struct JobRun {
   std::int64_t num_ooms = 0;  // refusals the simulated allocator counted (faults included)
 };
 
+// Each job encodes its prompt (a prompt cached by an earlier job skips the text phase, whose
+// events, recoveries and cache flushes these tests count).
 JobRun run_job(const GenerationRequest& req, const std::atomic<bool>* cancel = nullptr,
                const std::function<void(const Event&)>& also = nullptr) {
+  pipeline::clear_prompt_cache();
   JobRun run;
   std::mutex m;
   GenerationCallbacks cb;
@@ -138,19 +144,19 @@ void expect_within_budget_and_clean(const JobRun& r, std::int64_t budget, std::i
     if (outcome != "retry" && outcome != "failed") continue;
     ++refusals;
     const std::string message = e.text("message");
-    EXPECT_NE(message.find("Simulated device out of memory"), std::string::npos)
-        << to_json_line(e);
+    EXPECT_NE(message.find("Simulated device out of memory"), std::string::npos) << to_json_line(e);
     EXPECT_GT(e.number("requested", -1), 0) << to_json_line(e);
     EXPECT_EQ(memory::requested_bytes_from_message(message),
               std::int64_t(e.number("requested", -1)))
         << to_json_line(e);
     EXPECT_EQ(e.number("budget", -1), double(budget)) << to_json_line(e);
   }
-  std::printf("  peak %s of %s budget, %zu recovery events, %zu refusals reported, %lld counted, "
-              "%.2f s, device after: %lld B\n",
-              format_size(double(r.peak)).c_str(), format_size(double(budget)).c_str(),
-              of_type(r, EventType::kOomRecovered).size(), refusals, (long long)r.num_ooms,
-              r.events.empty() ? 0.0 : r.events.back().t_s, (long long)r.allocated_after);
+  std::printf(
+      "  peak %s of %s budget, %zu recovery events, %zu refusals reported, %lld counted, "
+      "%.2f s, device after: %lld B\n",
+      format_size(double(r.peak)).c_str(), format_size(double(budget)).c_str(),
+      of_type(r, EventType::kOomRecovered).size(), refusals, (long long)r.num_ooms,
+      r.events.empty() ? 0.0 : r.events.back().t_s, (long long)r.allocated_after);
   EXPECT_EQ(r.num_ooms, std::int64_t(refusals));
   EXPECT_GT(r.peak, 0);
   EXPECT_EQ(r.allocated_after, baseline);
@@ -176,6 +182,14 @@ void expect_recovered(const JobRun& r, const std::string& phase_prefix) {
   EXPECT_TRUE(retry) << "no oom_recovered retry in phase " << phase_prefix;
   EXPECT_TRUE(ok) << "no oom_recovered ok in phase " << phase_prefix;
 }
+
+// How far a measured peak may be from its estimate (see the peak test): the ±15 % the estimates
+// are held to, above; below, the tiny job's lowest is the text phase at ~0.72 (its activation
+// terms are sized for the full model's proportions); sampling is ~0.98 (the token refiner on the
+// padded prompt is its peak: planned for the prompt's real length without it, the estimate was
+// 15x too small), VAE encode and decode ~1.0.
+constexpr double kEstimateCovers = 1.15;
+constexpr double kEstimateAtLeast = 0.5;
 
 // 1 + 4 (T - 1) frames for T = sections * window + 1 latents (FramePack's original loop).
 int expected_frames(const GenerationRequest& r, int sections) {
@@ -232,7 +246,11 @@ TEST_F(GovernorE2E, WholeDecodeOverBudgetCompletesThroughRecovery) {
     }
   // A plan for every phase was reported, and the telemetry sampled, tagged with the phase. (No
   // rate bound: samples per second depend on the machine's load; `bench telemetry` measures it.)
-  EXPECT_EQ(of_type(r, EventType::kPlan).size(), 5u);
+  // (Sampling and decode twice: planned again for the prompt's real length once it is encoded.)
+  std::set<std::string> planned;
+  for (const Event& e : of_type(r, EventType::kPlan)) planned.insert(e.phase);
+  EXPECT_EQ(planned.size(), 5u);
+  EXPECT_EQ(of_type(r, EventType::kPlan).size(), 7u);
   const auto samples = of_type(r, EventType::kMemory);
   EXPECT_FALSE(samples.empty());
   EXPECT_TRUE(std::any_of(samples.begin(), samples.end(),
@@ -314,6 +332,32 @@ TEST_F(GovernorE2E, OomAtARandomStepIsRecovered) {
 }
 
 // When the smallest setting fails the job stops with a message saying what it needed.
+// "peak <= budget" cannot fail on the simulated device (it refuses anything past the budget);
+// the planner's estimate can be wrong in both directions. Every measured phase reports its peak
+// next to its estimate, and on the tiny model no peak passes its estimate by more than 15 % and
+// no estimate is a blanket over-estimate. Counting by default makes this a check on the marks too:
+// an allocation someone forgot to mark as host data raises `measured` past the estimate.
+TEST_F(GovernorE2E, EveryMeasuredPhaseReportsItsPeakNextToItsEstimate) {
+  const JobRun r = run_job(tiny_request(64 * kMiB));
+  ASSERT_EQ(r.result.status, StatusCode::kOk) << r.result.message;
+  std::map<std::string, int> seen;
+  for (const Event& e : of_type(r, EventType::kPeak)) {
+    ++seen[e.phase];
+    const double estimate = e.number("estimate"), measured = e.number("measured");
+    std::printf("  %s\n", to_json_line(e).c_str());
+    EXPECT_GT(measured, 0) << to_json_line(e);
+    EXPECT_DOUBLE_EQ(e.number("ratio"), measured / estimate) << to_json_line(e);
+    EXPECT_LE(measured, estimate * kEstimateCovers) << to_json_line(e);
+    EXPECT_GE(measured, estimate * kEstimateAtLeast) << to_json_line(e);
+    EXPECT_GE(e.number("unmarked_peak", -1), 0) << to_json_line(e);
+  }
+  EXPECT_EQ(seen["text"], 1);  // the plan's whole estimate of the phase (scope "phase")
+  EXPECT_EQ(seen["image"], 1);
+  EXPECT_EQ(seen["vae encode"], 1);
+  EXPECT_EQ(seen["sampling"], 2);  // the first step of each of the two sections
+  EXPECT_EQ(seen["decode"], 2);
+}
+
 TEST_F(GovernorE2E, TooSmallABudgetFailsWithWhatItNeeded) {
   const std::int64_t budget = 2 * kMiB;
   const JobRun r = run_job(tiny_request(budget));

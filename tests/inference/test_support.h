@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "framesmith/error.h"
 #include "golden/golden.h"
 
 namespace framesmith::test {
@@ -30,6 +31,17 @@ class TempDir {
  private:
   std::string path_;
 };
+
+// What framesmith::Error `f()` throws, "" when it throws none.
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
 
 // A golden case's outputs: each printed with its numbers, each expected to pass; none at all is
 // a failure too.

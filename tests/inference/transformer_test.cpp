@@ -15,6 +15,7 @@
 #include "models/attention.h"
 #include "models/transformer_packed.h"
 #include "models/weights.h"
+#include "support/transformer_inputs.h"
 
 namespace framesmith {
 namespace {
@@ -222,31 +223,11 @@ TEST_F(TinyModel, MissingTensorIsNamed) {
   EXPECT_NE(msg.find("transformer_blocks.0.attn.norm_added_k.weight"), std::string::npos) << msg;
 }
 
-TransformerInputs tiny_inputs(const TransformerConfig& cfg) {
-  at::manual_seed(3);
-  TransformerInputs in;
-  in.hidden_states = at::randn({1, 16, 2, 4, 6});
-  in.timestep = at::full({1}, 500.0);
-  in.encoder_hidden_states = at::randn({1, 10, cfg.text_embed_dim});
-  in.encoder_attention_mask = at::arange(10).lt(6).unsqueeze(0);
-  in.pooled_projections = at::randn({1, cfg.pooled_projection_dim});
-  in.guidance = at::full({1}, 10000.0);
-  in.latent_indices = at::arange(3, 5).unsqueeze(0);
-  in.clean_latents = at::randn({1, 16, 2, 4, 6});
-  in.clean_latent_indices = at::tensor({0, 5}, at::kLong).unsqueeze(0);
-  in.clean_latents_2x = at::randn({1, 16, 2, 4, 6});
-  in.clean_latent_indices_2x = at::arange(6, 8).unsqueeze(0);
-  in.clean_latents_4x = at::randn({1, 16, 5, 4, 6});  // ragged: replicate-padded to 8
-  in.clean_latent_indices_4x = at::arange(8, 13).unsqueeze(0);
-  in.image_embeddings = at::randn({1, 3, cfg.image_proj_dim});
-  return in;
-}
-
 TEST_F(TinyModel, ForwardShapesAndBatchEquivalence) {
   const TransformerConfig cfg = tiny_config();
   write(cfg, nullptr);
   auto model = load_transformer(dir_, at::kFloat, at::kCPU);
-  TransformerInputs in = tiny_inputs(cfg);
+  TransformerInputs in = test_support::random_transformer_inputs(cfg, 5);
   const at::Tensor one = model->forward(in);
   EXPECT_EQ(one.sizes(), in.hidden_states.sizes());
   EXPECT_EQ(one.scalar_type(), at::kFloat);
@@ -292,7 +273,7 @@ TEST_F(TinyModel, ModulesCoverEveryKeyInForwardOrder) {
   EXPECT_EQ(model->module_name(model->num_modules() - 1), "proj_out");
   EXPECT_THROW(model->module_tensors(model->num_modules()), Error);
 
-  const TransformerInputs in = tiny_inputs(cfg);
+  const TransformerInputs in = test_support::random_transformer_inputs(cfg, 5);
   const at::Tensor reference = model->forward(in);
   std::vector<int> order;
   std::vector<at::Tensor> originals;
@@ -318,7 +299,7 @@ TEST_F(TinyModel, ModulesCoverEveryKeyInForwardOrder) {
 TEST_F(TinyModel, BFloat16ForwardStaysClose) {
   const TransformerConfig cfg = tiny_config();
   write(cfg, nullptr);
-  const TransformerInputs in = tiny_inputs(cfg);
+  const TransformerInputs in = test_support::random_transformer_inputs(cfg, 5);
   const at::Tensor f32 = load_transformer(dir_, at::kFloat, at::kCPU)->forward(in);
   const at::Tensor bf16 = load_transformer(dir_, at::kBFloat16, at::kCPU)->forward(in);
   EXPECT_EQ(bf16.scalar_type(), at::kFloat);
@@ -349,7 +330,7 @@ TEST_F(TinyModel, TeaCacheSkipsButNeverFirstOrLast) {
   const TransformerConfig cfg = tiny_config();
   write(cfg, nullptr);
   auto model = load_transformer(dir_, at::kFloat, at::kCPU);
-  const TransformerInputs in = tiny_inputs(cfg);
+  const TransformerInputs in = test_support::random_transformer_inputs(cfg, 5);
   const at::Tensor reference = model->forward(in);
 
   // Threshold out of reach: only the first and last steps compute.

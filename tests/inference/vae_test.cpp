@@ -29,6 +29,7 @@ VaeConfig tiny_config() {
   return c;
 }
 
+using test::error_of;
 using test::TempDir;
 
 // Writes config.json and a checkpoint of `tensors` into `dir`.
@@ -169,16 +170,6 @@ TEST_F(VaeTest, EncodeShapesInEveryMode) {
 }
 
 // The message of the Error thrown by `f` (empty if none).
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
 TEST_F(VaeTest, BadInputsNameTheTensor) {
   EXPECT_NE(error_of([&] {
               vae_->decode(at::zeros({1, 5, 2, 2, 2}));

@@ -20,6 +20,7 @@ enum class EventType {
   kSectionDone,   // a section's latents are final (and saved)
   kFinished,
   kError,
+  kPeak,  // a phase's measured device peak next to the planner's estimate for it
 };
 
 const char* to_string(EventType t);

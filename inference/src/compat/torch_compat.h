@@ -16,6 +16,10 @@
 
 // Fused scaled-dot-product attention (at::scaled_dot_product_attention) arrived in 2.0.
 #define FRAMESMITH_HAS_SDPA FRAMESMITH_TORCH_AT_LEAST(2, 0)
+// On the CPU, SDPA picks a fused (flash) kernel that never holds the (Sq x Sk) scores from 2.3
+// on, when that kernel learned attention masks; before, a masked call fell back to the math
+// kernel, which does hold them. The planner's attention estimate follows this.
+#define FRAMESMITH_HAS_FUSED_CPU_SDPA FRAMESMITH_TORCH_AT_LEAST(2, 3)
 // float8 dtypes (Float8_e4m3fn, Float8_e5m2) arrived in 2.1.
 #define FRAMESMITH_HAS_FLOAT8 FRAMESMITH_TORCH_AT_LEAST(2, 1)
 // The CUDA caching allocator learned expandable segments in 2.1.

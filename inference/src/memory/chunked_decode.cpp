@@ -445,6 +445,13 @@ struct StreamedVaeDecoder::Impl {
                           &a.to_out_w, &a.to_out_b})
       tensors.push_back(t);
   }
+  // The step's layers are the decoder's own (Impl owns it): load() swaps their tensors.
+  void collect(const vae_detail::DecoderStep& step) {
+    if (step.conv) collect(const_cast<CausalConv3d&>(*step.conv));
+    if (step.norm) collect(const_cast<GroupNorm&>(*step.norm));
+    if (step.resnet) collect(const_cast<ResnetBlock&>(*step.resnet));
+    if (step.attention) collect(const_cast<FrameCausalAttention&>(*step.attention));
+  }
 };
 
 StreamedVaeDecoder::StreamedVaeDecoder(const VaeConfig& cfg, const Weights& vae_weights)
@@ -457,16 +464,7 @@ StreamedVaeDecoder::StreamedVaeDecoder(const VaeConfig& cfg, const Weights& vae_
   const std::int64_t l = cfg_.latent_channels;
   impl_->post_quant_w = vae_weights.get("post_quant_conv.weight", {l, l, 1, 1, 1});
   impl_->post_quant_b = vae_weights.get("post_quant_conv.bias", {l});
-  vae_detail::Decoder& d = *impl_->decoder;
-  impl_->collect(d.conv_in);
-  for (ResnetBlock& r : d.mid_block.resnets) impl_->collect(r);
-  for (FrameCausalAttention& a : d.mid_block.attentions) impl_->collect(a);
-  for (vae_detail::UpBlock& u : d.up_blocks) {
-    for (ResnetBlock& r : u.resnets) impl_->collect(r);
-    if (u.has_upsampler) impl_->collect(u.upsampler);
-  }
-  impl_->collect(d.conv_norm_out);
-  impl_->collect(d.conv_out);
+  for (const vae_detail::DecoderStep& step : impl_->decoder->steps()) impl_->collect(step);
   impl_->tensors.push_back(&impl_->post_quant_w);
   impl_->tensors.push_back(&impl_->post_quant_b);
   for (at::Tensor* t : impl_->tensors) impl_->host.push_back(*t);
@@ -512,17 +510,7 @@ at::Tensor StreamedVaeDecoder::decode_tile(const at::Tensor& z_in, DecodeContext
     HostScope host;
     z.x = z_in.to(at::kCPU, dtype_).contiguous();  // read only: never written
   }
-  const vae_detail::Decoder& d = *impl_->decoder;
   StageRunner run(ctx, z.x.size(2), cfg_.norm_num_groups);
-
-  ConvArgs in;
-  in.input = &z;
-  in.conv = &d.conv_in;
-  in.pointwise_w = &impl_->post_quant_w;
-  in.pointwise_b = &impl_->post_quant_b;
-  Activation h = run.conv(in);
-  z.x = at::Tensor();
-
   const auto resnet = [&](Activation x, const ResnetBlock& r) {
     ConvArgs a;
     a.input = &x;
@@ -537,25 +525,40 @@ at::Tensor StreamedVaeDecoder::decode_tile(const at::Tensor& z_in, DecodeContext
     b.shortcut = r.has_shortcut ? &r.conv_shortcut : nullptr;
     return run.conv(b);
   };
-
-  h = resnet(std::move(h), d.mid_block.resnets.at(0));
-  for (const FrameCausalAttention& a : d.mid_block.attentions) run.attention(h, a);
-  h = resnet(std::move(h), d.mid_block.resnets.at(1));
-  for (const vae_detail::UpBlock& u : d.up_blocks) {
-    for (const ResnetBlock& r : u.resnets) h = resnet(std::move(h), r);
-    if (!u.has_upsampler) continue;
+  // The decoder's own steps (vae_blocks.h), each as stages over host activations.
+  using Kind = vae_detail::DecoderStep::Kind;
+  Activation h;
+  for (const vae_detail::DecoderStep& step : impl_->decoder->steps()) {
     ConvArgs a;
-    a.input = &h;
-    a.conv = &u.upsampler;
-    a.up = u.factor;
-    h = run.conv(a);
+    a.conv = step.conv;
+    switch (step.kind) {
+      case Kind::kConvIn:
+        a.input = &z;
+        a.pointwise_w = &impl_->post_quant_w;
+        a.pointwise_b = &impl_->post_quant_b;
+        h = run.conv(a);
+        z.x = at::Tensor();
+        break;
+      case Kind::kResnet:
+        h = resnet(std::move(h), *step.resnet);
+        break;
+      case Kind::kAttention:
+        run.attention(h, *step.attention);
+        break;
+      case Kind::kUpsample:
+        a.input = &h;
+        a.up = step.factor;
+        h = run.conv(a);
+        break;
+      case Kind::kConvOut:
+        a.input = &h;
+        a.norm = step.norm;
+        a.stats = false;
+        h = run.conv(a);
+        break;
+    }
   }
-  ConvArgs out;
-  out.input = &h;
-  out.conv = &d.conv_out;
-  out.norm = &d.conv_norm_out;
-  out.stats = false;
-  return run.conv(out).x;
+  return h.x;
 }
 
 at::Tensor StreamedVaeDecoder::decode(const at::Tensor& z, const VaeTiling& tiling,
@@ -645,7 +648,6 @@ std::int64_t estimate_decode_tile_peak(const VaeConfig& cfg, const DecodeShape& 
     return std::max<std::int64_t>(1, rung.latent_frames * time_scale_of(stage_frames, latent_t));
   };
   Geometry g{cfg.latent_channels, latent_t, s.latent_height, s.latent_width};
-  const std::int64_t top = cfg.block_out_channels.back();
   const auto conv = [&](std::int64_t c_out, std::int64_t k, std::array<std::int64_t, 3> up,
                         bool residual, bool shortcut, std::int64_t c_res) {
     const std::int64_t t_out = 1 + up[0] * (g.t - 1);
@@ -653,27 +655,31 @@ std::int64_t estimate_decode_tile_peak(const VaeConfig& cfg, const DecodeShape& 
                                               shortcut, c_res, s));
     g = {c_out, t_out, g.h * up[1], g.w * up[2]};
   };
-  const auto resnet = [&](std::int64_t c_out) {
-    const std::int64_t c_in = g.c;
-    conv(c_out, 3, {1, 1, 1}, false, false, 0);
-    conv(c_out, 3, {1, 1, 1}, true, c_in != c_out, c_in);
-  };
-  conv(top, 3, {1, 1, 1}, false, false, 0);
-  resnet(top);
-  if (cfg.mid_block_add_attention) {
-    const std::int64_t scores =
-        attention_score_elements(rung, DecodeContext().attention_score_elements);
-    peak = std::max(peak, attention_elements(g, chunk_frames(g.t), bands, scores));
+  // The decoder's steps as the streamed decode runs them (decode_tile), read from the structure a
+  // weightless decoder of this config has.
+  std::vector<ParamSpec> specs;
+  const vae_detail::Decoder decoder(vae_detail::ParamSource(&specs), cfg);
+  using Kind = vae_detail::DecoderStep::Kind;
+  for (const vae_detail::DecoderStep& step : decoder.steps()) {
+    switch (step.kind) {
+      case Kind::kConvIn:
+      case Kind::kConvOut:
+      case Kind::kUpsample:
+        conv(step.out_channels, step.conv->kernel, step.factor, false, false, 0);
+        break;
+      case Kind::kResnet:
+        conv(step.out_channels, step.resnet->conv1.kernel, {1, 1, 1}, false, false, 0);
+        conv(step.out_channels, step.resnet->conv2.kernel, {1, 1, 1}, true,
+             step.resnet->has_shortcut, step.in_channels);
+        break;
+      case Kind::kAttention: {
+        const std::int64_t scores =
+            attention_score_elements(rung, DecodeContext().attention_score_elements);
+        peak = std::max(peak, attention_elements(g, chunk_frames(g.t), bands, scores));
+        break;
+      }
+    }
   }
-  resnet(top);
-  const std::size_t n = cfg.block_out_channels.size();
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::int64_t c_out = cfg.block_out_channels[n - 1 - i];
-    for (std::int64_t l = 0; l < cfg.layers_per_block + 1; ++l) resnet(c_out);
-    const auto f = vae_detail::up_block_factor(cfg, i);
-    if (f != std::array<std::int64_t, 3>{1, 1, 1}) conv(c_out, 3, f, false, false, 0);
-  }
-  conv(cfg.out_channels, 3, {1, 1, 1}, false, false, 0);
   return s.batch * peak * s.element_bytes;
 }
 

@@ -119,7 +119,7 @@ MemoryPlanReport plan_job_memory(const GenerationRequest& r, int image_w, int im
   const ModelFootprint m = read_model_footprint(set, cuda);
   const BucketSize bucket = start_image_bucket(image_w > 0 ? image_w : r.resolution,
                                                image_h > 0 ? image_h : r.resolution, r.resolution);
-  JobShape job;
+  JobShape job = job_shape_for(m);
   job.height = bucket.height;
   job.width = bucket.width;
   job.latent_window = r.latent_window;
@@ -131,7 +131,7 @@ MemoryPlanReport plan_job_memory(const GenerationRequest& r, int image_w, int im
   const std::string kind = cuda ? "cuda:0" : "simulated";
   const PeakProfile profile = PeakProfile::load(default_profile_path(cuda));
   const MemoryPlan plan =
-      make_memory_plan(m, job, budget, limits, profile, kind, cuda && FRAMESMITH_HAS_SDPA);
+      make_memory_plan(m, job, budget, limits, profile, kind, attention_kernel_for(cuda));
 
   MemoryPlanReport report;
   report.model = set.description + " (" + m.fingerprint + ")";
@@ -168,7 +168,10 @@ MemoryPlanReport plan_job_memory(const GenerationRequest& r, int image_w, int im
       << "weights: transformer " << format_size(double(transformer)) << ", VAE "
       << format_size(double(vae)) << ", text encoders " << format_size(double(text))
       << ", image encoder " << format_size(double(m.image_encoder_bytes)) << " ("
-      << (cuda ? "CUDA dtypes" : "float32") << ")\n";
+      << (cuda ? "CUDA dtypes" : "float32") << ")\n"
+      << "host: transformer " << format_size(double(m.transformer_host_bytes))
+      << ", LLaMA text encoder " << format_size(double(m.text_encoder_host_bytes))
+      << " memory-mapped as stored, converted per module at use\n";
   if (budget == 0) out << "no --vram-budget given: peaks only\n";
   out << plan.text();
   if (report.corrected_by_profile)

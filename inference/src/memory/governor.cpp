@@ -3,6 +3,10 @@
 #include <algorithm>
 #include <exception>
 
+#if defined(__GLIBC__)
+#include <malloc.h>  // malloc_trim
+#endif
+
 #include "compat/torch_compat.h"
 #include "framesmith/error.h"
 #include "framesmith/units.h"
@@ -139,7 +143,21 @@ OomLadderHooks Governor::hooks() {
   OomLadderHooks h;
   h.probe = probe_.get();
   h.now_s = [this] { return now_s(); };
+  h.release_host_memory = [this] { release_host_memory(); };
   return h;
+}
+
+void Governor::release_host_memory() {
+  if (options_.release_host_memory) options_.release_host_memory();
+#if defined(__GLIBC__)
+  malloc_trim(0);  // freed heap back to the system, so that the retry (or others) can have it
+#endif
+}
+
+void Governor::require_host_for_cpu_rung(std::int64_t weight_bytes, const std::string& what) const {
+  const std::int64_t element = std::max<std::int64_t>(1, model_.encoder_element_bytes);
+  require_host_memory(weight_bytes / element * 4, what + " on the CPU (float32 weights)",
+                      options_.host_memory);
 }
 
 Governor::EventSink Governor::ladder_sink(std::map<std::string, double> extra) {
@@ -166,29 +184,63 @@ void Governor::empty_cache() {
   if (probe_) probe_->empty_cache();
 }
 
-void Governor::record_peak(const std::string& phase, std::int64_t estimate, std::int64_t measured) {
+// The measured peak goes into the profile (later plans learn from it) and out as a `peak` event,
+// so that a run says how far each estimate was from what the device held. On the simulated
+// device the event also says how many of the peak's bytes nobody marked (counted by default).
+void Governor::record_peak(const std::string& phase, std::int64_t estimate, std::int64_t measured,
+                           PeakScope scope) {
   if (!probe_ || !plan_ || estimate <= 0 || measured <= 0) return;
-  profile_.record(profile_key(probe_->name(), phase, model_), estimate, measured);
+  if (scope == PeakScope::kActivations)
+    profile_.record(profile_key(probe_->name(), phase, model_), estimate, measured);
+  Event e;
+  e.type = EventType::kPeak;
+  e.t_s = now_s();
+  e.phase = phase;
+  e.numbers = {{"estimate", double(estimate)},
+               {"measured", double(measured)},
+               {"ratio", double(measured) / double(estimate)}};
+  e.texts["scope"] = scope == PeakScope::kActivations ? "activations" : "phase";
+  if (options_.device.simulated)
+    e.numbers["unmarked_peak"] = double(simulated_device::stats().unmarked_peak);
+  emit(e);
+}
+
+void Governor::record_phase_peak(const std::string& phase, std::int64_t base) {
+  if (!plan_) return;
+  const PhasePlan* p = plan_->find(phase);
+  if (p) record_peak(phase, p->estimate, peak() - base, PeakScope::kWholePhase);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Plan
 
-const MemoryPlan& Governor::plan_job(const ModelFootprint& model, const JobShape& job) {
+const MemoryPlan& Governor::plan_job(const ModelFootprint& model, const JobShape& job,
+                                     const std::vector<std::string>& only_phases) {
   model_ = model;
-  const bool fused = FRAMESMITH_HAS_SDPA && options_.device.is_cuda();
-  plan_ = std::make_unique<MemoryPlan>(make_memory_plan(model, job, probe_ ? budget_ : 0,
-                                                        options_.limits, profile_,
-                                                        probe_ ? probe_->name() : "cpu", fused));
-  for (const PhasePlan& p : plan_->phases) emit(p.event(now_s()));
+  job_ = job;
+  const AttentionKernel attention = attention_kernel_for(options_.device.is_cuda());
+  plan_ = std::make_unique<MemoryPlan>(
+      make_memory_plan(model, job, probe_ ? budget_ : 0, options_.limits, profile_,
+                       probe_ ? probe_->name() : "cpu", attention));
+  for (const PhasePlan& p : plan_->phases)
+    if (only_phases.empty() ||
+        std::find(only_phases.begin(), only_phases.end(), p.phase) != only_phases.end())
+      emit(p.event(now_s()));
   decode_ctx_.rungs = plan_->decode_rungs;
   decode_ctx_.rung = options_.use_plan ? plan_->decode_rung : 0;
   attention_chunk_ = options_.use_plan ? plan_->attention_chunk : 1024;
   if (options_.use_plan && probe_ && plan_->resident_blocks < model.transformer_blocks)
     planned_blocks_ = plan_->resident_blocks;
   sampling_tokens_ = job.sampling_tokens(model.transformer);
-  fused_attention_ = fused;
+  attention_ = attention;
   return *plan_;
+}
+
+void Governor::plan_for_prompt(std::int64_t text_tokens) {
+  if (!plan_ || text_tokens <= 0 || text_tokens == job_.text_tokens) return;
+  JobShape job = job_;
+  job.text_tokens = text_tokens;
+  plan_job(model_, job, {"sampling", "decode"});
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -201,7 +253,9 @@ void Governor::run_encoder(const std::string& phase, std::int64_t weight_bytes,
   std::vector<std::string> rungs;
   if (d.has_device_memory()) rungs.push_back("on " + d.name());
   rungs.push_back("on the CPU");
-  run_with_oom_ladder(
+  reset_peak();
+  const std::int64_t base = allocated();
+  const std::size_t used = run_with_oom_ladder(
       phase, rungs,
       [&](std::size_t k) {
         if (d.has_device_memory() && k == 0) {
@@ -209,10 +263,13 @@ void Governor::run_encoder(const std::string& phase, std::int64_t weight_bytes,
           DeviceWork work(d);
           encode(d.device);
         } else {
+          require_host_for_cpu_rung(weight_bytes, "the " + phase + " encoder");
+          const HostScope host;  // the CPU rung uses host memory, not the device's
           encode(at::kCPU);
         }
       },
       ladder_sink(), hooks());
+  if (d.has_device_memory() && used == 0) record_phase_peak(phase, base);
   empty_cache();  // the encoder's weights and activations are gone: give them back
 }
 
@@ -227,7 +284,8 @@ class StreamedLlama {
       : llama_(llama),
         streamer_(
             "LLaMA text encoder", llama.num_modules(),
-            [&llama](int i) { return llama.module_tensors(i); }, device) {
+            [&llama](int i) { return llama.module_tensors(i); }, device,
+            [&llama](const std::string& key) { return llama.weight_form(key); }) {
     streamer_.cancel = cancel;
     streamer_.pin_host_memory = false;  // used once a job: pageable copies
     llama_.before_module = [this](int i) { streamer_.before_block(i); };
@@ -255,9 +313,18 @@ void Governor::run_text_encoder(
   PhaseScope scope("text");
   const ComputeDevice& d = options_.device;
   const bool stream = d.has_device_memory() && policy_->stream_text_encoder();
+  // High-VRAM loads the LLaMA whole; when that runs out of memory, streaming it comes before the
+  // CPU (whose float32 copy is 32 GB for the 8B model).
   std::vector<std::string> rungs;
-  if (d.has_device_memory())
-    rungs.push_back("on " + d.name() + (stream ? ", LLaMA streamed per layer" : ""));
+  std::vector<bool> streamed_rung;
+  if (d.has_device_memory()) {
+    if (!stream) {
+      rungs.push_back("on " + d.name());
+      streamed_rung.push_back(false);
+    }
+    rungs.push_back("on " + d.name() + ", LLaMA streamed per layer");
+    streamed_rung.push_back(true);
+  }
   rungs.push_back("on the CPU");
   // The LLaMA stays on the host (the caller loaded it there, outside the simulated budget); only
   // its streamed copies count on the device.
@@ -270,18 +337,25 @@ void Governor::run_text_encoder(
                                format_size(double(clip_bytes)) + ")");
     return streamed;
   };
-  run_with_oom_ladder(
+  reset_peak();
+  const std::int64_t base = allocated();
+  const std::size_t used = run_with_oom_ladder(
       "text", rungs,
       [&](std::size_t k) {
-        if (d.has_device_memory() && k == 0) {
-          const WeightReservation weights(d, stream ? clip_bytes : llama_bytes + clip_bytes);
+        if (k < streamed_rung.size()) {
+          const bool streamed = streamed_rung[k];
+          const WeightReservation weights(d, streamed ? clip_bytes : llama_bytes + clip_bytes);
           DeviceWork work(d);
-          encode(d.device, stream ? place : LlamaPlacement());
+          encode(d.device, streamed ? place : LlamaPlacement());
         } else {
+          require_host_for_cpu_rung(llama_bytes + clip_bytes, "the text encoders");
+          const HostScope host;  // the CPU rung uses host memory, not the device's
           encode(at::kCPU, LlamaPlacement());
         }
       },
       ladder_sink(), hooks());
+  // The plan's estimate is of the planned way (streamed on low-VRAM, whole on high-VRAM).
+  if (d.has_device_memory() && used == 0) record_phase_peak("text", base);
   empty_cache();  // the encoders' weights, streamed copies and activations are gone: give them back
 }
 
@@ -301,6 +375,9 @@ at::Tensor Governor::encode_start_latent(
       "vae encode", rungs,
       [&](std::size_t k) {
         const bool on_cpu = k == 1;
+        // The CPU rung uses host memory; the device rung counts (by default, then DeviceWork).
+        std::unique_ptr<HostScope> host;
+        if (on_cpu) host = std::make_unique<HostScope>();
         const std::shared_ptr<Vae> vae = vae_on(on_cpu ? at::Device(at::kCPU) : d.device);
         at::Tensor out;
         {
@@ -344,7 +421,7 @@ void Governor::prepare_sampling() {
   empty_cache();  // FramePack empties the cache before placing the transformer, once a section
   const int cap = resident_cap_ >= 0 ? resident_cap_ : modules.num_blocks();
   if (probe_)
-    emit_residency("sampling", policy_->prepare_sampling(*residency_, *probe_, cap));
+    place_transformer(cap);
   else
     modules.set_resident_count(modules.num_blocks());
   // The step ladder from here: fewer resident modules, then smaller attention blocks.
@@ -357,6 +434,36 @@ void Governor::prepare_sampling() {
   }
   for (std::int64_t c = attention_chunk_ / 4; c >= 16; c /= 4) sampling_rungs_.push_back({0, c});
   sampling_rung_ = 0;
+}
+
+// The policy places the modules; when that runs out of memory (high-VRAM: the probe's free
+// memory said everything fits, the allocator disagreed), the fallback policy places them instead,
+// for the rest of the job. Low-VRAM placement has no fallback: it stops loading modules at an
+// out-of-memory by itself (BlockStreamer::load_while_free_above).
+void Governor::place_transformer(int cap) {
+  std::unique_ptr<ResidencyPolicy> fallback = policy_->fallback();
+  std::vector<std::string> rungs = {"placement " + policy_->name()};
+  if (fallback) rungs.push_back("placement " + fallback->name());
+  std::string action;
+  const std::size_t used = run_with_oom_ladder(
+      "sampling placement", rungs,
+      [&](std::size_t k) {
+        ResidencyPolicy& p = k == 0 ? *policy_ : *fallback;
+        // What the failed placement left resident stays, down to the preserved memory.
+        if (k > 0)
+          residency_->modules().offload_until_free(options_.limits.preserved_memory, *probe_);
+        action = p.prepare_sampling(*residency_, *probe_, cap);
+      },
+      ladder_sink(), hooks());
+  if (used > 0) {
+    // What stayed resident of the failed placement is kept, so the fallback may have placed
+    // nothing more: say where the modules are either way.
+    action = "memory governor: " + policy_->name() + " placement ran out of memory; " +
+             fallback->name() + " from here on: transformer " + residency_->describe() +
+             ", the rest streamed per module";
+    policy_ = std::move(fallback);
+  }
+  emit_residency("sampling", action);
 }
 
 std::function<sampling::FlowModel(sampling::FlowModel)> Governor::model_wrapper() {
@@ -389,11 +496,12 @@ at::Tensor Governor::run_step(const sampling::FlowModel& model, const at::Tensor
   const bool measure = !sampling_peak_recorded_ && probe_ && plan_ && plan_->find("sampling") &&
                        model_.has_transformer;
   std::int64_t base = 0;
+  int tries = 0;  // the host rung retries the same rung: a retry is not always a new rung
   const std::size_t done = run_with_oom_ladder(
       phase, names,
       [&](std::size_t k) {
         const SamplingRung& r = sampling_rungs_[first + k];
-        if (k > 0) transformer.restore_teacache_state(teacache);
+        if (tries++ > 0) transformer.restore_teacache_state(teacache);
         if (modules.resident_count() > r.resident) {
           modules.set_resident_count(r.resident);
           resident_cap_ = r.resident;
@@ -423,7 +531,7 @@ void Governor::record_sampling_peak(std::int64_t measured) {
   record_peak("sampling",
               estimate_sampling_activations(model_.transformer, sampling_tokens_,
                                             model_.transformer_element_bytes, attention_chunk_,
-                                            fused_attention_),
+                                            attention_, job_.teacache, job_.padded_text_tokens),
               measured);
 }
 

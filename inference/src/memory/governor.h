@@ -42,6 +42,7 @@
 #include "framesmith/events.h"
 #include "memory/chunked_decode.h"
 #include "memory/device_probe.h"
+#include "memory/host_memory.h"
 #include "memory/planner.h"
 #include "memory/residency.h"
 #include "sampling/unipc.h"
@@ -65,6 +66,11 @@ struct GovernorOptions {
   bool telemetry = true;
   std::chrono::milliseconds telemetry_period{50};  // 20 Hz
   VaeTiling decode_tiling;  // default: diffusers' temporal tiles, i.e. FramePack's own output
+  // The host's memory (default: /proc); the CPU rungs check it before they start.
+  HostMemoryReader host_memory;
+  // The host rung of every ladder: frees what the caller keeps in RAM for speed only (e.g. the
+  // prompt cache). The governor also gives freed heap back to the system.
+  std::function<void()> release_host_memory;
 };
 
 class Governor {
@@ -90,7 +96,14 @@ class Governor {
 
   // Plans the job's phases (one `plan` event each). Without a plan every phase starts at its
   // largest setting.
-  const MemoryPlan& plan_job(const ModelFootprint& model, const JobShape& job);
+  // `only_phases`: emit the plan events of these phases only (empty: all).
+  const MemoryPlan& plan_job(const ModelFootprint& model, const JobShape& job,
+                             const std::vector<std::string>& only_phases = {});
+  // Once the prompts are encoded: the transformer crops the text to its real length (FramePack's
+  // batch-1 path), so sampling and decode are planned again for `text_tokens` (the longer of
+  // the prompt and, with CFG, the negative prompt) instead of the 512 padded ones; their plan
+  // events come again. Nothing when no plan was made or the count is the planned one.
+  void plan_for_prompt(std::int64_t text_tokens);
   const MemoryPlan* plan() const { return plan_ ? plan_.get() : nullptr; }
 
   // Text or image encoding: `encode(device)` on the device (its weights, `weight_bytes`, held on
@@ -139,11 +152,22 @@ class Governor {
     std::string name() const;
   };
   void prepare_sampling();
+  void place_transformer(int cap);  // prepare_sampling's placement, with the policy's fallback
   at::Tensor run_step(const sampling::FlowModel& model, const at::Tensor& x,
                       const at::Tensor& sigma, int section, int step);
   OomLadderHooks hooks();
+  void release_host_memory();
+  // Before a CPU rung: the encoder's weights in float32 (`weight_bytes` at the device's element
+  // size) must fit in the host's available memory, else HostMemoryExhausted.
+  void require_host_for_cpu_rung(std::int64_t weight_bytes, const std::string& what) const;
   EventSink ladder_sink(std::map<std::string, double> extra = {});
-  void record_peak(const std::string& phase, std::int64_t estimate, std::int64_t measured);
+  // kActivations: `estimate` is an activation formula the profile corrects (learnt from the
+  // measured ratio); kWholePhase: the plan's whole estimate (weights too), reported only.
+  enum class PeakScope { kActivations, kWholePhase };
+  void record_peak(const std::string& phase, std::int64_t estimate, std::int64_t measured,
+                   PeakScope scope = PeakScope::kActivations);
+  // After an encoder phase that ran on the device: its plan estimate next to the measured peak.
+  void record_phase_peak(const std::string& phase, std::int64_t base);
   void record_sampling_peak(std::int64_t measured);
   std::int64_t allocated() const;
   std::int64_t peak() const;
@@ -162,6 +186,7 @@ class Governor {
   std::unique_ptr<MemoryTelemetry> telemetry_;
   std::unique_ptr<MemoryPlan> plan_;
   ModelFootprint model_;
+  JobShape job_;
   PeakProfile profile_;
   std::unique_ptr<TransformerResidency> residency_;
   std::vector<SamplingRung> sampling_rungs_;
@@ -169,7 +194,7 @@ class Governor {
   int resident_cap_ = -1;             // modules; lowered by the step ladder; -1: none
   int planned_blocks_ = -1;           // resident blocks from the plan; -1: none
   std::int64_t sampling_tokens_ = 0;  // the plan's token count (for the measured-peak profile)
-  bool fused_attention_ = false;
+  AttentionKernel attention_ = AttentionKernel::kChunked;
   bool sampling_peak_recorded_ = false;  // one measured step per section
   std::int64_t attention_chunk_ = 1024;
   int section_ = 0, step_ = 0;

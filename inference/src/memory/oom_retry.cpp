@@ -9,6 +9,7 @@
 #include "framesmith/error.h"
 #include "framesmith/units.h"
 #include "memory/device_probe.h"
+#include "memory/host_memory.h"
 
 namespace framesmith::memory {
 
@@ -32,9 +33,21 @@ bool message_says_oom(const std::string& message) {
          m.find("not enough memory") != std::string::npos;
 }
 
+// Host-side allocation failures that LibTorch reports as plain c10::Errors: its CPU allocator
+// ("DefaultCPUAllocator: not enough memory: you tried to allocate ..."), pinned memory
+// (cudaHostAlloc through the caching host allocator) and the simulated device's host faults.
+bool message_says_host(const std::string& message) {
+  const std::string m = lower(message);
+  return m.find("cpuallocator") != std::string::npos || m.find("pinned") != std::string::npos ||
+         m.find("cudahostalloc") != std::string::npos ||
+         m.find("hostallocator") != std::string::npos ||
+         m.find("host out of memory") != std::string::npos;
+}
+
 struct Failure {
   std::string message;
   std::int64_t requested = -1;
+  MemoryKind kind = MemoryKind::kDevice;
 };
 
 Event oom_event(const std::string& phase, std::size_t rung, const Failure& f,
@@ -44,7 +57,12 @@ Event oom_event(const std::string& phase, std::size_t rung, const Failure& f,
   e.t_s = hooks.now_s ? hooks.now_s() : 0.0;
   e.phase = phase;
   e.numbers["rung"] = static_cast<double>(rung);
+  e.texts["memory"] = to_string(f.kind);
   if (f.requested >= 0) e.numbers["requested"] = static_cast<double>(f.requested);
+  if (f.kind == MemoryKind::kHost) {
+    const HostMemory h = read_host_memory();
+    if (h.available >= 0) e.numbers["host_available"] = static_cast<double>(h.available);
+  }
   if (hooks.probe) {
     const MemorySnapshot s = hooks.probe->snapshot();
     const std::int64_t free = free_bytes(s);
@@ -108,21 +126,45 @@ std::string failure_text(const std::string& phase, const std::string& rung, cons
   return text;
 }
 
+std::string host_failure_text(const std::string& phase, const std::string& rung, const Failure& f) {
+  std::string text = "the computer ran out of memory (RAM) in phase \"" + phase + "\" at \"" +
+                     rung + "\", even after releasing what it held for speed";
+  if (f.requested >= 0) text += ": it tried to allocate " + format_size(double(f.requested));
+  const HostMemory h = read_host_memory();
+  if (h.available >= 0)
+    text += (f.requested >= 0 ? " with " : ": ") + format_size(double(h.available)) +
+            " available of " + format_size(double(h.total));
+  return text + ". Close other programs, or lower the resolution or the frame count. [" +
+         f.message + "]";
+}
+
 }  // namespace
 
-bool is_out_of_memory(const std::exception& e, std::string* message) {
+const char* to_string(MemoryKind kind) {
+  return kind == MemoryKind::kHost ? "host" : "device";
+}
+
+bool is_out_of_memory(const std::exception& e, std::string* message, MemoryKind* kind) {
   std::string text;
-  if (const auto* oom = dynamic_cast<const c10::OutOfMemoryError*>(&e)) {
+  MemoryKind k = MemoryKind::kDevice;
+  if (const auto* host = dynamic_cast<const HostMemoryExhausted*>(&e)) {
+    text = host->what();
+    k = MemoryKind::kHost;
+  } else if (const auto* oom = dynamic_cast<const c10::OutOfMemoryError*>(&e)) {
     text = oom->what_without_backtrace();
+    if (message_says_host(text)) k = MemoryKind::kHost;
   } else if (const auto* error = dynamic_cast<const c10::Error*>(&e)) {
     text = error->what_without_backtrace();
     if (!message_says_oom(text)) return false;
+    if (message_says_host(text)) k = MemoryKind::kHost;
   } else if (dynamic_cast<const std::bad_alloc*>(&e)) {
     text = "host out of memory (std::bad_alloc)";
+    k = MemoryKind::kHost;
   } else {
     return false;
   }
   if (message) *message = first_line(text);
+  if (kind) *kind = k;
   return true;
 }
 
@@ -185,14 +227,18 @@ std::size_t run_with_oom_ladder(const std::string& phase, const std::vector<std:
     if (on_event) on_event(e);
   };
   bool retried = false;
+  bool host_released = false;  // the host rung runs once a ladder
+  MemoryKind last_kind = MemoryKind::kDevice;
   for (std::size_t rung = 0; rung < rungs.size(); ++rung) {
     bool out_of_memory = false;
     Failure failure;
     try {
       attempt(rung);
     } catch (const std::exception& e) {
-      if (!is_out_of_memory(e, &failure.message)) throw;
+      if (!is_out_of_memory(e, &failure.message, &failure.kind)) throw;
       out_of_memory = true;
+      if (const auto* host = dynamic_cast<const HostMemoryExhausted*>(&e))
+        failure.requested = host->requested();
       // Nothing of the attempt survives here: its locals (the tensors it made) were destroyed
       // while the exception unwound, and the exception object holds only text, no tensors. The
       // cache is emptied below, outside this handler, once even the exception is gone.
@@ -200,11 +246,31 @@ std::size_t run_with_oom_ladder(const std::string& phase, const std::vector<std:
     if (!out_of_memory) {
       if (retried) {
         Event ok = oom_event(phase, rung, failure, hooks);
+        ok.texts["memory"] = to_string(last_kind);
         ok.texts["action"] = rungs[rung];
         ok.texts["outcome"] = "ok";
         emit(ok);
       }
       return rung;
+    }
+    last_kind = failure.kind;
+    if (failure.kind == MemoryKind::kHost) {
+      Event e = oom_event(phase, rung, failure, hooks);
+      if (!host_released && hooks.release_host_memory) {
+        // The host rung: release, then the same setting again (a smaller one frees no RAM).
+        hooks.release_host_memory();
+        host_released = true;
+        retried = true;
+        e.texts["action"] = "host memory released, " + rungs[rung] + " again";
+        e.texts["outcome"] = "retry";
+        emit(e);
+        --rung;  // unsigned wrap-around at 0 is defined; the loop's ++rung brings it back
+        continue;
+      }
+      e.texts["action"] = rungs[rung] + " (host memory exhausted)";
+      e.texts["outcome"] = "failed";
+      emit(e);
+      throw OutOfMemory(host_failure_text(phase, rungs[rung], failure));
     }
     failure.requested = requested_bytes_from_message(failure.message);
     if (hooks.empty_cache)

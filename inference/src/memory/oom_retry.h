@@ -2,6 +2,12 @@
 // and on an out-of-memory error free the allocator's cache and try the next, smaller rung
 // ("chunk 4", "chunk 1", ...), reporting each recovery as an `oom_recovered` event. Only when the
 // last rung fails does the job fail, with an Error that says what was needed.
+//
+// Host exhaustion (RAM or page-locked memory: host_memory.h) has its own rung: a smaller device
+// setting frees no RAM, so the ladder releases what the host holds for speed only (caches, the
+// pinned staging ring: OomLadderHooks::release_host_memory) and retries the SAME rung once; its
+// events say `memory: "host"` (device ones `memory: "device"`), and if the host still cannot give
+// it, the job stops with a message about RAM, not about the card.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -24,6 +30,9 @@ class OutOfMemory : public Error {
   explicit OutOfMemory(const std::string& what) : Error(what) {}
 };
 
+enum class MemoryKind { kDevice, kHost };
+const char* to_string(MemoryKind kind);  // "device", "host"
+
 struct OomLadderHooks {
   // Where `free` numbers come from and whose empty_cache runs between rungs; may be null.
   MemoryProbe* probe = nullptr;
@@ -31,12 +40,16 @@ struct OomLadderHooks {
   std::function<void()> empty_cache;
   // Event::t_s (seconds since the job started); events carry 0 when unset.
   std::function<double()> now_s;
+  // The host rung: frees host memory that is only there for speed; unset: no host rung.
+  std::function<void()> release_host_memory;
 };
 
 // If `e` is an out-of-memory error (c10::OutOfMemoryError; a c10::Error whose message says CUDA,
-// cuBLAS or cuDNN ran out of memory, as older LibTorch versions throw; std::bad_alloc), returns
-// true and its one-line message.
-bool is_out_of_memory(const std::exception& e, std::string* message = nullptr);
+// cuBLAS or cuDNN ran out of memory, as older LibTorch versions throw; std::bad_alloc; LibTorch's
+// CPU allocator's "not enough memory"; HostMemoryExhausted), returns true, its one-line message
+// and which memory ran out.
+bool is_out_of_memory(const std::exception& e, std::string* message = nullptr,
+                      MemoryKind* kind = nullptr);
 
 // The byte count in "Tried to allocate 2.00 GiB" (CUDA) or "... (2147483648 bytes)" (simulated
 // device); -1 if the message has none.

@@ -1,5 +1,6 @@
 #include "memory/planner.h"
 
+#include <ATen/Parallel.h>
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -7,7 +8,9 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <numeric>
 
+#include "compat/torch_compat.h"
 #include "framesmith/error.h"
 #include "framesmith/model_set.h"
 #include "framesmith/units.h"
@@ -43,9 +46,21 @@ std::int64_t stored_elements(const std::string& folder) {
   }
 }
 
+// Bytes the checkpoint in `folder` stores (in its own dtypes); 0 when it cannot be read.
+std::int64_t stored_bytes(const std::string& folder) {
+  try {
+    return static_cast<std::int64_t>(io::TensorStore::open(folder).total_bytes());
+  } catch (const Error&) {
+    return 0;
+  }
+}
+
 // Elements of the two largest consecutive modules of the LLaMA in `folder`, its modules taken in
 // execution order (embed_tokens, layers.0 .. layers.L-1, norm) as the text encoder's streaming
-// holds them: the one running and the next, prefetched. 0 when the folder cannot say.
+// holds them: the one running and the next, prefetched. The embedding table is never placed (the
+// streamed LLaMA converts at use and gathers the prompt's rows, LlamaModel::embed), so it counts
+// as an empty module: counted, it added LLaMA 3 8B's 128256 x 4096 table (1 GB in fp16) to the
+// estimate. 0 when the folder cannot say.
 std::int64_t llama_stream_elements(const std::string& folder) {
   try {
     const io::TensorStore store = io::TensorStore::open(folder);
@@ -56,7 +71,7 @@ std::int64_t llama_stream_elements(const std::string& folder) {
       const std::string key = name.substr(prefix.size());
       const std::int64_t n = numel_of(store.info(name).shape);
       if (key.rfind("embed_tokens.", 0) == 0) {
-        modules[0] += n;
+        modules[0] += 0;
       } else if (key.rfind("layers.", 0) == 0) {
         modules[std::stoll(key.substr(7, key.find('.', 7) - 7)) + 1] += n;
       } else if (key.rfind("norm.", 0) == 0) {
@@ -125,6 +140,28 @@ std::string default_profile_path(bool cuda) {
   return dir + "/memory-profile.json";
 }
 
+namespace {
+
+// The block a transformer key belongs to in execution order (transformer_blocks.N: N,
+// single_transformer_blocks.N: dual blocks + N), -1 for the embedders and the output.
+int block_index(const std::string& name, const TransformerConfig& cfg) {
+  const auto number_after = [&](const std::string& prefix) -> int {
+    if (name.rfind(prefix, 0) != 0) return -1;
+    const std::size_t end = name.find('.', prefix.size());
+    const std::string digits = name.substr(prefix.size(), end - prefix.size());
+    if (digits.empty() || digits.size() > 6 ||
+        !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
+      return -1;
+    return std::stoi(digits);
+  };
+  const int dual = number_after("transformer_blocks.");
+  if (dual >= 0) return dual;
+  const int single = number_after("single_transformer_blocks.");
+  return single >= 0 ? static_cast<int>(cfg.num_layers) + single : -1;
+}
+
+}  // namespace
+
 ModelFootprint read_model_footprint(const ModelSet& set, bool cuda) {
   ModelFootprint m;
   m.transformer_element_bytes = cuda ? 2 : 4;
@@ -136,14 +173,21 @@ ModelFootprint read_model_footprint(const ModelSet& set, bool cuda) {
         TransformerConfig::from_json(io::read_json_file(p->path + "/config.json", "the config"));
     m.has_transformer = true;
     const io::TensorStore store = io::TensorStore::open(p->path);
-    for (const std::string& name : store.names()) {
-      const std::int64_t bytes = numel_of(store.info(name).shape) * m.transformer_element_bytes;
-      const bool block = name.rfind("transformer_blocks.", 0) == 0 ||
-                         name.rfind("single_transformer_blocks.", 0) == 0;
-      (block ? m.transformer_block_bytes : m.transformer_non_block_bytes) += bytes;
-    }
     m.transformer_blocks =
         static_cast<int>(m.transformer.num_layers + m.transformer.num_single_layers);
+    m.transformer_block_sizes.assign(static_cast<std::size_t>(m.transformer_blocks), 0);
+    for (const std::string& name : store.names()) {
+      const std::int64_t bytes = numel_of(store.info(name).shape) * m.transformer_element_bytes;
+      const int block = block_index(name, m.transformer);
+      if (block < 0) {
+        m.transformer_non_block_bytes += bytes;
+        continue;
+      }
+      m.transformer_block_bytes += bytes;
+      if (block < m.transformer_blocks)
+        m.transformer_block_sizes[static_cast<std::size_t>(block)] += bytes;
+    }
+    m.transformer_host_bytes = static_cast<std::int64_t>(store.total_bytes());
   }
   if (const ComponentPath* p = set.find(Component::kVae)) {
     m.vae = VaeConfig::from_json(io::read_json_file(p->path + "/config.json", "the config"));
@@ -165,8 +209,16 @@ ModelFootprint read_model_footprint(const ModelSet& set, bool cuda) {
   encoder(Component::kTextEncoder, m.text_encoder_bytes, m.text_hidden, m.text_heads);
   encoder(Component::kTextEncoder2, m.text_encoder_2_bytes, m.clip_hidden, m.clip_heads);
   encoder(Component::kImageEncoder, m.image_encoder_bytes, m.image_hidden, m.image_heads);
-  if (const ComponentPath* p = set.find(Component::kTextEncoder))
+  if (const ComponentPath* p = set.find(Component::kImageEncoder)) {
+    const std::int64_t size = config_int(p->path, "image_size", 0);
+    const std::int64_t patch = config_int(p->path, "patch_size", 0);
+    if (size > 0 && patch > 0) m.image_tokens = (size / patch) * (size / patch);
+    m.image_pixels = size * size;
+  }
+  if (const ComponentPath* p = set.find(Component::kTextEncoder)) {
     m.text_encoder_stream_bytes = llama_stream_elements(p->path) * m.encoder_element_bytes;
+    m.text_encoder_host_bytes = stored_bytes(p->path);
+  }
   m.fingerprint = "t" + std::to_string(m.transformer.inner_dim()) + "x" +
                   std::to_string(m.transformer_blocks) + "-v" +
                   std::to_string(m.has_vae ? m.vae.block_out_channels.front() : 0) + "x" +
@@ -176,6 +228,12 @@ ModelFootprint read_model_footprint(const ModelSet& set, bool cuda) {
 
 // ---------------------------------------------------------------------------------------------
 // Job shape
+
+JobShape job_shape_for(const ModelFootprint& model) {
+  JobShape job;
+  if (model.image_tokens > 0) job.image_tokens = model.image_tokens;
+  return job;
+}
 
 std::int64_t JobShape::max_decode_latents() const {
   const std::int64_t total = std::int64_t{sections} * latent_window + 1;
@@ -196,19 +254,85 @@ std::int64_t JobShape::sampling_tokens(const TransformerConfig& cfg) const {
 // ---------------------------------------------------------------------------------------------
 // Estimates
 
+std::vector<std::int64_t> block_sizes(const ModelFootprint& m) {
+  if (!m.transformer_block_sizes.empty()) return m.transformer_block_sizes;
+  const int n = std::max(1, m.transformer_blocks);
+  return std::vector<std::int64_t>(static_cast<std::size_t>(n),
+                                   ceil_div(m.transformer_block_bytes, n));
+}
+
+AttentionKernel attention_kernel_for(bool cuda) {
+  if (!FRAMESMITH_HAS_SDPA) return AttentionKernel::kChunked;
+  if (cuda) return AttentionKernel::kFusedCuda;
+  return FRAMESMITH_HAS_FUSED_CPU_SDPA ? AttentionKernel::kFusedCpu : AttentionKernel::kChunked;
+}
+
+namespace {
+
+// The CPU flash kernel's per-thread buffer (ATen's FlashAttentionKernel.cpp): float32 scores of
+// one query block x one key block, the block's running max and sum, and its output accumulator;
+// a second scores buffer in the input dtype for bf16/f16 inputs. Block sizes as ATen picks them.
+std::int64_t cpu_flash_workspace(std::int64_t queries, std::int64_t keys, std::int64_t head_dim,
+                                 std::int64_t e) {
+  const std::int64_t q_block =
+      std::min<std::int64_t>(queries, queries >= 768 ? 256 : (queries >= 192 ? 64 : 32));
+  const std::int64_t kv_block = std::min<std::int64_t>(keys, 512);
+  std::int64_t per_thread = (q_block * kv_block + 2 * q_block + q_block * head_dim) * 4;
+  if (e < 4) per_thread += q_block * kv_block * e;
+  return std::max(1, at::get_num_threads()) * per_thread;
+}
+
+// Whether the attention calls of the estimated pass carry a mask (the token refiner's padded
+// text) or not (the blocks at batch 1, where the text is cropped to its real length).
+enum class AttentionMask { kNone, kPerQuery };
+
+std::int64_t sampling_activations(const TransformerConfig& cfg, std::int64_t tokens, std::int64_t e,
+                                  std::int64_t attention_chunk, AttentionKernel attention,
+                                  bool teacache, AttentionMask mask) {
+  const std::int64_t d = cfg.inner_dim(), mlp = cfg.mlp_dim(), heads = cfg.num_attention_heads;
+  const std::int64_t rows = std::min(attention_chunk, tokens);
+  // A single block holds the most (transformer_blocks.cpp), at one of two points; measured at the
+  // 13B model's widths with `bench sampling-peak` (docs/benchmarks.md), these per-token counts of
+  // hidden-sized (d) and MLP-sized activations are within 3 % of the measured peaks.
+  //  - its output: the residual, the modulated input, the MLP's hidden layer, the attention
+  //    output, the [attention, MLP] concatenation and the projection with its gating and sum;
+  const std::int64_t at_output = tokens * (9 * d + 2 * mlp) * e;
+  //  - its attention: the residual, the modulated input, the MLP's hidden layer, q, k, v and
+  //    their RoPE'd copies, the output so far; plus what the kernel itself holds.
+  std::int64_t at_attention = tokens * (8 * d + mlp) * e;
+  if (attention == AttentionKernel::kChunked) {
+    // One block of float32 scores and their softmax, the block's output; low-precision k and v
+    // widened to float32 once (models/attention.cpp). The mask is applied in place.
+    at_attention += 2 * heads * rows * tokens * 4 + rows * d * 4;
+    if (e < 4) at_attention += 2 * tokens * d * 4;
+  } else {
+    // The fused kernels: per call (one per block of queries) the block's own output when there
+    // is more than one, and its float32 log-sum-exp per head; the CPU flash kernel's blocks.
+    at_attention += (rows < tokens ? rows * d * e : 0) + heads * rows * 4;
+    if (attention == AttentionKernel::kFusedCpu)
+      at_attention += cpu_flash_workspace(rows, tokens, cfg.attention_head_dim, e);
+    // SDPA turns a bool mask into an additive one in the inputs' dtype, one (queries x keys)
+    // per call (shared by the heads): measured exactly so on LibTorch 2.14's CPU kernel.
+    if (mask == AttentionMask::kPerQuery) at_attention += rows * tokens * e;
+  }
+  // TeaCache keeps the previous step's residual and modulated input across steps.
+  const std::int64_t kept = teacache ? 2 * tokens * d * e : 0;
+  return kept + std::max(at_output, at_attention);
+}
+
+}  // namespace
+
 std::int64_t estimate_sampling_activations(const TransformerConfig& cfg, std::int64_t tokens,
                                            std::int64_t e, std::int64_t attention_chunk,
-                                           bool fused_attention) {
-  const std::int64_t d = cfg.inner_dim(), mlp = cfg.mlp_dim();
-  // One block at a time: the residual streams, modulated copies, q/k/v with RoPE, the MLP's
-  // hidden layer and its activation, TeaCache's kept residual.
-  std::int64_t bytes = tokens * (14 * d + 2 * mlp) * e;
-  if (!fused_attention) {
-    // The chunked path upcasts q, k, v to float32 and holds one block of scores (and softmax).
-    const std::int64_t rows = std::min(attention_chunk, tokens);
-    bytes += 3 * tokens * d * 4 + 2 * cfg.num_attention_heads * rows * tokens * 4;
-  }
-  return bytes;
+                                           AttentionKernel attention, bool teacache,
+                                           std::int64_t padded_text_tokens) {
+  const std::int64_t blocks = sampling_activations(cfg, tokens, e, attention_chunk, attention,
+                                                   teacache, AttentionMask::kNone);
+  if (padded_text_tokens <= tokens) return blocks;
+  // The token refiner runs on the padded text with its mask before the blocks crop it: for a
+  // short video of a small model that can be the step's peak (the tiny model's, 20x its blocks').
+  return std::max(blocks, sampling_activations(cfg, padded_text_tokens, e, attention_chunk,
+                                               attention, false, AttentionMask::kPerQuery));
 }
 
 std::int64_t estimate_vae_encode_activations(const VaeConfig& cfg, std::int64_t height,
@@ -338,7 +462,7 @@ void PeakProfile::record(const std::string& key, std::int64_t estimate, std::int
 
 MemoryPlan make_memory_plan(const ModelFootprint& m, const JobShape& job, std::int64_t budget,
                             const ResidencyLimits& limits, const PeakProfile& profile,
-                            const std::string& device_kind, bool fused_attention) {
+                            const std::string& device_kind, AttentionKernel attention) {
   MemoryPlan plan;
   plan.budget = std::max<std::int64_t>(0, budget);
   const bool bounded = plan.budget > 0;
@@ -361,8 +485,8 @@ MemoryPlan make_memory_plan(const ModelFootprint& m, const JobShape& job, std::i
   const std::int64_t ee = m.encoder_element_bytes;
 
   // Text. High-VRAM: LLaMA and CLIP resident. Low-VRAM: CLIP whole, the LLaMA streamed per layer,
-  // which holds two of its modules at once (the largest pair is embed_tokens and layers.0: the
-  // embedding runs while the first layer is prefetched), dropped before CLIP runs. Without the
+  // which holds two of its modules at once (two layers: one runs while the next is prefetched;
+  // the embedding table stays on the host), dropped before CLIP runs. Without the
   // module sizes (a footprint not read from a model folder) the whole LLaMA is counted.
   {
     const std::int64_t llama_act = corrected(
@@ -386,10 +510,13 @@ MemoryPlan make_memory_plan(const ModelFootprint& m, const JobShape& job, std::i
     PhasePlan* p = add("text", setting, est);
     if (!p->fits) p->setting += "; on the CPU instead";
   }
-  // Image: SigLIP whole.
+  // Image: SigLIP whole. Besides its layers: the preprocessed picture (float32) on the device and
+  // the patch embedding's input in the encoder's dtype (on the CPU its im2col columns, the same
+  // size): at 384 px 3.4 MB, next to 816 MB of weights, but half the tiny model's peak.
   {
+    const std::int64_t pixels = 3 * m.image_pixels * (4 + ee);
     const std::int64_t est =
-        m.image_encoder_bytes +
+        m.image_encoder_bytes + pixels +
         corrected("image", estimate_encoder_activations(job.image_tokens, m.image_hidden,
                                                         m.image_heads, ee));
     PhasePlan* p = add("image", "SigLIP whole", est);
@@ -407,22 +534,33 @@ MemoryPlan make_memory_plan(const ModelFootprint& m, const JobShape& job, std::i
   // Sampling: resident blocks and the attention block size.
   std::int64_t resident_bytes_sampling = 0;
   if (m.has_transformer) {
-    const int n = std::max(1, m.transformer_blocks);
-    const std::int64_t per_block = ceil_div(m.transformer_block_bytes, n);
+    const std::vector<std::int64_t> sizes = block_sizes(m);
+    const int n = static_cast<int>(sizes.size());
     const std::int64_t tokens = job.sampling_tokens(m.transformer);
+    // The first `res` blocks resident; the rest streamed, the running block and the next
+    // prefetched on the device at once (the largest such pair).
+    const auto resident_bytes = [&](int res) {
+      return std::accumulate(sizes.begin(), sizes.begin() + res, std::int64_t{0});
+    };
+    const auto streamed_bytes = [&](int res) {
+      std::int64_t pair = 0;
+      for (int i = res; i < n; ++i)
+        pair = std::max(pair, sizes[static_cast<std::size_t>(i)] +
+                                  (i + 1 < n ? sizes[static_cast<std::size_t>(i + 1)] : 0));
+      return pair;
+    };
     int resident = n;
     if (bounded && !high) {
       const std::int64_t room =
           plan.budget - m.transformer_non_block_bytes - limits.preserved_memory;
-      resident = static_cast<int>(
-          std::clamp<std::int64_t>(room / std::max<std::int64_t>(1, per_block), 0, n));
+      resident = 0;
+      while (resident < n && resident_bytes(resident + 1) <= room) ++resident;
     }
     const auto estimate = [&](int res, std::int64_t chunk) {
-      const std::int64_t streamed = res < n ? 2 * per_block : 0;
-      return m.transformer_non_block_bytes + res * per_block + streamed +
-             corrected("sampling", estimate_sampling_activations(m.transformer, tokens,
-                                                                 m.transformer_element_bytes, chunk,
-                                                                 fused_attention));
+      return m.transformer_non_block_bytes + resident_bytes(res) + streamed_bytes(res) +
+             corrected("sampling", estimate_sampling_activations(
+                                       m.transformer, tokens, m.transformer_element_bytes, chunk,
+                                       attention, job.teacache, job.padded_text_tokens));
     };
     std::int64_t chunk = 1024;
     std::int64_t est = estimate(resident, chunk);
@@ -437,7 +575,7 @@ MemoryPlan make_memory_plan(const ModelFootprint& m, const JobShape& job, std::i
     }
     plan.resident_blocks = resident;
     plan.attention_chunk = chunk;
-    resident_bytes_sampling = resident * per_block;
+    resident_bytes_sampling = resident_bytes(resident);
     add("sampling",
         std::to_string(resident) + " of " + std::to_string(n) + " blocks resident" +
             (resident < n ? " (others streamed)" : "") + ", attention " + std::to_string(chunk),
@@ -451,13 +589,13 @@ MemoryPlan make_memory_plan(const ModelFootprint& m, const JobShape& job, std::i
     shape.latent_width = job.width / m.vae.spatial_compression_ratio;
     shape.element_bytes = m.vae_element_bytes;
     shape.cpu_convolution = m.cpu_convolution;
-    std::int64_t resident_at_decode = resident_bytes_sampling;
+    // What of the transformer stays on the device: low-VRAM offloads its modules (embedders and
+    // output included, from the last one back) until the target is free (prepare_decode).
+    std::int64_t resident_at_decode = m.transformer_non_block_bytes + resident_bytes_sampling;
     if (bounded && !high)
       resident_at_decode = std::min(
-          resident_at_decode, std::max<std::int64_t>(0, plan.budget - limits.decode_free_target -
-                                                            m.transformer_non_block_bytes));
-    const std::int64_t fixed =
-        m.transformer_non_block_bytes + resident_at_decode + m.vae_decoder_bytes;
+          resident_at_decode, std::max<std::int64_t>(0, plan.budget - limits.decode_free_target));
+    const std::int64_t fixed = resident_at_decode + m.vae_decoder_bytes;
     std::vector<std::int64_t> estimates;
     for (const DecodeRung& r : default_decode_ladder()) {
       const std::int64_t est =

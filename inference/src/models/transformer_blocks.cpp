@@ -121,17 +121,21 @@ std::pair<at::Tensor, at::Tensor> forward(const DualBlock& b, const at::Tensor& 
 
   // Joint attention over [image, text]; RoPE on the image tokens only.
   const std::int64_t n_img = img.size(1);
-  const at::Tensor q =
-      at::cat({rope::apply(rms_norm(split_heads(b.to_q(x), ctx.heads), b.norm_q), ctx.rope),
-               rms_norm(split_heads(b.add_q_proj(y), ctx.heads), b.norm_added_q)},
-              1);
-  const at::Tensor k =
-      at::cat({rope::apply(rms_norm(split_heads(b.to_k(x), ctx.heads), b.norm_k), ctx.rope),
-               rms_norm(split_heads(b.add_k_proj(y), ctx.heads), b.norm_added_k)},
-              1);
-  const at::Tensor v =
-      at::cat({split_heads(b.to_v(x), ctx.heads), split_heads(b.add_v_proj(y), ctx.heads)}, 1);
-  const at::Tensor o = attend(q, k, v, ctx.key_mask, ctx.query_chunk);
+  at::Tensor o;
+  {
+    // q, k and v go once attended (as in the single block).
+    const at::Tensor q =
+        at::cat({rope::apply(rms_norm(split_heads(b.to_q(x), ctx.heads), b.norm_q), ctx.rope),
+                 rms_norm(split_heads(b.add_q_proj(y), ctx.heads), b.norm_added_q)},
+                1);
+    const at::Tensor k =
+        at::cat({rope::apply(rms_norm(split_heads(b.to_k(x), ctx.heads), b.norm_k), ctx.rope),
+                 rms_norm(split_heads(b.add_k_proj(y), ctx.heads), b.norm_added_k)},
+                1);
+    const at::Tensor v =
+        at::cat({split_heads(b.to_v(x), ctx.heads), split_heads(b.add_v_proj(y), ctx.heads)}, 1);
+    o = attend(q, k, v, ctx.key_mask, ctx.query_chunk);
+  }
 
   at::Tensor img_out = img + b.to_out(o.narrow(1, 0, n_img)) * m[2];
   at::Tensor txt_out = txt + b.to_add_out(o.narrow(1, n_img, o.size(1) - n_img)) * c[2];
@@ -167,10 +171,15 @@ std::pair<at::Tensor, at::Tensor> forward(const SingleBlock& b, const at::Tensor
     return at::cat(
         {rope::apply(t.narrow(1, 0, n_img), ctx.rope), t.narrow(1, n_img, t.size(1) - n_img)}, 1);
   };
-  const at::Tensor q = rope_img(rms_norm(split_heads(b.to_q(x), ctx.heads), b.norm_q));
-  const at::Tensor k = rope_img(rms_norm(split_heads(b.to_k(x), ctx.heads), b.norm_k));
-  const at::Tensor v = split_heads(b.to_v(x), ctx.heads);
-  const at::Tensor o = attend(q, k, v, ctx.key_mask, ctx.query_chunk);
+  at::Tensor o;
+  {
+    // q, k and v go once attended: held through the output projection they were 3 of the ~20
+    // hidden-sized activations per token at the block's peak (planner.cpp's sampling estimate).
+    const at::Tensor q = rope_img(rms_norm(split_heads(b.to_q(x), ctx.heads), b.norm_q));
+    const at::Tensor k = rope_img(rms_norm(split_heads(b.to_k(x), ctx.heads), b.norm_k));
+    const at::Tensor v = split_heads(b.to_v(x), ctx.heads);
+    o = attend(q, k, v, ctx.key_mask, ctx.query_chunk);
+  }
 
   const at::Tensor out = m[2] * b.proj_out(at::cat({o, mlp}, 2)) + residual;
   return {out.narrow(1, 0, n_img), out.narrow(1, n_img, out.size(1) - n_img)};

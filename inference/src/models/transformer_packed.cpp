@@ -152,6 +152,7 @@ PackedTransformer::PackedTransformer(TransformerConfig cfg, const Weights& w)
     : cfg_(std::move(cfg)),
       dtype_(w.dtype()),
       device_(w.device()),
+      weights_(w),
       p_(std::make_unique<Params>()),
       modules_(transformer::module_list(cfg_)) {
   transformer::bind(ParamBinder::loader(w), *p_, cfg_);
@@ -159,9 +160,18 @@ PackedTransformer::PackedTransformer(TransformerConfig cfg, const Weights& w)
   while (first_block_ < num_modules() && modules_[static_cast<std::size_t>(first_block_)].kind <
                                              transformer::ModuleKind::kDualBlock)
     ++first_block_;
-  // FramePack's high_quality_fp32_output_for_inference: the last projection runs in float32.
-  p_->proj_out.weight = p_->proj_out.weight.to(at::kFloat);
-  p_->proj_out.bias = p_->proj_out.bias.to(at::kFloat);
+  // FramePack's high_quality_fp32_output_for_inference: the last projection runs in float32
+  // (loaded at use, weight_form says so and the placement converts).
+  if (w.conversion() == Conversion::kAtLoad) {
+    p_->proj_out.weight = p_->proj_out.weight.to(at::kFloat);
+    p_->proj_out.bias = p_->proj_out.bias.to(at::kFloat);
+  }
+}
+
+WeightForm PackedTransformer::weight_form(const std::string& key) const {
+  WeightForm f = weights_.form(key);
+  if (key.rfind("proj_out.", 0) == 0) f.dtype = at::kFloat;
+  return f;
 }
 
 PackedTransformer::~PackedTransformer() = default;
@@ -228,6 +238,10 @@ bool PackedTransformer::teacache_should_compute(const at::Tensor& img, const at:
 }
 
 at::Tensor PackedTransformer::forward(const TransformerInputs& in) {
+  if (weights_.conversion() == Conversion::kAtUse && !before_module)
+    throw Error(
+        "transformer: its weights were loaded at use (the checkpoint's dtype, memory-mapped) and "
+        "nothing places them (no memory governor attached)");
   const TransformerConfig& c = cfg_;
   const auto prep = [&](const at::Tensor& t) { return t.to(device_, dtype_); };
   const auto index = [&](const at::Tensor& t) { return t.to(device_, at::kLong); };
@@ -398,8 +412,25 @@ at::Tensor PackedTransformer::forward(const TransformerInputs& in) {
       .reshape({batch, c.out_channels, frames * pt, height * ps, width * ps});
 }
 
+namespace {
+
+// Scaled float8 checkpoints store values divided by a per-tensor scale, kept as an extra tensor:
+// computing with the values alone would be silently wrong, so they are refused by name.
+void refuse_scaled_float8(const io::TensorStore& store) {
+  for (const std::string& n : store.names())
+    for (const char* suffix : {".scale_weight", ".weight_scale", ".scale_input", ".input_scale"}) {
+      const std::string s(suffix);
+      if (n.size() >= s.size() && n.compare(n.size() - s.size(), s.size(), s) == 0)
+        throw Error(store.description() + ": tensor \"" + n +
+                    "\" is a float8 scale: scaled float8 checkpoints are not supported (use "
+                    "the plain fp8_e4m3fn or the bf16 checkpoint)");
+    }
+}
+
+}  // namespace
+
 std::shared_ptr<PackedTransformer> load_transformer(const std::string& folder, at::ScalarType dtype,
-                                                    at::Device device) {
+                                                    at::Device device, Conversion conversion) {
   const std::string config_path = folder + "/config.json";
   const nlohmann::json j = io::read_json_file(config_path, "the transformer config");
   TransformerConfig cfg;
@@ -409,13 +440,15 @@ std::shared_ptr<PackedTransformer> load_transformer(const std::string& folder, a
     throw Error(config_path + ": " + e.what());
   }
   auto store = std::make_shared<const io::TensorStore>(io::TensorStore::open(folder));
+  refuse_scaled_float8(*store);
   const std::vector<std::string> problems = check_specs(*store, transformer_parameter_specs(cfg));
   if (!problems.empty()) {
     std::string msg = store->description() + " does not match " + config_path + ":";
     for (const std::string& p : problems) msg += "\n  " + p;
     throw Error(msg);
   }
-  return std::make_shared<PackedTransformer>(cfg, Weights(store, dtype, device));
+  if (conversion == Conversion::kAtUse) device = at::kCPU;
+  return std::make_shared<PackedTransformer>(cfg, Weights(store, dtype, device, "", conversion));
 }
 
 }  // namespace framesmith

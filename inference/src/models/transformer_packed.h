@@ -135,6 +135,14 @@ class PackedTransformer {
   void set_compute_device(at::Device device);
   at::Device compute_device() const { return device_; }
 
+  // How the held tensor `key` (a module_tensors name) becomes what the forward computes with.
+  // Loaded at use (Conversion::kAtUse), the held tensors are the mapped checkpoint's, in its
+  // dtype: whoever places a module (memory/residency.h) makes the copies in this form, and a
+  // forward without such a placement hook is refused. proj_out computes in float32 always.
+  WeightForm weight_form(const std::string& key) const;
+  Conversion conversion() const { return weights_.conversion(); }
+  const Weights& weights() const { return weights_; }
+
  private:
   struct Params;
   bool teacache_should_compute(const at::Tensor& img, const at::Tensor& temb);
@@ -144,6 +152,7 @@ class PackedTransformer {
   TransformerConfig cfg_;
   at::ScalarType dtype_;
   at::Device device_;
+  Weights weights_;  // what the model was loaded from (forms of its tensors)
   std::unique_ptr<Params> p_;
   std::vector<transformer::ModuleRef> modules_;
   int first_block_ = 0;
@@ -151,8 +160,10 @@ class PackedTransformer {
 };
 
 // Reads `folder`/config.json and the folder's safetensors; checks every key and shape first
-// (an Error lists all missing and mis-shaped tensors).
+// (an Error lists all missing and mis-shaped tensors). `conversion`: see Weights; at use, the
+// weights stay on the host whatever `device` says (the governor places them).
 std::shared_ptr<PackedTransformer> load_transformer(const std::string& folder, at::ScalarType dtype,
-                                                    at::Device device);
+                                                    at::Device device,
+                                                    Conversion conversion = Conversion::kAtLoad);
 
 }  // namespace framesmith

@@ -60,6 +60,8 @@ CausalConv3d::CausalConv3d(const ParamSource& p, std::int64_t in, std::int64_t o
                            std::array<std::int64_t, 3> s)
     : weight(p.sub("conv").get("weight", {out, in, k, k, k})),
       bias(p.sub("conv").get("bias", {out})),
+      in_channels(in),
+      out_channels(out),
       kernel(k),
       stride(s) {}
 
@@ -92,7 +94,8 @@ at::Tensor ResnetBlock::forward(const at::Tensor& x) const {
 
 FrameCausalAttention::FrameCausalAttention(const ParamSource& p, std::int64_t c,
                                            std::int64_t groups)
-    : group_norm(p.sub("group_norm"), c, groups),
+    : channels(c),
+      group_norm(p.sub("group_norm"), c, groups),
       to_q_w(p.get("to_q.weight", {c, c})),
       to_q_b(p.get("to_q.bias", {c})),
       to_k_w(p.get("to_k.weight", {c, c})),
@@ -172,16 +175,17 @@ UpBlock::UpBlock(const ParamSource& p, std::int64_t in, std::int64_t out, std::i
   if (has_upsampler) upsampler = CausalConv3d(p.sub("upsamplers.0.conv"), out, out, 3);
 }
 
+at::Tensor upsample_causal(const at::Tensor& x, std::array<std::int64_t, 3> f) {
+  const std::int64_t t = x.size(2);
+  at::Tensor up = upsample_nearest(x.narrow(2, 0, 1), 1, f[1], f[2]);
+  if (t > 1) up = at::cat({up, upsample_nearest(x.narrow(2, 1, t - 1), f[0], f[1], f[2])}, 2);
+  return up;
+}
+
 at::Tensor UpBlock::forward(const at::Tensor& x) const {
   at::Tensor h = x;
   for (const auto& r : resnets) h = r.forward(h);
-  if (!has_upsampler) return h;
-  // The first frame stands alone in time (causal VAE): it is upsampled in space only.
-  const std::int64_t t = h.size(2);
-  at::Tensor up = upsample_nearest(h.narrow(2, 0, 1), 1, factor[1], factor[2]);
-  if (t > 1)
-    up = at::cat({up, upsample_nearest(h.narrow(2, 1, t - 1), factor[0], factor[1], factor[2])}, 2);
-  return upsampler.forward(up);
+  return has_upsampler ? upsampler.forward(upsample_causal(h, factor)) : h;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -248,10 +252,70 @@ Decoder::Decoder(const ParamSource& p, const VaeConfig& cfg)
   }
 }
 
+std::vector<DecoderStep> Decoder::steps() const {
+  using Kind = DecoderStep::Kind;
+  std::vector<DecoderStep> out;
+  const auto conv_step = [&](Kind kind, const CausalConv3d& c) {
+    DecoderStep s;
+    s.kind = kind;
+    s.conv = &c;
+    s.in_channels = c.in_channels;
+    s.out_channels = c.out_channels;
+    out.push_back(s);
+  };
+  const auto resnet_step = [&](const ResnetBlock& r) {
+    DecoderStep s;
+    s.kind = Kind::kResnet;
+    s.resnet = &r;
+    s.in_channels = r.conv1.in_channels;
+    s.out_channels = r.conv2.out_channels;
+    out.push_back(s);
+  };
+  conv_step(Kind::kConvIn, conv_in);
+  // diffusers' mid block: resnet, attention(s), resnet.
+  resnet_step(mid_block.resnets.at(0));
+  for (const FrameCausalAttention& a : mid_block.attentions) {
+    DecoderStep s;
+    s.kind = Kind::kAttention;
+    s.attention = &a;
+    s.in_channels = s.out_channels = a.channels;
+    out.push_back(s);
+  }
+  resnet_step(mid_block.resnets.at(1));
+  for (const UpBlock& u : up_blocks) {
+    for (const ResnetBlock& r : u.resnets) resnet_step(r);
+    if (!u.has_upsampler) continue;
+    conv_step(Kind::kUpsample, u.upsampler);
+    out.back().factor = u.factor;
+  }
+  conv_step(Kind::kConvOut, conv_out);
+  out.back().norm = &conv_norm_out;
+  return out;
+}
+
 at::Tensor Decoder::forward(const at::Tensor& z) const {
-  at::Tensor h = mid_block.forward(conv_in.forward(z));
-  for (const auto& u : up_blocks) h = u.forward(h);
-  return conv_out.forward(at::silu(conv_norm_out.forward(h)));
+  using Kind = DecoderStep::Kind;
+  at::Tensor h = z;
+  for (const DecoderStep& s : steps()) {
+    switch (s.kind) {
+      case Kind::kConvIn:
+        h = s.conv->forward(h);
+        break;
+      case Kind::kResnet:
+        h = s.resnet->forward(h);
+        break;
+      case Kind::kAttention:
+        h = s.attention->forward(h);
+        break;
+      case Kind::kUpsample:
+        h = s.conv->forward(upsample_causal(h, s.factor));
+        break;
+      case Kind::kConvOut:
+        h = s.conv->forward(at::silu(s.norm->forward(h)));
+        break;
+    }
+  }
+  return h;
 }
 
 }  // namespace framesmith::vae_detail

@@ -43,6 +43,7 @@ struct GroupNorm {
 // Conv3d behind a replicate pad: k/2 on each side in H and W, k-1 frames in front (causal).
 struct CausalConv3d {
   at::Tensor weight, bias;
+  std::int64_t in_channels = 0, out_channels = 0;
   std::int64_t kernel = 3;
   std::array<std::int64_t, 3> stride{1, 1, 1};
   CausalConv3d() = default;
@@ -65,6 +66,7 @@ struct ResnetBlock {
 // positions of all frames with prepare_causal_attention_mask: a position sees every position of
 // its own and earlier frames.
 struct FrameCausalAttention {
+  std::int64_t channels = 0;
   GroupNorm group_norm;
   at::Tensor to_q_w, to_q_b, to_k_w, to_k_b, to_v_w, to_v_b, to_out_w, to_out_b;
   FrameCausalAttention(const ParamSource& p, std::int64_t channels, std::int64_t groups);
@@ -109,13 +111,36 @@ struct Encoder {
   at::Tensor forward(const at::Tensor& x) const;  // -> [B, 2 * latent, T', H/8, W/8]
 };
 
+// One step of the decoder, in the order it runs. Decoder::steps() is the one description of the
+// decoder's structure: the whole decode (Decoder::forward), the streamed decode and its memory
+// estimate (memory/chunked_decode.cpp) all walk it, so that a change to the VAE is made once.
+struct DecoderStep {
+  enum class Kind {
+    kConvIn,     // conv_in (the streamed decode runs post_quant_conv in front of it)
+    kResnet,     // a ResnetBlock (mid block or up block)
+    kAttention,  // the mid block's FrameCausalAttention
+    kUpsample,   // an up block's causal nearest upsampling by `factor`, then its conv
+    kConvOut,    // conv_norm_out, SiLU, conv_out
+  };
+  Kind kind = Kind::kConvIn;
+  const CausalConv3d* conv = nullptr;               // kConvIn, kUpsample, kConvOut
+  const GroupNorm* norm = nullptr;                  // kConvOut
+  const ResnetBlock* resnet = nullptr;              // kResnet
+  const FrameCausalAttention* attention = nullptr;  // kAttention
+  std::array<std::int64_t, 3> factor{1, 1, 1};      // kUpsample
+  std::int64_t in_channels = 0, out_channels = 0;
+};
+
 struct Decoder {
   CausalConv3d conv_in;
   MidBlock mid_block;
   std::vector<UpBlock> up_blocks;
   GroupNorm conv_norm_out;
   CausalConv3d conv_out;
+  // Built from a ParamSource that records specs, the layers hold no tensors but their channel
+  // counts: steps() then describes the decoder of a config without weights (the planner's case).
   Decoder(const ParamSource& p, const VaeConfig& cfg);
+  std::vector<DecoderStep> steps() const;  // pointers into this decoder
   at::Tensor forward(const at::Tensor& z) const;
 };
 
@@ -126,5 +151,8 @@ std::array<std::int64_t, 3> up_block_factor(const VaeConfig& cfg, std::size_t i)
 
 // nearest-neighbour upsampling by integer factors (exactly F.interpolate(mode="nearest")).
 at::Tensor upsample_nearest(const at::Tensor& x, std::int64_t ft, std::int64_t fh, std::int64_t fw);
+// The up blocks' upsampling: the first frame in space only (it stands alone in the causal VAE),
+// the others in time and space, so T frames become 1 + ft (T - 1).
+at::Tensor upsample_causal(const at::Tensor& x, std::array<std::int64_t, 3> factor);
 
 }  // namespace framesmith::vae_detail

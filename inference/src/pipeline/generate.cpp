@@ -122,6 +122,7 @@ class Job {
     if (cb_.cancel && cb_.cancel->load()) throw Cancelled();
   }
 
+  // The pipeline, phase by phase (each below): FramePack's worker() in the order it runs.
   GenerationResult run();
   // A new section's events and on_section_saved (resumed sections were reported before).
   void section_done(const pipeline::SectionOutput& out, int sections,
@@ -135,6 +136,7 @@ class Job {
   // What the job made so far (finished sections' video, the cropped input): kept on failure.
   GenerationResult partial() const {
     GenerationResult r = result_;
+    const memory::HostScope host;
     r.video = assembled_video();
     return r;
   }
@@ -149,128 +151,194 @@ class Job {
   pipeline::VideoAssembler assembler_;
   std::int64_t frames_so_far_ = 0;  // final frames handed out plus the current tail
   std::int64_t tail_frames_ = 0;
+
+  void open_job();
+  void start_governor();
+  void prepare_image();
+  void encode_conditioning();
+  pipeline::SectionLoopInputs load_models();
+  void encode_start_latent(pipeline::SectionLoopInputs& in);
+  pipeline::SectionLoopParams loop_params() const;
+  pipeline::SectionLoopCallbacks loop_callbacks(int sections);
+
+  // What the phases hand on, in the order they are made. Destroyed in reverse: the governor
+  // lets go of the models (and the simulated device) before they are destroyed.
+  at::Device device_ = at::kCPU;
+  bool on_cuda_ = false;
+  at::ScalarType transformer_dtype_ = at::kFloat, vae_dtype_ = at::kFloat;
+  std::unique_ptr<pipeline::JobStore> store_;
+  ModelSet models_;
+  std::string vae_path_;
+  memory::ComputeDevice compute_;
+  std::unique_ptr<memory::SimulatedDeviceScope> simulated_;
+  std::shared_ptr<PackedTransformer> transformer_;
+  std::shared_ptr<Vae> vae_;
+  std::unique_ptr<memory::Governor> governor_;
+  memory::ModelFootprint footprint_;
+  at::Tensor image_hw3_;  // the cropped start picture, host uint8 (H, W, 3)
+  sampling::HunyuanConditioning cond_;
+  std::string latents_path_;  // the last saved section's latents
 };
 
-GenerationResult Job::run() {
+// The request (or, resuming, the job folder's), the device, the job folder and the model set.
+void Job::open_job() {
   if (req_.resume) req_ = pipeline::resumed_request(req_);
   validate_request(req_);
   if (req_.image.count < 1 || req_.image.width < 1 || req_.image.height < 1 ||
       req_.image.rgb.size() < std::size_t(req_.image.width) * req_.image.height * 3)
     throw Error("no start image (or its pixel buffer is smaller than its size says)");
-  const at::Device device = parse_device(req_.device);
-  // Creates the job folder (fresh job) or reads what the stopped job saved (resume).
-  pipeline::JobStore store(req_);
-  const bool on_cuda = device.is_cuda();
+  device_ = parse_device(req_.device);
+  on_cuda_ = device_.is_cuda();
   // FramePack's precisions on CUDA; float32 on the CPU (bf16 matmuls are slow there).
-  const at::ScalarType transformer_dtype = on_cuda ? at::kBFloat16 : at::kFloat;
-  const at::ScalarType vae_dtype = on_cuda ? at::kHalf : at::kFloat;
-
-  const ModelSet models = locate_model_set(req_.model_dir, req_.variant == TransformerVariant::kF1
-                                                               ? TransformerVariant::kF1
-                                                               : TransformerVariant::kOriginal);
+  transformer_dtype_ = on_cuda_ ? at::kBFloat16 : at::kFloat;
+  vae_dtype_ = on_cuda_ ? at::kHalf : at::kFloat;
+  {
+    // Creates the job folder (fresh job) or reads what the stopped job saved (resume): host data.
+    const memory::HostScope host;
+    store_ = std::make_unique<pipeline::JobStore>(req_);
+  }
+  models_ = locate_model_set(req_.model_dir, req_.variant == TransformerVariant::kF1
+                                                 ? TransformerVariant::kF1
+                                                 : TransformerVariant::kOriginal);
   for (Component c : {Component::kTransformer, Component::kVae})
-    if (!models.find(c))
+    if (!models_.find(c))
       throw Error(std::string("the model set has no ") + folder_name(c) + "/ (" +
-                  models.description + ")");
+                  models_.description + ")");
+  vae_path_ = models_.find(Component::kVae)->path;
+}
 
-  // The memory governor (memory/governor.h): a budget on the CPU selects the simulated device.
-  memory::ComputeDevice compute;
-  compute.device = device;
-  compute.simulated = !on_cuda && req_.vram_budget_bytes > 0;
-  std::unique_ptr<memory::SimulatedDeviceScope> simulated;
-  if (compute.simulated && !memory::simulated_device::installed())
-    simulated = std::make_unique<memory::SimulatedDeviceScope>(req_.vram_budget_bytes);
-  // Declared before the governor, so that it lets go of them before they are destroyed.
-  std::shared_ptr<PackedTransformer> transformer;
-  std::shared_ptr<Vae> vae;
-  memory::GovernorOptions governor_options;
-  governor_options.device = compute;
-  governor_options.budget = req_.vram_budget_bytes;
-  governor_options.limits.preserved_memory = req_.preserved_memory_bytes;
-  governor_options.profile_path = memory::default_profile_path(on_cuda);
+// The memory governor (memory/governor.h): a budget on the CPU selects the simulated device.
+void Job::start_governor() {
+  compute_.device = device_;
+  compute_.simulated = !on_cuda_ && req_.vram_budget_bytes > 0;
+  if (compute_.simulated && !memory::simulated_device::installed())
+    simulated_ = std::make_unique<memory::SimulatedDeviceScope>(req_.vram_budget_bytes);
+  memory::GovernorOptions options;
+  options.device = compute_;
+  options.budget = req_.vram_budget_bytes;
+  options.limits.preserved_memory = req_.preserved_memory_bytes;
+  options.profile_path = memory::default_profile_path(on_cuda_);
+  options.release_host_memory = [] { pipeline::clear_prompt_cache(); };
   // FRAMESMITH_MEMORY_PLAN=largest: every phase starts at its largest setting (estimates are
   // still reported); for testing the OOM recovery and for measuring.
   if (const char* plan = std::getenv("FRAMESMITH_MEMORY_PLAN");
       plan != nullptr && std::string(plan) == "largest")
-    governor_options.use_plan = false;
-  memory::Governor governor(
-      governor_options, [this](const Event& e) { deliver(e); }, cb_.cancel, t0_);
-  const memory::ModelFootprint footprint = memory::read_model_footprint(models, on_cuda);
+    options.use_plan = false;
+  governor_ = std::make_unique<memory::Governor>(
+      options, [this](const Event& e) { deliver(e); }, cb_.cancel, t0_);
+  footprint_ = memory::read_model_footprint(models_, on_cuda_);
+}
 
-  check_cancel();
+// The start picture cropped to its bucket, and with its size the plan of every phase.
+void Job::prepare_image() {
   progress("image");
-  const at::Tensor image_hw3 = pipeline::prepare_start_image(req_.image, req_.resolution);
-  result_.input_image = hw3_to_frames(image_hw3);
-  store.save_start_image(image_hw3);
-  if (cb_.on_input_image) cb_.on_input_image(result_.input_image);
   {
-    memory::JobShape shape;
-    shape.height = image_hw3.size(0);
-    shape.width = image_hw3.size(1);
-    shape.latent_window = req_.latent_window;
-    shape.sections = pipeline::total_latent_sections(req_.seconds, req_.latent_window);
-    governor.plan_job(footprint, shape);
+    // The picture is prepared, kept and saved on the host (the device gets it in the encoders).
+    const memory::HostScope host;
+    image_hw3_ = pipeline::prepare_start_image(req_.image, req_.resolution);
+    result_.input_image = hw3_to_frames(image_hw3_);
+    store_->save_start_image(image_hw3_);
+    if (cb_.on_input_image) cb_.on_input_image(result_.input_image);
   }
+  memory::JobShape shape = memory::job_shape_for(footprint_);
+  shape.height = image_hw3_.size(0);
+  shape.width = image_hw3_.size(1);
+  shape.latent_window = req_.latent_window;
+  shape.sections = pipeline::total_latent_sections(req_.seconds, req_.latent_window);
+  shape.teacache = req_.teacache;
+  governor_->plan_job(footprint_, shape);
+}
 
-  sampling::HunyuanConditioning cond;
-  if (store.conditioning()) {
-    cond = *store.conditioning();  // resumed: encoded before
+// The prompts and the picture through their encoders (or what a resumed job or a conditioning
+// file already holds), saved to the job folder.
+void Job::encode_conditioning() {
+  if (store_->conditioning()) {
+    cond_ = *store_->conditioning();  // resumed: encoded before
   } else if (!req_.conditioning_file.empty()) {
-    cond = pipeline::load_conditioning(req_.conditioning_file);
+    cond_ = pipeline::load_conditioning(req_.conditioning_file);
+  } else if (pipeline::prompts_cached(models_, req_.prompt, req_.negative_prompt, req_.cfg,
+                                      device_)) {
+    // Encoded earlier in this session: no encoder runs, so there is no text phase to govern;
+    // the conditioning is host data.
+    const memory::HostScope host;
+    pipeline::encode_text(models_, req_.prompt, req_.negative_prompt, req_.cfg, device_, cond_);
   } else {
     progress("text");
     // Low-VRAM: the LLaMA streamed onto the device per layer, CLIP whole (memory/governor.h).
-    governor.run_text_encoder(
-        footprint.text_encoder_bytes, footprint.text_encoder_2_bytes,
+    governor_->run_text_encoder(
+        footprint_.text_encoder_bytes, footprint_.text_encoder_2_bytes,
         [&](at::Device d, const memory::Governor::LlamaPlacement& place_llama) {
           pipeline::TextEncodeHooks hooks;
           hooks.place_llama = place_llama;
-          pipeline::encode_text(models, req_.prompt, req_.negative_prompt, req_.cfg, d, cond,
+          pipeline::encode_text(models_, req_.prompt, req_.negative_prompt, req_.cfg, d, cond_,
                                 hooks);
         });
   }
   check_cancel();
-  if (!cond.image_embeddings.defined()) {
+  if (!cond_.image_embeddings.defined()) {
     progress("image encoder");
-    governor.run_encoder("image", footprint.image_encoder_bytes, [&](at::Device d) {
-      cond.image_embeddings = pipeline::encode_image(models, image_hw3, d);
+    governor_->run_encoder("image", footprint_.image_encoder_bytes, [&](at::Device d) {
+      cond_.image_embeddings = pipeline::encode_image(models_, image_hw3_, d);
     });
   }
   check_cancel();
-  store.save_conditioning(cond);
+  const memory::HostScope host;
+  store_->save_conditioning(cond_);
+  // The transformer sees the prompts' real tokens, not the padding: plan sampling for those.
+  std::int64_t text_tokens = 0;
+  for (const sampling::PromptConditioning* p : {&cond_.positive, &cond_.negative})
+    if (p->mask.defined() && (p == &cond_.positive || req_.cfg != 1.0))
+      text_tokens = std::max(text_tokens, p->mask.sum().item<std::int64_t>());
+  governor_->plan_for_prompt(text_tokens);
+}
 
+// Loaded on the host: the governor places the transformer's modules (resident or streamed per
+// module) from here on, so a model larger than the card never needs to fit whole. With a device
+// memory the host keeps the weights memory-mapped in the checkpoint's dtype (bf16 or float8: a
+// 13B model is 26 or 13 GB of mapped file, not a 52 GB float32 copy) and each module's device
+// copy is converted at placement. The plain CPU converts at load: there every module is
+// resident, so converting at use would only add a mapped copy next to the converted one. The VAE
+// object stays on the host too; the device gets a copy to encode the start image and the streamed
+// decoder's weights to decode.
+pipeline::SectionLoopInputs Job::load_models() {
   progress("loading");
-  // Loaded on the host: the governor places the transformer's modules (resident or streamed per
-  // module) from here on, so a model larger than the card never needs to fit whole. The VAE
-  // object stays on the host too; the device gets a copy to encode the start image and the
-  // streamed decoder's weights to decode.
-  transformer = load_transformer(models.find(Component::kTransformer)->path, transformer_dtype,
-                                 compute.has_device_memory() ? at::Device(at::kCPU) : device);
-  governor.attach_transformer(*transformer);
-  const std::string vae_path = models.find(Component::kVae)->path;
-  vae = load_vae(vae_path, vae_dtype, at::kCPU);
-  governor.attach_decoder(std::make_shared<memory::StreamedVaeDecoder>(
-      vae->config(),
-      Weights(std::make_shared<const io::TensorStore>(io::TensorStore::open(vae_path)), vae_dtype,
-              at::kCPU)));
-
   pipeline::SectionLoopInputs in;
-  in.start_image =
-      image_hw3.permute({2, 0, 1}).to(at::kFloat).div(127.5).sub(1.0).unsqueeze(0).unsqueeze(2);
-  in.conditioning = cond;
-  in.start_latent = store.start_latent();  // undefined unless resumed: the loop encodes it
-  in.resume_sections = store.sections();
-  if (!in.start_latent.defined()) {
-    progress("vae encode");
-    in.start_latent = governor.encode_start_latent(
-        [&](at::Device d) {
-          if (!d.is_cpu()) return load_vae(vae_path, vae_dtype, d);
-          return on_cuda ? load_vae(vae_path, at::kFloat, at::kCPU) : vae;  // CPU: float32
-        },
-        in.start_image, footprint.vae_encoder_bytes + footprint.vae_decoder_bytes);
+  {
+    // Host copies of the weights (the device gets its own copies from the governor); the plain
+    // CPU job (no device memory) computes on them directly.
+    std::unique_ptr<memory::HostScope> host;
+    if (compute_.has_device_memory()) host = std::make_unique<memory::HostScope>();
+    const bool mapped = compute_.has_device_memory();
+    transformer_ = load_transformer(models_.find(Component::kTransformer)->path, transformer_dtype_,
+                                    mapped ? at::Device(at::kCPU) : device_,
+                                    mapped ? Conversion::kAtUse : Conversion::kAtLoad);
+    vae_ = load_vae(vae_path_, vae_dtype_, at::kCPU);
+    governor_->attach_decoder(std::make_shared<memory::StreamedVaeDecoder>(
+        vae_->config(),
+        Weights(std::make_shared<const io::TensorStore>(io::TensorStore::open(vae_path_)),
+                vae_dtype_, at::kCPU)));
+    in.start_image =
+        image_hw3_.permute({2, 0, 1}).to(at::kFloat).div(127.5).sub(1.0).unsqueeze(0).unsqueeze(2);
   }
-  result_.sections_resumed = static_cast<int>(in.resume_sections.size());
-  result_.sections_done = result_.sections_resumed;
+  governor_->attach_transformer(*transformer_);
+  in.conditioning = cond_;
+  in.start_latent = store_->start_latent();  // undefined unless resumed: the loop encodes it
+  in.resume_sections = store_->sections();
+  return in;
+}
+
+void Job::encode_start_latent(pipeline::SectionLoopInputs& in) {
+  if (in.start_latent.defined()) return;
+  progress("vae encode");
+  in.start_latent = governor_->encode_start_latent(
+      [&](at::Device d) {
+        if (!d.is_cpu()) return load_vae(vae_path_, vae_dtype_, d);
+        return on_cuda_ ? load_vae(vae_path_, at::kFloat, at::kCPU) : vae_;  // CPU: float32
+      },
+      in.start_image, footprint_.vae_encoder_bytes + footprint_.vae_decoder_bytes);
+}
+
+pipeline::SectionLoopParams Job::loop_params() const {
   pipeline::SectionLoopParams params;
   params.variant = req_.variant == TransformerVariant::kF1 ? pipeline::LoopVariant::kF1
                                                            : pipeline::LoopVariant::kOriginal;
@@ -283,52 +351,68 @@ GenerationResult Job::run() {
   params.seed = req_.seed;
   if (req_.shift > 0) params.shift = req_.shift;
   params.use_teacache = req_.teacache;
-  params.sample_dtype = transformer_dtype;
-  params.transformer_device = device;
-  const int sections = pipeline::section_count(params);
-  result_.sections_total = sections;
+  params.sample_dtype = transformer_dtype_;
+  params.transformer_device = device_;
+  return params;
+}
 
+// Progress and previews per step; each section saved as soon as it is sampled, then decoded
+// (under the governor) and handed out.
+pipeline::SectionLoopCallbacks Job::loop_callbacks(int sections) {
   pipeline::SectionLoopCallbacks lcb;
   lcb.cancel = cb_.cancel;
-  lcb.on_start_latent = [&](const at::Tensor& start) { store.save_start_latent(start); };
-  lcb.on_step = [&](const pipeline::StepProgress& p, const at::Tensor& preview) {
+  lcb.on_start_latent = [this](const at::Tensor& start) { store_->save_start_latent(start); };
+  lcb.on_step = [this](const pipeline::StepProgress& p, const at::Tensor& preview) {
     progress("sampling", p.section + 1, p.num_sections, p.step + 1, p.num_steps);
     if (cb_.on_preview && preview.defined()) {
       Progress pr{"sampling", p.section + 1, p.num_sections, p.step + 1, p.num_steps, elapsed()};
       cb_.on_preview(hw3_to_frames(preview), pr);
     }
   };
-  if (!cb_.on_preview)
-    lcb.on_step = [&](const pipeline::StepProgress& p, const at::Tensor&) {
-      progress("sampling", p.section + 1, p.num_sections, p.step + 1, p.num_steps);
-    };
-  // Each section's latents are saved as soon as they are sampled, before the decode: a decode
-  // that fails (out of memory at the smallest rung, a kill) loses no sampling, and the next
-  // section never starts before its predecessor is on disk.
-  std::string latents_path;
-  lcb.on_sampled = [&](int section, const at::Tensor& new_latents) {
+  // The latents are on disk before the decode: a decode that fails (out of memory at the
+  // smallest rung, a kill) loses no sampling, and the next section never starts before its
+  // predecessor is saved.
+  lcb.on_sampled = [this, sections](int section, const at::Tensor& new_latents) {
     // Non-finite latents would decode to a black or garbage video and poison every later
     // section's context: stop here, naming the section, with the earlier sections kept.
     if (!at::isfinite(new_latents).all().item<bool>())
       throw Error("section " + std::to_string(section + 1) + " of " + std::to_string(sections) +
                   ": the sampled latents hold NaN or infinite values (a damaged model, or an "
                   "unstable setting such as a very high CFG); nothing of this section was kept");
-    latents_path = store.save_section(section, sections, new_latents);
+    latents_path_ = store_->save_section(section, sections, new_latents);
   };
-  lcb.on_section = [&](const pipeline::SectionOutput& out) {
+  lcb.on_section = [this, sections](const pipeline::SectionOutput& out) {
     frames_so_far_ += out.final_pixels.size(2) + out.tail_pixels.size(2) - tail_frames_;
     tail_frames_ = out.tail_pixels.size(2);
-    if (!out.resumed) section_done(out, sections, latents_path, store.latent_frames());
+    if (!out.resumed) section_done(out, sections, latents_path_, store_->latent_frames());
     deliver_chunk(out, sections);
   };
-  lcb.wrap_model = governor.model_wrapper();
-  lcb.decode = [&](const at::Tensor& latents) {
-    return governor.decode(latents, vae->config().scaling_factor);
+  lcb.wrap_model = governor_->model_wrapper();
+  lcb.decode = [this](const at::Tensor& latents) {
+    return governor_->decode(latents, vae_->config().scaling_factor);
   };
-  pipeline::SectionLoopResult r = pipeline::run_section_loop(*transformer, *vae, in, params, lcb);
-  governor.finish();  // nothing of the job stays on the device
+  return lcb;
+}
+
+GenerationResult Job::run() {
+  open_job();
+  start_governor();
+  check_cancel();
+  prepare_image();
+  encode_conditioning();
+  pipeline::SectionLoopInputs in = load_models();
+  encode_start_latent(in);
+  result_.sections_resumed = static_cast<int>(in.resume_sections.size());
+  result_.sections_done = result_.sections_resumed;
+  const pipeline::SectionLoopParams params = loop_params();
+  const int sections = pipeline::section_count(params);
+  result_.sections_total = sections;
+  const pipeline::SectionLoopResult r =
+      pipeline::run_section_loop(*transformer_, *vae_, in, params, loop_callbacks(sections));
+  governor_->finish();  // nothing of the job stays on the device
   result_.sections_done = r.num_sections;
   result_.status = StatusCode::kOk;
+  const memory::HostScope host;  // the frames handed back
   result_.video = assembled_video();
   emit(EventType::kFinished, "done", {{"frames", double(r.total_frames)}, {"seconds", elapsed()}});
   return result_;

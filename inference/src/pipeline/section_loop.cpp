@@ -8,6 +8,7 @@
 #include <string>
 #include <utility>
 
+#include "memory/simulated_device.h"
 #include "pipeline/preview.h"
 
 namespace framesmith::pipeline {
@@ -117,6 +118,8 @@ void check_cancel(const SectionLoopCallbacks& cb) {
 // decode_latents, or the caller's replacement (SectionLoopCallbacks::decode).
 at::Tensor decode_section(const Vae& vae, const at::Tensor& latents, const SectionLoopParams& p,
                           const SectionLoopCallbacks& cb) {
+  // Device work (the governor's decoder marks its own host parts: the pixels it hands back).
+  const memory::OnDeviceScope device;
   return cb.decode ? cb.decode(latents) : decode_latents(vae, latents, p.tiling);
 }
 
@@ -287,6 +290,7 @@ int section_count(const SectionLoopParams& params) {
 }
 
 at::Tensor encode_start_latent(const Vae& vae, const at::Tensor& image, const VaeTiling& tiling) {
+  const memory::OnDeviceScope device;
   // FramePack's vae_encode: encode, take the latent, times the scaling factor on the VAE's
   // device and dtype; the loop then keeps it as CPU float32 (`.to(history_latents)`).
   const VaePosterior posterior = vae.encode(image, tiling);
@@ -301,6 +305,10 @@ SectionLoopResult run_section_loop(PackedTransformer& transformer, const Vae& va
                                    const SectionLoopInputs& inputs, const SectionLoopParams& params,
                                    const SectionLoopCallbacks& callbacks) {
   check_inputs(inputs, params);
+  // The loop's own state is on the host, as FramePack keeps it (history latents and pixels on
+  // the CPU): sampling and decoding mark their device work themselves (sample_hunyuan.cpp,
+  // decode_section).
+  const memory::HostScope host;
   SectionLoopResult result;
   result.num_sections = section_count(params);
   check_cancel(callbacks);

@@ -6,6 +6,7 @@
 #include <string>
 #include <utility>
 
+#include "memory/simulated_device.h"
 #include "sampling/flow_sigmas.h"
 #include "sampling/guidance.h"
 
@@ -130,11 +131,20 @@ at::Tensor sample_hunyuan(const TransformerForward& forward, const SampleHunyuan
     throw Error("sample_hunyuan: the positive prompt embeddings are missing");
   }
   const std::int64_t batch = cond.positive.embeds.size(0);
-  // Drawn first, before anything else touches the generator, as FramePack does.
-  const at::Tensor noise = initial_noise(params, batch, generator);
-  const at::Tensor sigmas = flux_sigmas_for_latent(params.num_inference_steps, noise.size(2),
-                                                   noise.size(3), noise.size(4), params.shift);
-  FlowModel model = make_flow_model(forward, params, cond, ctx);
+  at::Tensor noise, sigmas;
+  {
+    const memory::HostScope host;  // the sampler's state is on the host (unipc.h)
+    // Drawn first, before anything else touches the generator, as FramePack does.
+    noise = initial_noise(params, batch, generator);
+    sigmas = flux_sigmas_for_latent(params.num_inference_steps, noise.size(2), noise.size(3),
+                                    noise.size(4), params.shift);
+  }
+  FlowModel model;
+  {
+    // The model's inputs (conditioning, context latents) are on its device for the section.
+    const memory::OnDeviceScope device;
+    model = make_flow_model(forward, params, cond, ctx);
+  }
   if (hooks.wrap_model) model = hooks.wrap_model(std::move(model));
   UniPCOptions options;
   options.model_input_dtype = params.dtype;

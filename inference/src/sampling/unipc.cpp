@@ -7,6 +7,8 @@
 #include <string>
 #include <utility>
 
+#include "memory/simulated_device.h"
+
 namespace framesmith::sampling {
 namespace {
 
@@ -52,7 +54,12 @@ UniPCState UniPCSampler::start(const at::Tensor& noise) const {
 
 at::Tensor UniPCSampler::denoise(const FlowModel& model, const at::Tensor& x,
                                  const at::Tensor& t) const {
-  at::Tensor pred = model(x, t);
+  at::Tensor pred;
+  {
+    // The model is device work; what the sampler keeps of it is its host state (step()).
+    const memory::OnDeviceScope device;
+    pred = model(x, t);
+  }
   if (!pred.defined() || pred.sizes() != x.sizes()) {
     throw Error("UniPC: the model returned a prediction of shape " +
                 (pred.defined() ? shape_string(pred.sizes()) : std::string("(undefined)")) +
@@ -145,6 +152,9 @@ UniPCState UniPCSampler::step(const UniPCState& state, const FlowModel& model) c
                 std::to_string(num_steps() - 1));
   }
   if (!state.x.defined()) throw Error("UniPC: the sampler state has no sample (call start())");
+  // The sampler's state (sample, model outputs, sigmas) lives on the host, so that a step the
+  // governor retries after an OOM starts again from it; only the model call is device work.
+  const memory::HostScope host;
   const at::Tensor vec_t = sigmas_[i].expand({state.x.size(0)}).contiguous();
 
   UniPCState next;
