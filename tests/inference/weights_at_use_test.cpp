@@ -122,6 +122,35 @@ at::Tensor encode_e4m3(const at::Tensor& x) {
   return (x.reshape({-1, 1}).to(at::kFloat) - values).abs().argmin(1).to(at::kByte).view(x.sizes());
 }
 
+// The engine's encoder (make-random-model's float8 files) against the brute-force nearest code.
+TEST(Float8, EncodesToTheNearestCode) {
+  at::manual_seed(3);
+  const at::Tensor x = at::cat({at::randn({4096}) * 0.05, at::randn({4096}) * 30});
+  // Compared as values: the brute force picks +0 for tiny negative values, the encoder -0.
+  const auto value = [](const at::Tensor& codes) {
+    return io::decode_float8(codes, io::Float8Format::kE4M3Fn, at::kFloat);
+  };
+  EXPECT_TRUE(value(io::encode_float8(x, io::Float8Format::kE4M3Fn)).equal(value(encode_e4m3(x))));
+  for (const auto f : {io::Float8Format::kE4M3Fn, io::Float8Format::kE5M2}) {
+    const auto& table = io::float8_table(f);
+    const at::Tensor values = at::from_blob(const_cast<float*>(table.data()), {256}).clone();
+    const at::Tensor finite = values.masked_select(at::isfinite(values));
+    // Every finite value is its own code's value again.
+    const at::Tensor back = io::decode_float8(io::encode_float8(finite, f), f, at::kFloat);
+    EXPECT_TRUE(back.equal(finite)) << io::float8_name(f);
+  }
+  // Ties go to the even code; past the largest value saturates; NaN stays NaN.
+  const auto e4m3 = io::Float8Format::kE4M3Fn;
+  const at::Tensor special = at::tensor({1.0625f, 1.1875f, -1.0625f, 1000.0f, -1e30f,
+                                         std::numeric_limits<float>::infinity(), std::nanf("")});
+  const at::Tensor codes = io::encode_float8(special, e4m3);
+  const std::vector<int> want = {0x38, 0x3A, 0xB8, 0x7E, 0xFE, 0x7E, 0x7F};
+  for (std::size_t i = 0; i < want.size(); ++i)
+    EXPECT_EQ(codes[static_cast<std::int64_t>(i)].item<int>(), want[i]) << "value " << i;
+  EXPECT_EQ(io::encode_float8(at::tensor({60000.0f}), io::Float8Format::kE5M2).item<int>(), 0x7B);
+  EXPECT_THROW(io::encode_float8(at::ones({2}, at::kLong), e4m3), Error);
+}
+
 void write_raw_safetensors(const std::string& path, const std::string& header,
                            std::size_t data_bytes) {
   std::ofstream out(path, std::ios::binary);

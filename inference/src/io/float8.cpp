@@ -3,6 +3,7 @@
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -109,6 +110,42 @@ at::Tensor decode_float8(const at::Tensor& codes, Float8Format f, at::ScalarType
   at::Tensor out = at::empty(in.sizes(), at::TensorOptions().dtype(dtype));
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "decode_float8", [&] {
     decode_cpu<scalar_t>(in.data_ptr<std::uint8_t>(), out.data_ptr<scalar_t>(), in.numel(), table);
+  });
+  return out;
+}
+
+at::Tensor encode_float8(const at::Tensor& values, Float8Format f) {
+  if (!values.device().is_cpu() || !at::isFloatingType(values.scalar_type()))
+    throw Error("float8 encode: expected a CPU floating tensor");
+  const std::array<float, 256>& table = float8_table(f);
+  // Codes 0 .. top are the non-negative finite values in increasing order (sign-magnitude).
+  const int top = f == Float8Format::kE4M3Fn ? 0x7E : 0x7B;
+  const std::uint8_t nan_code = f == Float8Format::kE4M3Fn ? 0x7F : 0x7E;
+  const at::Tensor in = values.to(at::kFloat).contiguous();
+  at::Tensor out = at::empty(in.sizes(), at::TensorOptions().dtype(at::kByte));
+  const float* x = in.data_ptr<float>();
+  std::uint8_t* y = out.data_ptr<std::uint8_t>();
+  const float* first = table.data();
+  const float* last = table.data() + top + 1;
+  at::parallel_for(0, in.numel(), 1 << 16, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t i = begin; i < end; ++i) {
+      const float v = x[i];
+      if (std::isnan(v)) {
+        y[i] = nan_code;
+        continue;
+      }
+      const float a = std::fabs(v);
+      // The first code above |v|; the nearest is it or the one below.
+      const int up = static_cast<int>(std::upper_bound(first, last, a) - first);
+      int c = top;
+      if (up <= top) {
+        const int down = up - 1;  // up >= 1: table[0] is 0 and a >= 0
+        const float below = a - table[static_cast<std::size_t>(down)];
+        const float above = table[static_cast<std::size_t>(up)] - a;
+        c = below < above ? down : (above < below ? up : (down % 2 == 0 ? down : up));
+      }
+      y[i] = static_cast<std::uint8_t>(c | (std::signbit(v) ? 0x80 : 0));
+    }
   });
   return out;
 }

@@ -31,4 +31,10 @@ std::int64_t count_float8_nonfinite(const at::Tensor& codes, Float8Format f);
 // scope it counts against the budget). Every float8 value is exact in float32, bfloat16 and half.
 at::Tensor decode_float8(const at::Tensor& codes, Float8Format f, at::ScalarType dtype);
 
+// The nearest code of each value of a CPU floating tensor (ties to the even code), as kByte of
+// the same shape: what a float8 checkpoint converter writes. Magnitudes past the largest finite
+// value saturate to it (as converters clamp; e4m3fn has no infinity), NaN becomes a NaN code.
+// For writing float8 checkpoints (make-random-model) where LibTorch has no float8 dtype.
+at::Tensor encode_float8(const at::Tensor& values, Float8Format f);
+
 }  // namespace framesmith::io

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "framesmith/error.h"
+#include "io/float8.h"
 #include "io/safetensors.h"
 
 namespace framesmith::io {
@@ -32,7 +33,10 @@ std::string header_json(const std::vector<PlannedTensor>& tensors,
     if (t.name == "__metadata__" || !seen.insert(t.name).second)
       throw Error(path + ": duplicate or reserved tensor name \"" + t.name + "\"");
     const std::uint64_t n = t.nbytes();
-    h[t.name] = {{"dtype", scalar_to_dtype(t.dtype)},
+    if (!t.stored_dtype.empty() && (!float8_format(t.stored_dtype) || t.dtype != at::kByte))
+      throw Error(path + ": tensor \"" + t.name + "\" planned as " + t.stored_dtype +
+                  ", which needs uint8 float8 codes and a float8 dtype name");
+    h[t.name] = {{"dtype", t.stored_dtype.empty() ? scalar_to_dtype(t.dtype) : t.stored_dtype},
                  {"shape", t.shape},
                  {"data_offsets", nlohmann::json::array({offset, offset + n})}};
     offset += n;

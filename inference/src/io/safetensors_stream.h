@@ -15,6 +15,9 @@ struct PlannedTensor {
   std::string name;
   at::ScalarType dtype = at::kFloat;
   std::vector<std::int64_t> shape;
+  // The header's dtype name when it is not dtype's own: "F8_E4M3" / "F8_E5M2" for float8 codes
+  // written as kByte (LibTorch 1.13 has no float8 dtype; io/float8.h encodes them).
+  std::string stored_dtype;
   std::uint64_t nbytes() const;
 };
 

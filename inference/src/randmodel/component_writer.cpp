@@ -17,10 +17,6 @@ std::int64_t numel_of(const ParamSpec& p) {
   return n;
 }
 
-std::uint64_t bytes_of(const ParamSpec& p, at::ScalarType dtype) {
-  return static_cast<std::uint64_t>(numel_of(p)) * at::elementSize(dtype);
-}
-
 // "model-00002-of-00004.safetensors", as save_pretrained names shards.
 std::string shard_name(const std::string& base, std::size_t i, std::size_t n) {
   char buf[64];
@@ -31,13 +27,24 @@ std::string shard_name(const std::string& base, std::size_t i, std::size_t n) {
 void write_shard(const std::string& path, const ComponentPlan& plan, const ShardPlan& shard,
                  std::uint64_t seed, io::SafetensorsStreamWriter::Data data) {
   std::vector<io::PlannedTensor> tensors;
-  for (std::size_t i : shard.tensors)
-    tensors.push_back({plan.specs[i].name, plan.dtype, plan.specs[i].shape});
+  for (std::size_t i : shard.tensors) {
+    const ParamSpec& spec = plan.specs[i];
+    tensors.push_back({spec.name, plan.stored_scalar(spec), spec.shape,
+                       plan.stored_as_float8(spec) ? io::float8_name(*plan.float8) : ""});
+  }
   io::SafetensorsStreamWriter w(path, std::move(tensors), {{"format", "pt"}}, data);
   if (data == io::SafetensorsStreamWriter::Data::kWritten)
-    for (std::size_t i : shard.tensors)
-      make_random_pieces(plan.specs[i], plan.dtype, seed,
-                         [&](const at::Tensor& piece) { w.append(piece); });
+    for (std::size_t i : shard.tensors) {
+      const ParamSpec& spec = plan.specs[i];
+      if (plan.stored_as_float8(spec))
+        // Made in float32, then rounded to the nearest code, as a converter writes them.
+        make_random_pieces(spec, at::kFloat, seed, [&](const at::Tensor& piece) {
+          w.append(io::encode_float8(piece, *plan.float8));
+        });
+      else
+        make_random_pieces(spec, plan.dtype, seed,
+                           [&](const at::Tensor& piece) { w.append(piece); });
+    }
   w.finish();
 }
 
@@ -52,9 +59,22 @@ void write_index(const std::string& path, const ComponentPlan& plan,
 
 }  // namespace
 
+bool ComponentPlan::stored_as_float8(const ParamSpec& spec) const {
+  return float8 && spec.name.find("norm") == std::string::npos &&
+         spec.name.find("bias") == std::string::npos;
+}
+
+at::ScalarType ComponentPlan::stored_scalar(const ParamSpec& spec) const {
+  return stored_as_float8(spec) ? at::kByte : dtype;
+}
+
+std::uint64_t ComponentPlan::bytes_of(const ParamSpec& spec) const {
+  return static_cast<std::uint64_t>(numel_of(spec)) * at::elementSize(stored_scalar(spec));
+}
+
 std::uint64_t ComponentPlan::data_bytes() const {
   std::uint64_t n = 0;
-  for (const ParamSpec& p : specs) n += bytes_of(p, dtype);
+  for (const ParamSpec& p : specs) n += bytes_of(p);
   return n;
 }
 
@@ -67,7 +87,7 @@ std::int64_t ComponentPlan::parameters() const {
 std::vector<ShardPlan> plan_shards(const ComponentPlan& plan) {
   std::vector<ShardPlan> shards(1);
   for (std::size_t i = 0; i < plan.specs.size(); ++i) {
-    const std::uint64_t b = bytes_of(plan.specs[i], plan.dtype);
+    const std::uint64_t b = plan.bytes_of(plan.specs[i]);
     if (plan.max_shard_bytes > 0 && !shards.back().tensors.empty() &&
         shards.back().data_bytes + b > plan.max_shard_bytes)
       shards.emplace_back();

@@ -7,10 +7,12 @@
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
 
+#include "io/float8.h"
 #include "io/safetensors_stream.h"
 #include "models/weights.h"
 
@@ -25,7 +27,14 @@ struct ComponentPlan {
   // A new shard starts before a tensor that would take the current one past this (as
   // save_pretrained's max_shard_size); 0: one file.
   std::uint64_t max_shard_bytes = 0;
+  // Kijai's float8 layout: every tensor float8 codes except norms and biases (modulation
+  // included), which keep `dtype`. Unset: every tensor is `dtype`.
+  std::optional<io::Float8Format> float8;
 
+  // What tensor `spec` is stored as: `dtype`, or kByte float8 codes.
+  at::ScalarType stored_scalar(const ParamSpec& spec) const;
+  bool stored_as_float8(const ParamSpec& spec) const;
+  std::uint64_t bytes_of(const ParamSpec& spec) const;  // its data as stored
   std::uint64_t data_bytes() const;
   std::int64_t parameters() const;
 };

@@ -168,32 +168,33 @@ std::vector<ComponentPlan> full_component_plans() {
     json cfg = framepack_transformer_config();
     plans.push_back({"transformer", cfg,
                      transformer_parameter_specs(TransformerConfig::from_json(cfg)), at::kBFloat16,
-                     "diffusion_pytorch_model", 10 * kGB});
+                     "diffusion_pytorch_model", 10 * kGB, std::nullopt});
   }
   {
     // Converted from HunyuanVideo's float32 checkpoint without a dtype change.
     json cfg = hunyuan_vae_config();
     plans.push_back({"vae", cfg, vae_parameter_specs(VaeConfig::from_json(cfg)), at::kFloat,
-                     "diffusion_pytorch_model", 5 * kGB});
+                     "diffusion_pytorch_model", 5 * kGB, std::nullopt});
   }
   {
     // float16, saved by the conversion script with max_shard_size="5GB": four shards.
     json cfg = llava_llama3_text_encoder_config();
     plans.push_back({"text_encoder", cfg, llama_parameter_specs(LlamaConfig::from_json(cfg)),
-                     at::kHalf, "model", 5 * kGB});
+                     at::kHalf, "model", 5 * kGB, std::nullopt});
   }
   {
     json cfg = clip_l_text_encoder_config();
     plans.push_back({"text_encoder_2", cfg,
                      clip_text_parameter_specs(ClipTextConfig::from_json(cfg)), at::kHalf, "model",
-                     5 * kGB});
+                     5 * kGB, std::nullopt});
   }
   {
     json cfg = siglip_so400m_image_encoder_config();
     const SiglipVisionConfig c = SiglipVisionConfig::from_json(cfg);
     std::vector<ParamSpec> specs = siglip_vision_parameter_specs(c);
     for (ParamSpec& s : siglip_head_specs(c)) specs.push_back(std::move(s));
-    plans.push_back({"image_encoder", cfg, std::move(specs), at::kBFloat16, "model", 5 * kGB});
+    plans.push_back(
+        {"image_encoder", cfg, std::move(specs), at::kBFloat16, "model", 5 * kGB, std::nullopt});
   }
   return plans;
 }

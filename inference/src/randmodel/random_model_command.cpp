@@ -53,7 +53,8 @@ RandomModelOptions parse_options(const std::vector<std::string>& args) {
 std::string make_random_model_help() {
   return "  make-random-model DIR [--config full|tiny|FILE] [--sparse] [--seed N] [--only a,b]\n"
          "                            [--dtype bf16] [--max-shard-size SIZE]  random weights at\n"
-         "                            the real sizes and layout (full: all 8 parts, 42.9 GB)\n";
+         "                            the real sizes and layout (full: all 8 parts, 42.9 GB);\n"
+         "                            --dtype fp8_e4m3fn: the transformer as Kijai's float8 file\n";
 }
 
 int run_make_random_model(const std::vector<std::string>& args, std::ostream& out,

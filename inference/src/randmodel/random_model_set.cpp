@@ -28,7 +28,7 @@ at::ScalarType parse_dtype(const std::string& s) {
   if (s == "float" || s == "float32" || s == "fp32") return at::kFloat;
   if (s == "bf16" || s == "bfloat16") return at::kBFloat16;
   if (s == "fp16" || s == "half" || s == "float16") return at::kHalf;
-  throw Error("make-random-model: unknown --dtype \"" + s + "\" (float, bf16, fp16)");
+  throw Error("make-random-model: unknown --dtype \"" + s + "\" (float, bf16, fp16, fp8_e4m3fn)");
 }
 
 ComponentPlan transformer_plan(const TransformerConfig& c) {
@@ -39,11 +39,13 @@ ComponentPlan transformer_plan(const TransformerConfig& c) {
           transformer_parameter_specs(c),
           at::kBFloat16,
           "diffusion_pytorch_model",
-          10ull * 1000 * 1000 * 1000};
+          10ull * 1000 * 1000 * 1000,
+          std::nullopt};
 }
 
 ComponentPlan vae_plan(const VaeConfig& c) {
-  return {"vae", c.to_json(), vae_parameter_specs(c), at::kFloat, "diffusion_pytorch_model", 0};
+  return {"vae", c.to_json(), vae_parameter_specs(c), at::kFloat, "diffusion_pytorch_model",
+          0,     std::nullopt};
 }
 
 // The weighted components of --config, and whether the tokenizers and feature extractor come too.
@@ -60,9 +62,18 @@ std::vector<ComponentPlan> plans_for(const RandomModelOptions& o, bool* with_ext
              vae_plan(VaeConfig())};
   }
   for (ComponentPlan& p : plans) {
-    if (p.folder == "transformer" && !o.transformer_dtype.empty())
-      p.dtype = parse_dtype(o.transformer_dtype);
     if (o.max_shard_bytes > 0) p.max_shard_bytes = o.max_shard_bytes;
+    if (p.folder != "transformer" || o.transformer_dtype.empty()) continue;
+    if (o.transformer_dtype == "fp8_e4m3fn") {
+      // Kijai's FramePackI2V_HY_fp8_e4m3fn.safetensors: one file under its own name (the
+      // loader finds it next to config.json), float8 weights, bf16 norms, biases, modulation.
+      p.float8 = io::Float8Format::kE4M3Fn;
+      p.dtype = at::kBFloat16;
+      p.weights_base = "FramePackI2V_HY_fp8_e4m3fn";
+      p.max_shard_bytes = 0;
+    } else {
+      p.dtype = parse_dtype(o.transformer_dtype);
+    }
   }
   return plans;
 }

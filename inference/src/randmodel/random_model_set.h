@@ -17,7 +17,8 @@ struct RandomModelOptions {
   bool sparse = false;
   std::uint64_t seed = 0;
   std::set<std::string> only;         // component folders to write; empty: all of the config's
-  std::string transformer_dtype;      // "" = the config's (bf16 for full); float | bf16 | fp16
+  std::string transformer_dtype;      // "" = the config's (bf16 for full); float | bf16 | fp16 |
+                                      // fp8_e4m3fn (Kijai's single float8 file)
   std::uint64_t max_shard_bytes = 0;  // 0 = each component's own (the hub's)
 };
 
