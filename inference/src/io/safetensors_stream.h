@@ -7,11 +7,18 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace framesmith::io {
 
 struct PlannedTensor {
+  PlannedTensor(std::string name_, at::ScalarType dtype_, std::vector<std::int64_t> shape_,
+                std::string stored_dtype_ = "")
+      : name(std::move(name_)),
+        dtype(dtype_),
+        shape(std::move(shape_)),
+        stored_dtype(std::move(stored_dtype_)) {}
   std::string name;
   at::ScalarType dtype = at::kFloat;
   std::vector<std::int64_t> shape;
