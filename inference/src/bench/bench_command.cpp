@@ -23,6 +23,7 @@ const std::map<std::string, BenchFn>& subcommands() {
       {"telemetry", bench::bench_telemetry},
       {"attention", bench::bench_attention},
       {"sampling-peak", bench::bench_sampling_peak},
+      {"vae-encode-peak", bench::bench_vae_encode_peak},
       {"memcpy", bench::bench_memcpy},
       {"make-random-model", bench::bench_make_random_model},
   };
@@ -48,6 +49,7 @@ const char* kUsage =
     "  attention   [--lengths 1024,2048,4096] [--heads 4] [--dim 64] [--chunk 1024]\n"
     "  sampling-peak --model DIR [--resolutions 64,128,192] [--prompt-tokens 64] [--chunk 1024]\n"
     "              [--work DIR]\n"
+    "  vae-encode-peak --model DIR [--resolutions 32,64,128,256]\n"
     "  memcpy      --device cuda [--size 1GiB]\n"
     "  make-random-model --out DIR [--config full|tiny|FILE] [--dtype bf16] [--sparse]\n"
     "              [--only transformer,vae]   (= make-random-model DIR, transformer + VAE)\n";

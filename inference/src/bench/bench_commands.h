@@ -8,6 +8,7 @@ namespace framesmith::bench {
 
 int bench_transformer(const Options& o, std::ostream& out);
 int bench_sampling_peak(const Options& o, std::ostream& out);
+int bench_vae_encode_peak(const Options& o, std::ostream& out);
 int bench_vae_decode(const Options& o, std::ostream& out);
 int bench_section(const Options& o, std::ostream& out);
 int bench_make_random_model(const Options& o, std::ostream& out);

@@ -126,6 +126,16 @@ int bench_transformer(const Options& o, std::ostream& out) {
   return 0;
 }
 
+// --resolutions "64,128,...": square sizes in pixels.
+std::vector<std::int64_t> resolutions(const Options& o, const std::string& fallback) {
+  std::vector<std::int64_t> v;
+  std::stringstream ss(o.str("resolutions", fallback));
+  for (std::string item; std::getline(ss, item, ',');)
+    if (!item.empty()) v.push_back(std::stoll(item));
+  if (v.empty()) throw Error("bench: --resolutions lists no size");
+  return v;
+}
+
 // The sampling step's activation peak on the simulated device against the planner's estimate
 // (planner.h, estimate_sampling_activations), at the full model's widths: the transformer of
 // --model (its config.json) cut to one dual and one single block with random weights (written to
@@ -138,13 +148,7 @@ int bench_sampling_peak(const Options& o, std::ostream& out) {
   const std::string model = o.str("model");
   if (model.empty()) throw Error("bench sampling-peak: --model DIR is required");
   const std::string work = o.str("work", "/var/tmp/framesmith-sampling-peak");
-  const std::vector<std::int64_t> sizes = [&] {
-    std::vector<std::int64_t> v;
-    std::stringstream ss(o.str("resolutions", "64,128,192"));
-    for (std::string item; std::getline(ss, item, ',');)
-      if (!item.empty()) v.push_back(std::stoll(item));
-    return v;
-  }();
+  const std::vector<std::int64_t> sizes = resolutions(o, "64,128,192");
   const std::int64_t chunk = o.integer("chunk", 1024);
   const std::int64_t prompt = o.integer("prompt-tokens", 64);
   o.check_all_used();
@@ -201,6 +205,45 @@ int bench_sampling_peak(const Options& o, std::ostream& out) {
                    {"prompt_tokens", prompt},
                    {"threads", threads},
                    {"rows", rows}});
+  return 0;
+}
+
+// The VAE encode's activation peak on the simulated device against the planner's estimate
+// (estimate_vae_encode_activations, float32 on the CPU): one start frame of each size through the
+// --model's VAE (its weights loaded before the device is installed, so only activations count).
+int bench_vae_encode_peak(const Options& o, std::ostream& out) {
+  const int threads = apply_threads(o);
+  const std::string model = o.str("model");
+  if (model.empty()) throw Error("bench vae-encode-peak: --model DIR is required");
+  const std::vector<std::int64_t> sizes = resolutions(o, "32,64,128,256");
+  o.check_all_used();
+  auto vae = load_vae(component_dir(model, "vae"), at::kFloat, at::kCPU);
+  at::NoGradGuard no_grad;
+  memory::SimulatedDeviceScope device(std::int64_t{1} << 40);
+  nlohmann::json rows = nlohmann::json::array();
+  for (std::int64_t px : sizes) {
+    at::Tensor pixels;
+    {
+      const memory::HostScope host;
+      at::manual_seed(0);
+      pixels = at::rand({1, 3, 1, px, px}) * 2 - 1;
+    }
+    memory::simulated_device::reset_peak();
+    const std::int64_t before = memory::simulated_device::stats().allocated;
+    const auto t0 = std::chrono::steady_clock::now();
+    { (void)vae->encode(pixels); }
+    const double seconds = seconds_since(t0);
+    const std::int64_t measured = memory::simulated_device::stats().peak - before;
+    const std::int64_t estimate =
+        memory::estimate_vae_encode_activations(vae->config(), px, px, 4, /*cpu=*/true);
+    rows.push_back({{"resolution", px},
+                    {"measured_bytes", measured},
+                    {"estimate_bytes", estimate},
+                    {"ratio", double(measured) / double(estimate)},
+                    {"encode_s", seconds}});
+  }
+  print_line(
+      out, {{"bench", "vae-encode-peak"}, {"model", model}, {"threads", threads}, {"rows", rows}});
   return 0;
 }
 

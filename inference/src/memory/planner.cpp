@@ -341,8 +341,12 @@ std::int64_t estimate_vae_encode_activations(const VaeConfig& cfg, std::int64_t 
   // Full-resolution stage of one frame: the causal padding makes 3 frames of input.
   std::int64_t bytes = 8 * c0 * positions * e;
   if (cpu) {
+    // LibTorch's CPU convolutions: oneDNN's (large enough float32 inputs) or the fallback's
+    // column buffer (27 taps of the input channels), and one more stage-sized tensor. Measured on
+    // the full-size VAE (docs/benchmarks.md section 9): within 5 % at 32-48 px (fallback) and at
+    // 96-384 px (oneDNN); 64 px peaks 10 MB higher than this.
     const bool onednn = e == 4 && c0 * 3 * height > 20480;
-    bytes += onednn ? 3 * c0 * positions * e : 27 * c0 * positions * 4;
+    bytes += c0 * positions * e + (onednn ? 3 * c0 * positions * e : 27 * c0 * positions * 4);
   }
   return bytes;
 }
