@@ -2,8 +2,9 @@
 # GPU benchmark of the full-size FramePack transformer (random weights, nothing downloaded), meant
 # for one run of at most ~8 minutes on one large NVIDIA GPU (written for an H200):
 #   1. builds the inference library and framesmith-engine against this machine's PyTorch;
-#   2. writes a model set with random weights of the real sizes (transformer 24x128 heads, 20 dual +
-#      40 single blocks, bf16, ~26 GB; the HunyuanVideo VAE) with `bench make-random-model`;
+#   2. writes the transformer and VAE of the real model set with random weights (24x128 heads,
+#      20 dual + 40 single blocks, bf16 in three shards, ~26 GB; the HunyuanVideo VAE) with
+#      `make-random-model --only transformer,vae` (docs/full-size-model-set.md);
 #   3. times generation at 640x640, latent window 9, one section: s/step with and without
 #      TeaCache, then under 24 GB and 6 GB emulated cards (the governor caps PyTorch's caching
 #      allocator with setMemoryFraction), each printed as one JSON line;
@@ -55,9 +56,10 @@ bench() {
 }
 
 # --- 2. random full-size model ---------------------------------------------------------------
-if [ ! -f "$MODEL/transformer/diffusion_pytorch_model.safetensors" ]; then
+# The index is written after its shards, so its presence means a complete transformer.
+if [ ! -f "$MODEL/transformer/diffusion_pytorch_model.safetensors.index.json" ]; then
   log "writing random full-size weights to $MODEL"
-  bench 360 make-random-model --out "$MODEL" --config full --dtype bf16
+  bench 360 make-random-model --out "$MODEL" --config full --only transformer,vae
 fi
 
 # --- 3. s/step at 640x640, window 9 ------------------------------------------------------------
