@@ -331,6 +331,43 @@ TEST_F(GovernorE2E, OomAtARandomStepIsRecovered) {
   fs::remove(profile);
 }
 
+// A streamed step's activation peak cannot be told exactly from the streamed copies it held, so
+// it is reported (a `peak` event) but not learnt: a low reading must never shrink a later plan.
+// A step with every module resident measures exactly and is learnt.
+TEST_F(GovernorE2E, AStreamedStepsPeakIsReportedButNotLearnt) {
+  const std::string profile =
+      fs::temp_directory_path() / ("fs_gov_learn_" + std::to_string(::getpid()) + ".json");
+  fs::remove(profile);
+  const ScopedEnv env("FRAMESMITH_MEMORY_PROFILE", profile.c_str());
+  const auto profile_text = [&] {
+    std::ifstream in(profile);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  };
+  {
+    const std::int64_t budget = 16 * kMiB;
+    GenerationRequest req = tiny_request(budget);
+    req.preserved_memory_bytes = budget;  // no block fits under the preserved memory: all stream
+    memory::SimulatedDeviceScope sim(budget);
+    const JobRun r = run_job(req);
+    ASSERT_EQ(r.result.status, StatusCode::kOk) << r.result.message;
+    int sampling_peaks = 0;
+    for (const Event& e : of_type(r, EventType::kPeak)) sampling_peaks += e.phase == "sampling";
+    EXPECT_EQ(sampling_peaks, 2);
+    const std::string text = profile_text();
+    EXPECT_NE(text.find("\"simulated/decode/"), std::string::npos) << text;
+    EXPECT_EQ(text.find("\"simulated/sampling/"), std::string::npos) << text;
+  }
+  {
+    const std::int64_t budget = 64 * kMiB;
+    memory::SimulatedDeviceScope sim(budget);
+    const JobRun r = run_job(tiny_request(budget));
+    ASSERT_EQ(r.result.status, StatusCode::kOk) << r.result.message;
+    const std::string text = profile_text();
+    EXPECT_NE(text.find("\"simulated/sampling/"), std::string::npos) << text;
+  }
+  fs::remove(profile);
+}
+
 // When the smallest setting fails the job stops with a message saying what it needed.
 // "peak <= budget" cannot fail on the simulated device (it refuses anything past the budget);
 // the planner's estimate can be wrong in both directions. Every measured phase reports its peak

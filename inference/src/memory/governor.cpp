@@ -188,9 +188,9 @@ void Governor::empty_cache() {
 // so that a run says how far each estimate was from what the device held. On the simulated
 // device the event also says how many of the peak's bytes nobody marked (counted by default).
 void Governor::record_peak(const std::string& phase, std::int64_t estimate, std::int64_t measured,
-                           PeakScope scope) {
+                           PeakScope scope, ProfileUse use) {
   if (!probe_ || !plan_ || estimate <= 0 || measured <= 0) return;
-  if (scope == PeakScope::kActivations)
+  if (scope == PeakScope::kActivations && use == ProfileUse::kLearn)
     profile_.record(profile_key(probe_->name(), phase, model_), estimate, measured);
   Event e;
   e.type = EventType::kPeak;
@@ -520,19 +520,23 @@ at::Tensor Governor::run_step(const sampling::FlowModel& model, const at::Tensor
       },
       ladder_sink({{"section", double(section)}, {"step", double(step)}}), hooks());
   if (measure && done == 0)  // at the planned setting
-    record_sampling_peak(peak() - base - modules.streamed_peak_bytes());
+    // With modules streamed, the peak held between one and all of the streamed copies counted
+    // here: subtracting all of them may read low, so such a step only reports.
+    record_sampling_peak(
+        peak() - base - modules.streamed_peak_bytes(),
+        modules.streamed_peak_bytes() > 0 ? ProfileUse::kReportOnly : ProfileUse::kLearn);
   return result;
 }
 
 // The first step of each section that ran at its planned setting measures the activations'
 // peak: what the device held at its peak beyond the resident weights and the streamed copies.
-void Governor::record_sampling_peak(std::int64_t measured) {
+void Governor::record_sampling_peak(std::int64_t measured, ProfileUse use) {
   sampling_peak_recorded_ = true;
   record_peak("sampling",
               estimate_sampling_activations(model_.transformer, sampling_tokens_,
                                             model_.transformer_element_bytes, attention_chunk_,
                                             attention_, job_.teacache, job_.padded_text_tokens),
-              measured);
+              measured, PeakScope::kActivations, use);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -164,11 +164,14 @@ class Governor {
   // kActivations: `estimate` is an activation formula the profile corrects (learnt from the
   // measured ratio); kWholePhase: the plan's whole estimate (weights too), reported only.
   enum class PeakScope { kActivations, kWholePhase };
+  // kReportOnly: a measurement that may read low (a streamed step: which streamed copies were
+  // on the device at its peak is not known) is reported but never lowers a later estimate.
+  enum class ProfileUse { kLearn, kReportOnly };
   void record_peak(const std::string& phase, std::int64_t estimate, std::int64_t measured,
-                   PeakScope scope = PeakScope::kActivations);
+                   PeakScope scope = PeakScope::kActivations, ProfileUse use = ProfileUse::kLearn);
   // After an encoder phase that ran on the device: its plan estimate next to the measured peak.
   void record_phase_peak(const std::string& phase, std::int64_t base);
-  void record_sampling_peak(std::int64_t measured);
+  void record_sampling_peak(std::int64_t measured, ProfileUse use);
   std::int64_t allocated() const;
   std::int64_t peak() const;
   void reset_peak();
