@@ -23,6 +23,7 @@
 #include "framesmith/pipeline.h"
 #include "io/float8.h"
 #include "io/safetensors.h"
+#include "memory/host_memory.h"
 #include "memory/planner.h"
 #include "memory/residency.h"
 #include "memory/simulated_device.h"
@@ -460,11 +461,7 @@ TEST(WeightsAtUse, JobRunsFromASingleFileFloat8Transformer) {
 // ---- host memory: what loading costs in anonymous (non-file) memory ----
 
 std::int64_t rss_anon_bytes() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line))
-    if (line.rfind("RssAnon:", 0) == 0) return std::stoll(line.substr(8)) * 1024;
-  return -1;
+  return memory::read_host_memory().rss_anon;  // -1 where the host does not report it
 }
 
 TEST(WeightsAtUse, LoadingAtUseCostsNoHostCopy) {

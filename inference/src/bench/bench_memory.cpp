@@ -33,16 +33,6 @@ namespace sim = memory::simulated_device;
 
 constexpr std::int64_t kUnlimited = std::int64_t{1} << 40;  // "unconstrained" simulated budget
 
-std::vector<std::int64_t> parse_list(const std::string& s) {
-  std::vector<std::int64_t> v;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ','))
-    if (!item.empty()) v.push_back(std::stoll(item));
-  if (v.empty()) throw Error("bench: empty list \"" + s + "\"");
-  return v;
-}
-
 // Device bytes `fn` adds at its peak over what was allocated before it (weights already on the
 // device excluded), on the installed simulated device.
 std::int64_t peak_added(const std::function<void()>& fn) {

@@ -126,16 +126,6 @@ int bench_transformer(const Options& o, std::ostream& out) {
   return 0;
 }
 
-// --resolutions "64,128,...": square sizes in pixels.
-std::vector<std::int64_t> resolutions(const Options& o, const std::string& fallback) {
-  std::vector<std::int64_t> v;
-  std::stringstream ss(o.str("resolutions", fallback));
-  for (std::string item; std::getline(ss, item, ',');)
-    if (!item.empty()) v.push_back(std::stoll(item));
-  if (v.empty()) throw Error("bench: --resolutions lists no size");
-  return v;
-}
-
 // The sampling step's activation peak on the simulated device against the planner's estimate
 // (planner.h, estimate_sampling_activations), at the full model's widths: the transformer of
 // --model (its config.json) cut to one dual and one single block with random weights (written to
@@ -148,7 +138,7 @@ int bench_sampling_peak(const Options& o, std::ostream& out) {
   const std::string model = o.str("model");
   if (model.empty()) throw Error("bench sampling-peak: --model DIR is required");
   const std::string work = o.str("work", "/var/tmp/framesmith-sampling-peak");
-  const std::vector<std::int64_t> sizes = resolutions(o, "64,128,192");
+  const std::vector<std::int64_t> sizes = parse_list(o.str("resolutions", "64,128,192"));
   const std::int64_t chunk = o.integer("chunk", 1024);
   const std::int64_t prompt = o.integer("prompt-tokens", 64);
   o.check_all_used();
@@ -215,7 +205,7 @@ int bench_vae_encode_peak(const Options& o, std::ostream& out) {
   const int threads = apply_threads(o);
   const std::string model = o.str("model");
   if (model.empty()) throw Error("bench vae-encode-peak: --model DIR is required");
-  const std::vector<std::int64_t> sizes = resolutions(o, "32,64,128,256");
+  const std::vector<std::int64_t> sizes = parse_list(o.str("resolutions", "32,64,128,256"));
   o.check_all_used();
   auto vae = load_vae(component_dir(model, "vae"), at::kFloat, at::kCPU);
   at::NoGradGuard no_grad;
@@ -379,11 +369,7 @@ int bench_make_random_model(const Options& o, std::ostream& out) {
   r.transformer_dtype = o.str("dtype", "");
   r.sparse = o.has("sparse") && o.str("sparse") != "0";
   r.seed = static_cast<std::uint64_t>(o.integer("seed", 0));
-  const std::string only = o.str("only", "transformer,vae");
-  for (std::size_t b = 0, e; b <= only.size(); b = e + 1) {
-    e = std::min(only.find(',', b), only.size());
-    if (e > b) r.only.insert(only.substr(b, e - b));
-  }
+  for (const std::string& c : split_list(o.str("only", "transformer,vae"))) r.only.insert(c);
   o.check_all_used();
   const randmodel::RandomModelReport rep = randmodel::write_random_model_set(r, std::cerr);
   print_line(out, {{"bench", "make-random-model"},

@@ -89,6 +89,21 @@ nlohmann::json Stats::to_json() const {
           {"q1_s", quantile(0.25)}, {"q3_s", quantile(0.75)}, {"repeat", seconds.size()}};
 }
 
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  for (std::string item; std::getline(ss, item, ',');)
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+std::vector<std::int64_t> parse_list(const std::string& s) {
+  std::vector<std::int64_t> v;
+  for (const std::string& item : split_list(s)) v.push_back(std::stoll(item));
+  if (v.empty()) throw Error("bench: empty list \"" + s + "\"");
+  return v;
+}
+
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }

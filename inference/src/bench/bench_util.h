@@ -46,6 +46,11 @@ double seconds_since(std::chrono::steady_clock::time_point t0);
 // Runs `fn` `warmup` times untimed, then `repeat` times timed.
 Stats time_repeats(int warmup, int repeat, const std::function<void()>& fn);
 
+// "1024,2048,4096" -> its items (empty ones skipped); the integer form throws Error on an empty
+// list.
+std::vector<std::string> split_list(const std::string& s);
+std::vector<std::int64_t> parse_list(const std::string& s);
+
 // Applies --threads (LibTorch intra-op threads) and returns the count in use.
 int apply_threads(const Options& o);
 

@@ -18,6 +18,11 @@ bool is_dir(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
 nlohmann::json read_json_file(const std::string& path, const std::string& what) {
   std::ifstream in(path);
   if (!in) throw Error(path + ": cannot open " + what);

@@ -8,6 +8,7 @@ namespace framesmith::io {
 
 bool is_file(const std::string& path);  // a regular file (symlinks followed)
 bool is_dir(const std::string& path);
+bool ends_with(const std::string& s, const std::string& suffix);
 
 // A JSON object from `path`; `what` names the file in messages ("the VAE config"). Error when the
 // file cannot be opened, is not JSON, or is not an object.

@@ -38,11 +38,6 @@ std::string lower_ext(const std::string& path) {
   return ext;
 }
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() &&
-         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 // The regular *.safetensors files directly in `dir`, sorted.
 std::vector<std::string> safetensors_files_in(const std::string& dir) {
   std::vector<std::string> out;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "framesmith/error.h"
+#include "io/files.h"
 
 namespace framesmith::io {
 namespace {
@@ -23,11 +24,6 @@ using nlohmann::json;
 std::string folder_of(const std::string& path) {
   const auto slash = path.find_last_of('/');
   return slash == std::string::npos ? std::string(".") : path.substr(0, slash);
-}
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() &&
-         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 // The index as JSON. JSON keeps the last of two equal keys without a word, so a weight_map that

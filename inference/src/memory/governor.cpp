@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <exception>
+#include <optional>
 
 #if defined(__GLIBC__)
 #include <malloc.h>  // malloc_trim
@@ -231,7 +232,6 @@ const MemoryPlan& Governor::plan_job(const ModelFootprint& model, const JobShape
   attention_chunk_ = options_.use_plan ? plan_->attention_chunk : 1024;
   if (options_.use_plan && probe_ && plan_->resident_blocks < model.transformer_blocks)
     planned_blocks_ = plan_->resident_blocks;
-  sampling_tokens_ = job.sampling_tokens(model.transformer);
   attention_ = attention;
   return *plan_;
 }
@@ -376,8 +376,8 @@ at::Tensor Governor::encode_start_latent(
       [&](std::size_t k) {
         const bool on_cpu = k == 1;
         // The CPU rung uses host memory; the device rung counts (by default, then DeviceWork).
-        std::unique_ptr<HostScope> host;
-        if (on_cpu) host = std::make_unique<HostScope>();
+        std::optional<HostScope> host;
+        if (on_cpu) host.emplace();
         const std::shared_ptr<Vae> vae = vae_on(on_cpu ? at::Device(at::kCPU) : d.device);
         at::Tensor out;
         {
@@ -532,11 +532,12 @@ at::Tensor Governor::run_step(const sampling::FlowModel& model, const at::Tensor
 // peak: what the device held at its peak beyond the resident weights and the streamed copies.
 void Governor::record_sampling_peak(std::int64_t measured, ProfileUse use) {
   sampling_peak_recorded_ = true;
-  record_peak("sampling",
-              estimate_sampling_activations(model_.transformer, sampling_tokens_,
-                                            model_.transformer_element_bytes, attention_chunk_,
-                                            attention_, job_.teacache, job_.padded_text_tokens),
-              measured, PeakScope::kActivations, use);
+  record_peak(
+      "sampling",
+      estimate_sampling_activations(model_.transformer, job_.sampling_tokens(model_.transformer),
+                                    model_.transformer_element_bytes, attention_chunk_, attention_,
+                                    job_.teacache, job_.padded_text_tokens),
+      measured, PeakScope::kActivations, use);
 }
 
 // ---------------------------------------------------------------------------------------------

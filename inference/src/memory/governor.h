@@ -196,7 +196,6 @@ class Governor {
   std::size_t sampling_rung_ = 0;
   int resident_cap_ = -1;             // modules; lowered by the step ladder; -1: none
   int planned_blocks_ = -1;           // resident blocks from the plan; -1: none
-  std::int64_t sampling_tokens_ = 0;  // the plan's token count (for the measured-peak profile)
   AttentionKernel attention_ = AttentionKernel::kChunked;
   bool sampling_peak_recorded_ = false;  // one measured step per section
   std::int64_t attention_chunk_ = 1024;

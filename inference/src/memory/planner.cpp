@@ -46,33 +46,21 @@ std::int64_t stored_elements(const std::string& folder) {
   }
 }
 
-// Bytes the checkpoint in `folder` stores (in its own dtypes); 0 when it cannot be read.
-std::int64_t stored_bytes(const std::string& folder) {
-  try {
-    return static_cast<std::int64_t>(io::TensorStore::open(folder).total_bytes());
-  } catch (const Error&) {
-    return 0;
-  }
-}
-
-// Elements of the two largest consecutive modules of the LLaMA in `folder`, its modules taken in
+// Elements of the two largest consecutive modules of the LLaMA in `store`, its modules taken in
 // execution order (embed_tokens, layers.0 .. layers.L-1, norm) as the text encoder's streaming
 // holds them: the one running and the next, prefetched. The embedding table is never placed (the
-// streamed LLaMA converts at use and gathers the prompt's rows, LlamaModel::embed), so it counts
-// as an empty module: counted, it added LLaMA 3 8B's 128256 x 4096 table (1 GB in fp16) to the
-// estimate. 0 when the folder cannot say.
-std::int64_t llama_stream_elements(const std::string& folder) {
+// streamed LLaMA converts at use and gathers the prompt's rows, LlamaModel::embed), so it is left
+// out: counted, it added LLaMA 3 8B's 128256 x 4096 table (1 GB in fp16) to the
+// estimate. 0 when the checkpoint cannot say.
+std::int64_t llama_stream_elements(const io::TensorStore& store) {
   try {
-    const io::TensorStore store = io::TensorStore::open(folder);
     const std::string prefix = detect_llama_prefix(store);
     std::map<std::int64_t, std::int64_t> modules;  // module index -> elements (norm: -1 for now)
     for (const std::string& name : store.names()) {
       if (name.compare(0, prefix.size(), prefix) != 0) continue;
       const std::string key = name.substr(prefix.size());
       const std::int64_t n = numel_of(store.info(name).shape);
-      if (key.rfind("embed_tokens.", 0) == 0) {
-        modules[0] += 0;
-      } else if (key.rfind("layers.", 0) == 0) {
+      if (key.rfind("layers.", 0) == 0) {
         modules[std::stoll(key.substr(7, key.find('.', 7) - 7)) + 1] += n;
       } else if (key.rfind("norm.", 0) == 0) {
         modules[-1] += n;
@@ -216,8 +204,13 @@ ModelFootprint read_model_footprint(const ModelSet& set, bool cuda) {
     m.image_pixels = size * size;
   }
   if (const ComponentPath* p = set.find(Component::kTextEncoder)) {
-    m.text_encoder_stream_bytes = llama_stream_elements(p->path) * m.encoder_element_bytes;
-    m.text_encoder_host_bytes = stored_bytes(p->path);
+    try {
+      const io::TensorStore store = io::TensorStore::open(p->path);
+      m.text_encoder_stream_bytes = llama_stream_elements(store) * m.encoder_element_bytes;
+      m.text_encoder_host_bytes = static_cast<std::int64_t>(store.total_bytes());
+    } catch (const Error&) {
+      // Unreadable: both stay 0 (unknown), as the encoder's bytes above.
+    }
   }
   m.fingerprint = "t" + std::to_string(m.transformer.inner_dim()) + "x" +
                   std::to_string(m.transformer_blocks) + "-v" +

@@ -123,13 +123,10 @@ std::int64_t aligned(std::int64_t n) {
 }
 
 #if FRAMESMITH_HAS_CUDA
-// Copies `host` (stored tensors) into the slot, after the device finished reading its previous
-// contents; returns views of the copies there, shaped and typed as `host`.
-std::vector<at::Tensor> stage(StagingSlot& slot, const std::vector<at::Tensor>& host,
-                              std::int64_t slot_bytes) {
+// Copies `host` (stored tensors) into the slot's buffer, after the device finished reading its
+// previous contents; returns views of the copies there, shaped and typed as `host`.
+std::vector<at::Tensor> stage(StagingSlot& slot, const std::vector<at::Tensor>& host) {
   if (slot.in_use) slot.copied.synchronize();
-  if (!slot.pinned.defined())
-    slot.pinned = at::empty({slot_bytes}, at::TensorOptions().dtype(at::kByte).pinned_memory(true));
   std::vector<at::Tensor> views;
   std::int64_t offset = 0;
   for (const at::Tensor& h : host) {
@@ -270,7 +267,11 @@ bool BlockStreamer::copy_in_async(Block& b, int i, Where as) {
   std::vector<at::Tensor> sources = b.host;
   if (pin_host_memory) {
     slot = &prefetch_->ring[prefetch_->next++ % prefetch_->ring.size()];
-    sources = stage(*slot, b.host, staging_slot_bytes());
+    // Allocated at its first use, the size of the largest unit (walked once, not per copy).
+    if (!slot->pinned.defined())
+      slot->pinned = at::empty({staging_slot_bytes()},
+                               at::TensorOptions().dtype(at::kByte).pinned_memory(true));
+    sources = stage(*slot, b.host);
   }
   // The copies are made in the compute dtype: a non-blocking copy converts on the device.
   std::vector<at::Tensor> copies;

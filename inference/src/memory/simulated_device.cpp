@@ -55,6 +55,12 @@ FaultState& faults() {
   return *f;
 }
 
+// Under f.mutex: whether any fault is still waiting (the allocator looks at the flag only).
+void rearm(const FaultState& f) {
+  g_faults_armed.store(f.countdown > 0 || f.larger_than >= 0 || f.host_larger_than >= 0,
+                       std::memory_order_release);
+}
+
 void update_peak(std::atomic<std::int64_t>& peak, std::int64_t value) {
   std::int64_t seen = peak.load(std::memory_order_relaxed);
   while (value > seen && !peak.compare_exchange_weak(seen, value, std::memory_order_relaxed)) {
@@ -89,8 +95,7 @@ void check_faults(std::int64_t n) {
       reason = "injected fault: allocation larger than " + std::to_string(f.larger_than);
       f.larger_than = -1;
     }
-    g_faults_armed.store(f.countdown > 0 || f.larger_than >= 0 || f.host_larger_than >= 0,
-                         std::memory_order_release);
+    rearm(f);
   }
   if (!reason.empty()) throw_oom(n, reason);
 }
@@ -113,8 +118,7 @@ void check_host_faults(std::int64_t n) {
       fire = true;
       f.host_larger_than = -1;
     }
-    g_faults_armed.store(f.countdown > 0 || f.larger_than >= 0 || f.host_larger_than >= 0,
-                         std::memory_order_release);
+    rearm(f);
   }
   if (fire) throw_host_oom(n, "injected fault");
 }

@@ -419,8 +419,7 @@ namespace {
 void refuse_scaled_float8(const io::TensorStore& store) {
   for (const std::string& n : store.names())
     for (const char* suffix : {".scale_weight", ".weight_scale", ".scale_input", ".input_scale"}) {
-      const std::string s(suffix);
-      if (n.size() >= s.size() && n.compare(n.size() - s.size(), s.size(), s) == 0)
+      if (io::ends_with(n, suffix))
         throw Error(store.description() + ": tensor \"" + n +
                     "\" is a float8 scale: scaled float8 checkpoints are not supported (use "
                     "the plain fp8_e4m3fn or the bf16 checkpoint)");

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <list>
 #include <mutex>
+#include <optional>
 
 #include "framesmith/error.h"
 #include "image/image_prep.h"
@@ -77,8 +78,8 @@ struct Encoded {
 // (counting the copy as well would count the weights twice). On CUDA they are the device's.
 template <typename Load>
 auto load_on(at::Device device, const Load& load) {
-  std::unique_ptr<memory::HostScope> host;
-  if (device.is_cpu()) host = std::make_unique<memory::HostScope>();
+  std::optional<memory::HostScope> host;
+  if (device.is_cpu()) host.emplace();
   return load();
 }
 
@@ -150,18 +151,13 @@ class PromptCache {
  public:
   bool get(const std::string& key, Encoded* out) {
     std::lock_guard<std::mutex> lock(mu_);
-    for (auto& [k, v] : entries_)
-      if (k == key) {
-        *out = v;
-        return true;
-      }
-    return false;
+    const Encoded* e = find(key);
+    if (e) *out = *e;
+    return e != nullptr;
   }
   bool has(const std::string& key) {
     std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& entry : entries_)
-      if (entry.first == key) return true;
-    return false;
+    return find(key) != nullptr;
   }
   void clear() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -174,6 +170,11 @@ class PromptCache {
   }
 
  private:
+  const Encoded* find(const std::string& key) const {  // under mu_
+    for (const auto& [k, v] : entries_)
+      if (k == key) return &v;
+    return nullptr;
+  }
   static constexpr std::size_t kMaxEntries = 16;
   std::mutex mu_;
   std::list<std::pair<std::string, Encoded>> entries_;

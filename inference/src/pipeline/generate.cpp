@@ -5,6 +5,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <optional>
 
 #include "compat/torch_compat.h"
 #include "framesmith/error.h"
@@ -306,9 +307,9 @@ pipeline::SectionLoopInputs Job::load_models() {
   {
     // Host copies of the weights (the device gets its own copies from the governor); the plain
     // CPU job (no device memory) computes on them directly.
-    std::unique_ptr<memory::HostScope> host;
-    if (compute_.has_device_memory()) host = std::make_unique<memory::HostScope>();
     const bool mapped = compute_.has_device_memory();
+    std::optional<memory::HostScope> host;
+    if (mapped) host.emplace();
     transformer_ = load_transformer(models_.find(Component::kTransformer)->path, transformer_dtype_,
                                     mapped ? at::Device(at::kCPU) : device_,
                                     mapped ? Conversion::kAtUse : Conversion::kAtLoad);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "framesmith/error.h"
+#include "io/files.h"
 #include "randmodel/full_model_set.h"
 #include "text/tokenizer_bpe.h"
 #include "tiny/tiny_parts.h"
@@ -18,11 +19,6 @@ namespace {
 
 using Merge = std::pair<std::string, std::string>;
 const char* kEndOfWord = "</w>";
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() &&
-         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 // A byte-level BPE vocabulary in id order; `have` makes the membership test O(1) (a 128k-entry
 // nlohmann::ordered_json looks keys up linearly).
@@ -163,7 +159,7 @@ void write_full_clip_tokenizer(const std::string& dir) {
   for (const std::string& b : byte_tokens(kEndOfWord)) seconds.push_back(b);
   // A token that ends a word takes no further merges (CLIP's </w> is always last).
   v.fill_to(kClipVocab - 2, seconds,
-            [](const std::string& t) { return !ends_with(t, kEndOfWord); });
+            [](const std::string& t) { return !io::ends_with(t, kEndOfWord); });
   v.add("<|startoftext|>");
   v.add("<|endoftext|>");
   tiny::write_text(dir + "/vocab.json", v.json_text());
