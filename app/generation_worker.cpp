@@ -99,13 +99,14 @@ void GenerationWorker::run(const JobSpec& job) {
   // Only the section's new final frames and its tail cross to the GUI and to disk: neither
   // side gets the whole video per section.
   cb.on_chunk = [&](const VideoChunk& c) {
+    QString segment;
     try {
-      output->write_chunk(c);
+      segment = QString::fromStdString(output->write_chunk(c));
     } catch (const std::exception& e) {
       write_error = QString::fromStdString(e.what());
     }
     const int max_side = live_max_side_.load();
-    Q_EMIT video_chunk(to_images(c.final_frames, max_side), c.first_final_frame,
+    Q_EMIT video_chunk(to_images(c.final_frames, max_side), c.first_final_frame, segment,
                        to_images(c.tail, max_side), c.first_tail_frame, c.section, c.sections);
   };
   const GenerationResult res = generate(request, cb);

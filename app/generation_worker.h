@@ -53,10 +53,11 @@ class GenerationWorker : public QObject {
   // The per-step latent preview (small, RGB).
   void preview(const QImage& image, const framesmith::Progress& p);
   // After each section (its segment is already on disk): the frames that just became final,
-  // starting at frame `first_final` of the video, and the tail still to be blended, starting at
-  // `first_tail` (the original variant's chunks come last part first).
-  void video_chunk(const QList<QImage>& finals, qint64 first_final, const QList<QImage>& tail,
-                   qint64 first_tail, int section, int sections);
+  // starting at frame `first_final` of the video, the segment file that holds them (empty when
+  // it could not be written), and the tail still to be blended, starting at `first_tail` (the
+  // original variant's chunks come last part first).
+  void video_chunk(const QList<QImage>& finals, qint64 first_final, const QString& final_segment,
+                   const QList<QImage>& tail, qint64 first_tail, int section, int sections);
   // Every engine event; called from the job thread and the telemetry thread alike.
   void event(const framesmith::Event& e);
   // status: framesmith::StatusCode as int; message empty on success. Whatever was made is on

@@ -1,10 +1,10 @@
 #include "job_output.h"
 
+#include <sys/stat.h>
 #include <QDir>
 #include <QFile>
 #include <QFileInfo>
 #include <QSaveFile>
-#include <sys/stat.h>
 
 #include <cstdio>
 #include <map>
@@ -52,11 +52,16 @@ void check_file_target(const std::string& path, const char* what) {
   if (::lstat(path.c_str(), &st) != 0) return;  // absent: it will be created
   if (S_ISREG(st.st_mode)) return;
   std::string kind = "not a regular file";
-  if (S_ISDIR(st.st_mode)) kind = "a folder (give a file name, e.g. " + path + "/video.mp4)";
-  else if (S_ISLNK(st.st_mode)) kind = "a symbolic link (give the path it points to)";
-  else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) kind = "a device";
-  else if (S_ISFIFO(st.st_mode)) kind = "a FIFO";
-  else if (S_ISSOCK(st.st_mode)) kind = "a socket";
+  if (S_ISDIR(st.st_mode))
+    kind = "a folder (give a file name, e.g. " + path + "/video.mp4)";
+  else if (S_ISLNK(st.st_mode))
+    kind = "a symbolic link (give the path it points to)";
+  else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode))
+    kind = "a device";
+  else if (S_ISFIFO(st.st_mode))
+    kind = "a FIFO";
+  else if (S_ISSOCK(st.st_mode))
+    kind = "a socket";
   throw Error(path + " (" + what + ") is " + kind + "; Framesmith writes only regular files");
 }
 
@@ -68,8 +73,7 @@ void check_folder_target(const std::string& path) {
       throw Error(path + " (the job folder) is a symbolic link to nothing");
     return;
   }
-  if (!S_ISDIR(st.st_mode))
-    throw Error(path + " (the job folder) exists and is not a folder");
+  if (!S_ISDIR(st.st_mode)) throw Error(path + " (the job folder) exists and is not a folder");
 }
 
 std::string job_name(const std::string& job_dir) {
@@ -170,10 +174,11 @@ std::string segment_name(const char* kind, std::int64_t first_frame) {
 
 }  // namespace
 
-void JobOutput::write_chunk(const VideoChunk& chunk) {
+std::string JobOutput::write_chunk(const VideoChunk& chunk) {
   if (!segments_started_) start_segments();
+  std::string path;
   if (chunk.final_frames.count > 0) {
-    const std::string path = segments_dir() + "/" + segment_name("final", chunk.first_final_frame);
+    path = segments_dir() + "/" + segment_name("final", chunk.first_final_frame);
     write_video(path, chunk.final_frames);
     finals_[chunk.first_final_frame] = path;
     segment_frames_ += chunk.final_frames.count;
@@ -192,6 +197,7 @@ void JobOutput::write_chunk(const VideoChunk& chunk) {
   write_playlist();
   if (!old_tail.empty() && old_tail != tail_) QFile::remove(QString::fromStdString(old_tail));
   last_partial_ = playlist_path();
+  return path;
 }
 
 std::vector<std::string> JobOutput::segments_in_order() const {

@@ -40,8 +40,9 @@ class JobOutput {
   // One section's chunk (GenerationCallbacks::on_chunk): its final frames become a segment, its
   // tail replaces the previous tail, and the playlist is rewritten; the cost is the chunk's, not
   // the video's. The first chunk a JobOutput gets starts the segments afresh (a resume hands out
-  // the whole video again, so what a killed job left half-written is replaced).
-  void write_chunk(const VideoChunk& chunk);
+  // the whole video again, so what a killed job left half-written is replaced). Returns the
+  // segment file of the chunk's final frames (empty when it had none).
+  std::string write_chunk(const VideoChunk& chunk);
   // The final MP4 from the segments so far (all of them, the tail included when the job
   // stopped early), joined without re-encoding; when the segments cannot be joined as they are
   // (a fallback encoder's headers differ), they are decoded and encoded once more, one frame

@@ -40,9 +40,11 @@ JobRunner::JobRunner(QObject* parent) : QObject(parent) {
       Qt::QueuedConnection);
   connect(
       worker_, &GenerationWorker::video_chunk, this,
-      [this](const QList<QImage>& finals, qint64 first_final, const QList<QImage>& tail,
-             qint64 first_tail, int section, int sections) {
-        if (running()) Q_EMIT video_chunk(finals, first_final, tail, first_tail, section, sections);
+      [this](const QList<QImage>& finals, qint64 first_final, const QString& final_segment,
+             const QList<QImage>& tail, qint64 first_tail, int section, int sections) {
+        if (running())
+          Q_EMIT video_chunk(finals, first_final, final_segment, tail, first_tail, section,
+                             sections);
       },
       Qt::QueuedConnection);
   connect(worker_, &GenerationWorker::finished, this, &JobRunner::on_finished,

@@ -41,8 +41,8 @@ class JobRunner : public QObject {
   void progress(const framesmith::Progress& p);
   void event(const framesmith::Event& e);
   void preview(const QImage& image, const framesmith::Progress& p);
-  void video_chunk(const QList<QImage>& finals, qint64 first_final, const QList<QImage>& tail,
-                   qint64 first_tail, int section, int sections);
+  void video_chunk(const QList<QImage>& finals, qint64 first_final, const QString& final_segment,
+                   const QList<QImage>& tail, qint64 first_tail, int section, int sections);
   // status: framesmith::StatusCode as int.
   void job_finished(const framesmith::app::JobSpec& job, int status, const QString& message);
   void idle();           // the last job finished and nothing waits (or the queue is paused)

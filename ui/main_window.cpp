@@ -500,9 +500,9 @@ void MainWindow::on_preview(const QImage& image, const Progress& p) {
 }
 
 void MainWindow::on_video_chunk(const QList<QImage>& finals, qint64 first_final,
-                                const QList<QImage>& tail, qint64 first_tail, int section,
-                                int sections) {
-  player_->add_chunk(finals, first_final, tail, first_tail);
+                                const QString& final_segment, const QList<QImage>& tail,
+                                qint64 first_tail, int section, int sections) {
+  player_->add_chunk(finals, first_final, final_segment, tail, first_tail);
   player_->set_video_path(runner_.current().video_path);
   log_view_->add_message(QString("video so far: %1 frames after section %2 of %3 (playing)")
                              .arg(player_->frame_count())

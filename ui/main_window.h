@@ -123,8 +123,8 @@ class MainWindow : public QMainWindow {
   void on_progress(const framesmith::Progress& p);
   void on_event(const framesmith::Event& e);
   void on_preview(const QImage& image, const framesmith::Progress& p);
-  void on_video_chunk(const QList<QImage>& finals, qint64 first_final, const QList<QImage>& tail,
-                      qint64 first_tail, int section, int sections);
+  void on_video_chunk(const QList<QImage>& finals, qint64 first_final, const QString& final_segment,
+                      const QList<QImage>& tail, qint64 first_tail, int section, int sections);
   void on_job_finished(const app::JobSpec& job, int status, const QString& message);
   void play_video_file(const QString& path);
 

@@ -10,6 +10,9 @@
 #include <QToolButton>
 #include <QUrl>
 #include <QVBoxLayout>
+#include <algorithm>
+
+#include "video_reader.h"
 
 namespace framesmith::ui {
 namespace {
@@ -108,10 +111,22 @@ PreviewPlayer::PreviewPlayer(QWidget* parent) : QWidget(parent) {
   clear("The preview of each step and the video as it grows appear here.");
 }
 
+PreviewPlayer::~PreviewPlayer() = default;
+
+void PreviewPlayer::reset_frames() {
+  pieces_.clear();
+  begin_ = end_ = 0;
+  tail_first_ = -1;
+  cache_.clear();
+  cache_order_.clear();
+  reader_.reset();
+  reader_path_.clear();
+  frame_size_ = QSize();
+}
+
 void PreviewPlayer::clear(const QString& placeholder) {
   timer_.stop();
-  frames_.clear();
-  first_frame_ = tail_first_ = tail_count_ = 0;
+  reset_frames();
   index_ = 0;
   view_->set_frame({});
   view_->set_inset({}, {});
@@ -128,47 +143,108 @@ void PreviewPlayer::end_previews() {
 }
 
 void PreviewPlayer::set_frames(const QList<QImage>& frames) {
-  frames_ = frames;
-  first_frame_ = tail_first_ = tail_count_ = 0;
-  index_ = frames_.isEmpty() ? 0 : std::min(index_, int(frames_.size()) - 1);
+  reset_frames();
+  if (!frames.isEmpty()) place(0, Piece{frames.size(), QString(), frames});
+  index_ = frames.isEmpty() ? 0 : std::min(index_, int(frames.size()) - 1);
   show_current();
   update_controls();
-  if (!frames_.isEmpty() && !timer_.isActive()) play();
+  if (frames.size() > 1 && !timer_.isActive()) play();
 }
 
 void PreviewPlayer::add_chunk(const QList<QImage>& finals, qint64 first_final,
-                              const QList<QImage>& tail, qint64 first_tail) {
-  remove_frames(tail_first_, tail_count_);
-  place_frames(finals, first_final);
-  place_frames(tail, first_tail);
-  tail_first_ = first_tail;
-  tail_count_ = tail.size();
-  index_ = frames_.isEmpty() ? 0 : std::min(index_, int(frames_.size()) - 1);
+                              const QString& final_segment, const QList<QImage>& tail,
+                              qint64 first_tail) {
+  if (tail_first_ >= 0) pieces_.erase(tail_first_);
+  tail_first_ = -1;
+  if (!finals.isEmpty()) {
+    if (final_segment.isEmpty()) {
+      place(first_final, Piece{finals.size(), QString(), finals});
+    } else {
+      // Played from the file from now on; the frames just received are its first cache.
+      place(first_final, Piece{finals.size(), final_segment, {}});
+      for (int i = 0; i < finals.size(); ++i) cache(first_final + i, finals[i]);
+    }
+  }
+  if (!tail.isEmpty()) {
+    place(first_tail, Piece{tail.size(), QString(), tail});
+    tail_first_ = first_tail;
+  }
+  // What is held is contiguous: from the first piece to the end of the last.
+  if (pieces_.empty()) {
+    begin_ = end_ = 0;
+  } else {
+    begin_ = pieces_.begin()->first;
+    end_ = pieces_.rbegin()->first + pieces_.rbegin()->second.count;
+  }
+  index_ = std::clamp(index_, 0, std::max(frame_count() - 1, 0));
   show_current();
   update_controls();
-  if (!frames_.isEmpty() && !timer_.isActive()) play();
+  if (frame_count() > 1 && !timer_.isActive()) play();
 }
 
-// The old tail sits at one end of the frames held: the front or the back.
-void PreviewPlayer::remove_frames(qint64 first, qint64 count) {
-  if (count <= 0 || frames_.isEmpty()) return;
-  const qint64 at = first - first_frame_;
-  if (at < 0 || at + count > frames_.size()) return;
-  frames_.remove(at, count);
-  if (at == 0) first_frame_ += count;
+void PreviewPlayer::place(qint64 first, Piece piece) {
+  if (!piece.frames.isEmpty() && !frame_size_.isValid()) frame_size_ = piece.frames.first().size();
+  pieces_[first] = std::move(piece);
+  if (pieces_.size() == 1) {
+    begin_ = first;
+    end_ = first + pieces_[first].count;
+  }
 }
 
-// New frames join the held ones at whichever end they touch.
-void PreviewPlayer::place_frames(const QList<QImage>& frames, qint64 first) {
-  if (frames.isEmpty()) return;
-  if (frames_.isEmpty()) {
-    frames_ = frames;
-    first_frame_ = first;
-  } else if (first + frames.size() == first_frame_) {
-    frames_ = frames + frames_;
-    first_frame_ = first;
-  } else {
-    frames_.append(frames);
+int PreviewPlayer::held_frames() const {
+  int n = int(cache_.size());
+  for (const auto& [first, piece] : pieces_) n += int(piece.frames.size());
+  return n;
+}
+
+void PreviewPlayer::cache(qint64 index, const QImage& image) {
+  if (!frame_size_.isValid()) frame_size_ = image.size();
+  if (cache_.count(index) == 0) cache_order_.push_back(index);
+  cache_[index] = image;
+  while (int(cache_order_.size()) > kCachedFrames) {
+    cache_.erase(cache_order_.front());
+    cache_order_.pop_front();
+  }
+}
+
+// The frame at video index `index` (begin_ <= index < end_): from memory, the cache, or its
+// segment file. A file that cannot be read gives a null image (the previous frame stays shown).
+QImage PreviewPlayer::frame_at(qint64 index) {
+  auto it = pieces_.upper_bound(index);
+  if (it == pieces_.begin()) return {};
+  --it;
+  const qint64 first = it->first;
+  const Piece& piece = it->second;
+  if (index >= first + piece.count) return {};
+  if (piece.path.isEmpty()) return piece.frames[int(index - first)];
+  const auto hit = cache_.find(index);
+  if (hit != cache_.end()) return hit->second;
+  const QImage image = decode(piece, first, index);
+  if (!image.isNull()) cache(index, image);
+  return image;
+}
+
+// Sequential playback decodes each frame once: the reader stays open on the segment being played
+// (VideoReader reads forward; a step back decodes the segment again from its start, one
+// section's worth of frames at most).
+QImage PreviewPlayer::decode(const Piece& piece, qint64 first, qint64 index) {
+  try {
+    if (!reader_ || reader_path_ != piece.path) {
+      auto reader = std::make_unique<app::VideoReader>();
+      reader->open(piece.path.toStdString());
+      reader_ = std::move(reader);
+      reader_path_ = piece.path;
+    }
+    const std::vector<std::uint8_t> rgb = reader_->read_frame(int(index - first));
+    const QImage view(rgb.data(), reader_->width(), reader_->height(), reader_->width() * 3,
+                      QImage::Format_RGB888);
+    if (frame_size_.isValid() && view.size() != frame_size_)
+      return view.scaled(frame_size_, Qt::IgnoreAspectRatio, Qt::SmoothTransformation);
+    return view.copy();
+  } catch (const std::exception&) {
+    reader_.reset();
+    reader_path_.clear();
+    return {};
   }
 }
 
@@ -178,7 +254,7 @@ void PreviewPlayer::set_video_path(const QString& path) {
 }
 
 void PreviewPlayer::play() {
-  if (frames_.size() < 2) return;
+  if (frame_count() < 2) return;
   timer_.start();
   play_button_->setIcon(style()->standardIcon(QStyle::SP_MediaPause));
 }
@@ -196,25 +272,27 @@ void PreviewPlayer::toggle_play() {
 }
 
 void PreviewPlayer::seek(int frame) {
-  if (frames_.isEmpty()) return;
-  index_ = std::clamp(frame, 0, int(frames_.size()) - 1);
+  if (frame_count() == 0) return;
+  index_ = std::clamp(frame, 0, frame_count() - 1);
   show_current();
   update_controls();
 }
 
 void PreviewPlayer::advance() {
-  if (frames_.isEmpty()) return;
-  index_ = (index_ + 1) % int(frames_.size());
+  if (frame_count() == 0) return;
+  index_ = (index_ + 1) % frame_count();
   show_current();
   update_controls();
 }
 
 void PreviewPlayer::show_current() {
-  if (!frames_.isEmpty()) view_->set_frame(frames_[index_]);
+  if (frame_count() == 0) return;
+  const QImage frame = frame_at(begin_ + index_);
+  if (!frame.isNull()) view_->set_frame(frame);
 }
 
 void PreviewPlayer::update_controls() {
-  const int n = int(frames_.size());
+  const int n = frame_count();
   {
     const QSignalBlocker block(slider_);
     slider_->setRange(0, std::max(n - 1, 0));

@@ -1,15 +1,27 @@
 // The preview area: the per-step latent preview while a section samples, the video so far as soon
 // as each section is decoded (it plays at once and grows), and the finished video with a frame
 // slider. "Open folder" shows the MP4 in the file manager.
+//
+// A video being made is held in constant memory whatever its length: a section's final frames
+// are played from the segment file the job just wrote for them (decoded again when played; the
+// newest frames stay in a small cache), and only the tail the next section still changes is kept
+// whole in memory.
 #pragma once
 #include <QImage>
 #include <QList>
 #include <QTimer>
 #include <QWidget>
+#include <deque>
+#include <map>
+#include <memory>
 
 class QLabel;
 class QSlider;
 class QToolButton;
+
+namespace framesmith::app {
+class VideoReader;
+}
 
 namespace framesmith::ui {
 
@@ -44,15 +56,22 @@ class PreviewPlayer : public QWidget {
   void set_frames(const QList<QImage>& frames);
   // One section's chunk of the video being made: the frames that just became final and the
   // tail that replaces the previous one, each placed by its first frame's index (the original
-  // variant's chunks extend the video at the front, F1's at the back). Playback keeps its
-  // position and starts with the first frames.
-  void add_chunk(const QList<QImage>& finals, qint64 first_final, const QList<QImage>& tail,
-                 qint64 first_tail);
+  // variant's chunks extend the video at the front, F1's at the back). `final_segment`: the
+  // file holding the final frames (then they are played from it, and only the newest stay in
+  // memory); empty: they are kept in memory. Playback keeps its position and starts with the
+  // first frames.
+  void add_chunk(const QList<QImage>& finals, qint64 first_final, const QString& final_segment,
+                 const QList<QImage>& tail, qint64 first_tail);
   // Sampling is over: the latent inset goes away.
   void end_previews();
   void set_video_path(const QString& path);
 
-  int frame_count() const { return int(frames_.size()); }
+  ~PreviewPlayer() override;
+  int frame_count() const { return int(end_ - begin_); }
+  // Frames held in memory now (cache, tail and frames without a file), for the memory tests.
+  int held_frames() const;
+  // At most this many frames played from segment files are kept decoded.
+  static constexpr int kCachedFrames = 48;
   int current_frame() const { return index_; }
   bool playing() const { return timer_.isActive(); }
   QString video_path() const { return video_path_; }
@@ -69,18 +88,31 @@ class PreviewPlayer : public QWidget {
   void show_current();
   void advance();
   void update_controls();
-  void remove_frames(qint64 first, qint64 count);
-  void place_frames(const QList<QImage>& frames, qint64 first);
+  // A run of frames of the video: in a segment file (`path`), or in memory (`frames`).
+  struct Piece {
+    qint64 count = 0;
+    QString path;
+    QList<QImage> frames;
+  };
+  void place(qint64 first, Piece piece);
+  QImage frame_at(qint64 index);
+  QImage decode(const Piece& piece, qint64 first, qint64 index);
+  void cache(qint64 index, const QImage& image);
+  void reset_frames();
 
   FrameView* view_ = nullptr;
   QToolButton* play_button_ = nullptr;
   QSlider* slider_ = nullptr;
   QLabel* position_label_ = nullptr;
   QToolButton* folder_button_ = nullptr;
-  QList<QImage> frames_;
-  qint64 first_frame_ = 0;  // the video index of frames_[0] (chunks of a video being made)
-  qint64 tail_first_ = 0;   // where the current tail is in frames_, by video index
-  qint64 tail_count_ = 0;
+  std::map<qint64, Piece> pieces_;            // by the video index of their first frame
+  qint64 begin_ = 0, end_ = 0;                // the video indices held: [begin_, end_)
+  qint64 tail_first_ = -1;                    // the current tail's piece (-1: none)
+  std::map<qint64, QImage> cache_;            // frames decoded from segment files, or just received
+  std::deque<qint64> cache_order_;            // oldest first
+  std::unique_ptr<app::VideoReader> reader_;  // the segment file being played
+  QString reader_path_;
+  QSize frame_size_;  // what frames are shown at (decoded ones are scaled to the received size)
   int index_ = 0;
   QTimer timer_;
   QString video_path_;

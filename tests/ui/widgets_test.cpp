@@ -24,6 +24,7 @@
 #include "parameters_form.h"
 #include "preview_player.h"
 #include "ui_test_support.h"
+#include "video_writer.h"
 
 using namespace framesmith;
 using namespace framesmith::ui;
@@ -281,17 +282,69 @@ class WidgetsTest : public QObject {
       }
     };
     PreviewPlayer backwards;  // original: tails at the front
-    backwards.add_chunk({}, 7, frames_of(5, 2, 99), 5);
-    backwards.add_chunk(frames_of(3, 4, 0), 3, frames_of(1, 2, 99), 1);
+    backwards.add_chunk({}, 7, {}, frames_of(5, 2, 99), 5);
+    backwards.add_chunk(frames_of(3, 4, 0), 3, {}, frames_of(1, 2, 99), 1);
     QCOMPARE(backwards.frame_count(), 6);
-    backwards.add_chunk(frames_of(0, 3, 0), 0, {}, 0);
+    backwards.add_chunk(frames_of(0, 3, 0), 0, {}, {}, 0);
     check(backwards, 7);
     PreviewPlayer forwards;  // F1: tails at the back
-    forwards.add_chunk(frames_of(0, 2, 0), 0, frames_of(2, 2, 99), 2);
-    forwards.add_chunk(frames_of(2, 3, 0), 2, frames_of(5, 2, 99), 5);
+    forwards.add_chunk(frames_of(0, 2, 0), 0, {}, frames_of(2, 2, 99), 2);
+    forwards.add_chunk(frames_of(2, 3, 0), 2, {}, frames_of(5, 2, 99), 5);
     QCOMPARE(forwards.frame_count(), 7);
-    forwards.add_chunk(frames_of(5, 4, 0), 5, {}, 9);
+    forwards.add_chunk(frames_of(5, 4, 0), 5, {}, {}, 9);
     check(forwards, 9);
+  }
+
+  // A long video being made is played from its segment files: the player holds the tail and a
+  // bounded cache, not every frame, and a frame that left the cache is decoded from its file
+  // again. A segment that disappears does not break playback.
+  void player_plays_final_frames_from_their_segment_files() {
+    app::quiet_ffmpeg_logging();
+    QTemporaryDir dir;
+    constexpr int kSide = 32, kPerSection = 40, kTail = 5, kSections = 6;
+    auto flat = [](int red) {
+      QImage f(kSide, kSide, QImage::Format_RGB888);
+      f.fill(QColor(red, 40, 200));
+      return f;
+    };
+    auto red_of = [](int i) { return (i * 2) % 250; };  // a different colour per frame
+    PreviewPlayer player;
+    for (int s = 0; s < kSections; ++s) {  // F1 order: each section extends the video at the back
+      const qint64 first = qint64(s) * kPerSection;
+      QList<QImage> finals, tail;
+      std::vector<std::uint8_t> rgb;
+      const QString path = dir.filePath(QString("final_%1.mp4").arg(first));
+      app::VideoWriter writer;
+      writer.open(path.toStdString(), kSide, kSide, 30, 0, "ultrafast");
+      for (int i = 0; i < kPerSection; ++i) {
+        finals << flat(red_of(int(first) + i));
+        writer.write_frame(finals.back().constBits(), int(finals.back().bytesPerLine()));
+      }
+      writer.finish();
+      for (int i = 0; i < kTail; ++i) tail << flat(255);
+      player.add_chunk(finals, first, path, s + 1 < kSections ? tail : QList<QImage>(),
+                       first + kPerSection);
+      QVERIFY(player.held_frames() <= PreviewPlayer::kCachedFrames + kTail);
+    }
+    player.pause();
+    QCOMPARE(player.frame_count(), kSections * kPerSection);
+    QCOMPARE(player.held_frames(), int(PreviewPlayer::kCachedFrames));
+    // Frames long out of the cache come back from their files (H.264 at CRF 0: within rounding).
+    for (int i : {0, 1, 39, 40, 41, 120, 3, 239}) {
+      player.seek(i);
+      QVERIFY2(std::abs(player.view()->frame().pixelColor(4, 4).red() - red_of(i)) <= 3,
+               qPrintable(QString("frame %1: red %2, expected %3")
+                              .arg(i)
+                              .arg(player.view()->frame().pixelColor(4, 4).red())
+                              .arg(red_of(i))));
+      QCOMPARE(player.view()->frame().size(), QSize(kSide, kSide));
+    }
+    QVERIFY(player.held_frames() <= PreviewPlayer::kCachedFrames);
+    // A lost segment: its frames are not shown, the player goes on with the others.
+    QVERIFY(QFile::remove(dir.filePath("final_80.mp4")));
+    player.seek(100);
+    player.seek(200);
+    QVERIFY(std::abs(player.view()->frame().pixelColor(4, 4).red() - red_of(200)) <= 3);
   }
 
   void parameters_start_at_framepack_defaults() {
