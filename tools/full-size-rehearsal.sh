@@ -9,15 +9,18 @@
 #
 #   tools/full-size-rehearsal.sh [--dir DIR] [--budget 8GiB] [--resolution 64] [--steps 2]
 #                                [--device cpu|cuda] [--fp8] [--keep] [--build DIR]
+#                                [--model DIR] [--engine]
 #
 # --fp8: the transformer as Kijai's single float8 file (FramePackI2V_HY_fp8_e4m3fn.safetensors,
 # 16.3 GB, `make-random-model --dtype fp8_e4m3fn`) in DIR/model-fp8, the other components hard
 # links to DIR/model's; the run and its report go to DIR/run-fp8 and DIR/report-fp8.md.
 #
 # The set takes ~43 GB in DIR (default /var/tmp/framesmith-full-size; reused when complete, removed
-# afterwards unless --keep). With --device cuda the same job runs with the budget as the
-# allocator's memory fraction; that needs framesmith-cli from a CUDA build (the lent GPU machine's
-# engine-only build, tools/gpu_bench.sh, has no generate command: not run on CUDA yet).
+# afterwards unless --keep); --model DIR uses a complete set written elsewhere (left in place).
+# With --device cuda the same job runs with the budget as the allocator's memory fraction.
+# The job runs through framesmith-cli (an MP4) when the build has it, else, or with --engine,
+# through framesmith-engine's own generate (the same pipeline without Qt: PPM frames): the lent
+# GPU machine builds the engine only (tools/gpu_bench.sh runs this script there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +32,8 @@ device=cpu
 keep=0
 fp8=0
 build=build
+given_model=
+use_engine=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --dir) dir=$2; shift 2 ;;
@@ -39,18 +44,28 @@ while [ $# -gt 0 ]; do
     --keep) keep=1; shift ;;
     --fp8) fp8=1; shift ;;
     --build) build=$2; shift 2 ;;
+    --model) given_model=$2; shift 2 ;;
+    --engine) use_engine=1; shift ;;
     *) echo "full-size-rehearsal: unknown option $1" >&2; exit 2 ;;
   esac
 done
 
 cli="$build/app/framesmith-cli"
 engine="$build/inference/framesmith-engine"
-[ -x "$cli" ] || cli="$engine"
+[ -x "$cli" ] && [ $use_engine -eq 0 ] || cli="$engine"
 if [ ! -x "$engine" ]; then
   echo "full-size-rehearsal: no $engine: build first (tools/setup.sh)" >&2
   exit 1
 fi
 model="$dir/model"
+if [ -n "$given_model" ]; then
+  if [ $fp8 -eq 1 ]; then
+    echo "full-size-rehearsal: --model and --fp8 do not go together (--fp8 writes its own set)" >&2
+    exit 2
+  fi
+  model=$given_model
+  keep=1
+fi
 work="$dir/run"
 report="$dir/report.md"
 if [ $fp8 -eq 1 ]; then
@@ -62,7 +77,9 @@ start=$(date +%s)
 
 # 1. The model set (reused when a previous run left it complete).
 t0=$(date +%s)
-if [ ! -f "$model/transformer/diffusion_pytorch_model.safetensors.index.json" ] ||
+if [ -n "$given_model" ]; then
+  : # inspect-model below stops the rehearsal when the given set is incomplete
+elif [ ! -f "$model/transformer/diffusion_pytorch_model.safetensors.index.json" ] ||
    [ ! -f "$model/text_encoder/model.safetensors.index.json" ] || [ ! -f "$model/.complete" ]; then
   rm -rf "$model"
   "$engine" make-random-model "$model" --config full
@@ -83,26 +100,29 @@ if [ $fp8 -eq 1 ]; then
   fi
 fi
 write_s=$(($(date +%s) - t0))
-"$engine" inspect-model "$model" > "$work/inspect.txt"
+"$engine" inspect-model "$model" > "$work/inspect.txt" ||
+  { echo "full-size-rehearsal: $model is not a complete model set: $work/inspect.txt" >&2; exit 1; }
 "$engine" estimate --model "$model" --resolution "$resolution" --seconds 1 \
   --vram-budget "$budget" --device "$device" > "$work/estimate.txt" || true
 
-# 2. The job: a start image (a colour gradient, written as PNG by Python's standard library: the
-# ffmpeg program is not among the product's packages), one section (1 s at window 9), two steps,
-# no TeaCache.
-python3 - "$work/start.png" "$resolution" <<'EOF'
-import struct, sys, zlib
+# 2. The job: a start image (a colour gradient as a binary PPM, which both framesmith-cli and
+# framesmith-engine read; written by Python's standard library), one section (1 s at window 9),
+# two steps, no TeaCache.
+python3 - "$work/start.ppm" "$resolution" <<'EOF'
+import sys
 path, n = sys.argv[1], int(sys.argv[2])
-rows = b"".join(b"\0" + bytes(v for x in range(n) for v in (x * 255 // n, y * 255 // n, 128))
-                for y in range(n))
-chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
-open(path, "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", n, n, 8, 2, 0, 0, 0))
-                       + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+pixels = bytes(v for y in range(n) for x in range(n) for v in (x * 255 // n, y * 255 // n, 128))
+open(path, "wb").write(b"P6\n%d %d\n255\n" % (n, n) + pixels)
 EOF
+if [ "$cli" = "$engine" ]; then
+  out_args=(--out "$work/frames")  # one PPM per frame
+else
+  out_args=(--out "$work/rehearsal.mp4")
+fi
 t0=$(date +%s)
 set +e
-"$cli" generate --model "$model" --image "$work/start.png" --prompt "a lighthouse at dawn" \
-  --out "$work/rehearsal.mp4" --seconds 1 --steps "$steps" --resolution "$resolution" \
+"$cli" generate --model "$model" --image "$work/start.ppm" --prompt "a lighthouse at dawn" \
+  "${out_args[@]}" --seconds 1 --steps "$steps" --resolution "$resolution" \
   --no-teacache --device "$device" --vram-budget "$budget" --events "$work/events.jsonl" \
   --job-dir "$work/job" --restart > "$work/generate.log" 2>&1
 rc=$?
@@ -134,13 +154,17 @@ def entry(g):
         order.append(g)
     return phases[g]
 # Decode begins by offloading what sampling kept resident: the samples taken before that offload
-# finished hold the transformer's modules, not the decoder's work; they get a row of their own.
-offloaded = False
+# finished hold the transformer's modules, not the decoder's work; they get a row of their own
+# (when nothing was resident there is no offload, and no such row).
+def is_offload(e):
+    return (group(e.get("phase", "")) == "decode" and e["type"] == "residency"
+            and "offloaded" in e.get("action", ""))
+offloaded = not any(is_offload(e) for e in events)
 for e in events:
     # Progress events are named after the GUI's stages, not the governor's phases.
     if e["type"] in ("progress", "finished", "section_done", "chunk_decoded"): continue
     g = group(e.get("phase", ""))
-    if g == "decode" and e["type"] == "residency" and "offloaded" in e.get("action", ""):
+    if is_offload(e):
         offloaded = True
     if g == "decode" and e["type"] == "memory" and not offloaded:
         g = "decode: before the transformer's offload"

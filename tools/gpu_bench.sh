@@ -1,20 +1,25 @@
 #!/usr/bin/env bash
-# GPU benchmark of the full-size FramePack transformer (random weights, nothing downloaded), meant
-# for one run of at most ~8 minutes on one large NVIDIA GPU (written for an H200):
+# GPU benchmark of the full-size FramePack model set (random weights, nothing downloaded), meant
+# for one run of at most ~9 minutes on one large NVIDIA GPU (written for an H200):
 #   1. builds the inference library and framesmith-engine against this machine's PyTorch;
-#   2. writes the transformer and VAE of the real model set with random weights (24x128 heads,
-#      20 dual + 40 single blocks, bf16 in three shards, ~26 GB; the HunyuanVideo VAE) with
-#      `make-random-model --only transformer,vae` (docs/full-size-model-set.md);
+#   2. writes all eight components of the real model set with random weights (the transformer:
+#      24x128 heads, 20 dual + 40 single blocks, bf16 in three shards, ~26 GB; the LLaMA-shaped
+#      text encoder, CLIP-L, SigLIP, the HunyuanVideo VAE; ~43 GB in all) with
+#      `make-random-model --config full` (docs/full-size-model-set.md);
 #   3. times generation at 640x640, latent window 9, one section: s/step with and without
 #      TeaCache, then under 24 GB and 6 GB emulated cards (the governor caps PyTorch's caching
 #      allocator with setMemoryFraction), each printed as one JSON line;
-#   4. host->device copy bandwidth (pinned and pageable) to compare the streaming rate with.
+#   4. the full-size rehearsal on CUDA (tools/full-size-rehearsal.sh --device cuda --budget 8GiB
+#      through framesmith-engine generate: prompt and image encoders, VAE encode, sampling and
+#      decode of the whole job inside an 8 GiB memory fraction), its report in OUT/rehearsal.md;
+#   5. host->device copy bandwidth (pinned and pageable) to compare the streaming rate with.
 # Random weights give noise videos; timing does not depend on the values (TeaCache's skip
 # decisions do: with random weights its speed-up is only indicative).
 #
 # Needs: cmake, a C++ compiler (C++17; C++20 for LibTorch >= 2.14), the CUDA toolkit (nvcc and
 # headers), nlohmann-json and PCRE2 (system -dev packages or build-deps/ from
-# tools/bundle-engine-deps.sh), python3 with a CUDA build of torch, ~30 GB free disk for the random model (MODEL), ~60 GB host memory.
+# tools/bundle-engine-deps.sh), python3 with a CUDA build of torch, ~45 GB free disk for the random
+# model set (MODEL), ~60 GB host memory.
 # Environment: BUILD (build dir), MODEL (model dir), OUT (results dir, default
 # benchmarks/results/gpu), STEPS (sampler steps per run, default 5; the first step of a section
 # is not counted in s/step), KEEP_MODEL=1 keeps MODEL.
@@ -56,10 +61,12 @@ bench() {
 }
 
 # --- 2. random full-size model ---------------------------------------------------------------
-# The index is written after its shards, so its presence means a complete transformer.
-if [ ! -f "$MODEL/transformer/diffusion_pytorch_model.safetensors.index.json" ]; then
-  log "writing random full-size weights to $MODEL"
-  bench 360 make-random-model --out "$MODEL" --config full --only transformer,vae
+# Written to a marker last, so that its presence means a complete set (a killed write is redone).
+if [ ! -f "$MODEL/.complete" ]; then
+  log "writing the random full-size model set to $MODEL"
+  rm -rf "$MODEL"
+  bench 420 make-random-model --out "$MODEL" --config full
+  touch "$MODEL/.complete"
 fi
 
 # --- 3. s/step at 640x640, window 9 ------------------------------------------------------------
@@ -69,7 +76,22 @@ bench 150 generate "${GEN_ARGS[@]}" --teacache
 bench 150 generate "${GEN_ARGS[@]}" --vram-budget 24GB
 bench 180 generate "${GEN_ARGS[@]}" --vram-budget 6GB
 
-# --- 4. copy bandwidth -------------------------------------------------------------------------
+# --- 4. the full-size rehearsal on CUDA ----------------------------------------------------------
+# The same job as on the simulated card here (64 px, one section, two steps), inside a real 8 GiB
+# memory fraction; its frames and events stay in REHEARSAL_DIR, the report comes to OUT.
+REHEARSAL_DIR=${REHEARSAL_DIR:-/tmp/framesmith-gpu-rehearsal}
+log "full-size rehearsal on CUDA, 8 GiB"
+if timeout 240 "$ROOT/tools/full-size-rehearsal.sh" --model "$MODEL" --device cuda --budget 8GiB \
+    --build "$BUILD" --dir "$REHEARSAL_DIR" --engine > "$OUT/rehearsal.log" 2>&1; then
+  echo '{"bench":"rehearsal","device":"cuda","budget":"8GiB","failed":false}' >> "$RESULTS"
+else
+  log "FAILED or timed out: the rehearsal (see $OUT/rehearsal.log)"
+  echo '{"bench":"rehearsal","failed":true,"args":"full-size-rehearsal.sh --device cuda"}' >> "$RESULTS"
+fi
+cp "$REHEARSAL_DIR/report.md" "$OUT/rehearsal.md" 2>/dev/null || true
+cp "$REHEARSAL_DIR/run/events.jsonl" "$OUT/rehearsal-events.jsonl" 2>/dev/null || true
+
+# --- 5. copy bandwidth -------------------------------------------------------------------------
 bench 60 memcpy --device cuda --size 2GiB
 
 [ "${KEEP_MODEL:-0}" = 1 ] || rm -rf "$MODEL"
@@ -108,4 +130,5 @@ for r in rows:
     if r.get("failed"):
         print("FAILED:", r["args"])
 PY
+[ -f "$OUT/rehearsal.md" ] && cat "$OUT/rehearsal.md"
 log "results in $RESULTS"

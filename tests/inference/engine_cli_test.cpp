@@ -10,22 +10,18 @@
 
 #include "framesmith/engine_cli.h"
 #include "framesmith/error.h"
+#include "image/ppm.h"
 #include "io/safetensors.h"
 #include "models/transformer_packed.h"
+#include "support/engine_commands.h"
 
 using namespace framesmith;
+using framesmith::test::CmdResult;
 
 namespace {
 
-struct CmdResult {
-  int rc;
-  std::string out, err;
-};
-
 CmdResult run(const std::vector<std::string>& args) {
-  std::ostringstream out, err;
-  const int rc = run_engine_command(args, out, err);
-  return {rc, out.str(), err.str()};
+  return test::run_command(run_engine_command, args);
 }
 
 std::string tiny_dir() {
@@ -199,4 +195,52 @@ TEST(EngineCli, CheckGoldenFailsCasesWithoutARunner) {
   EXPECT_NE(r.out.find("ERROR no runner for this case"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("sample_cfg1.safetensors is missing"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("0 passed, 3 failed"), std::string::npos) << r.out;
+}
+
+// The PPM start image of framesmith-engine generate: what image tools write is read, and a
+// hostile header is refused before it allocates anything.
+TEST(EngineCli, PpmImagesAreReadAndHostileOnesRefused) {
+  const std::string ok8 =
+      std::string("P6\n# made by hand\n2 1\n255\n") + std::string("\x01\x02\x03\xff\x00\x80", 6);
+  Frames f = image::parse_ppm(ok8, "a.ppm");
+  EXPECT_EQ(f.width, 2);
+  EXPECT_EQ(f.height, 1);
+  EXPECT_EQ(f.rgb, (std::vector<std::uint8_t>{1, 2, 3, 255, 0, 128}));
+  // 16-bit samples (big-endian) and a small maxval are scaled to 0..255.
+  f = image::parse_ppm(std::string("P6 1 1 65535\n") + std::string("\xff\xff\x00\x00\x80\x00", 6),
+                       "b.ppm");
+  EXPECT_EQ(f.rgb, (std::vector<std::uint8_t>{255, 0, 128}));
+  f = image::parse_ppm(std::string("P6 1 1 1\n") + std::string("\x01\x00\x01", 3), "c.ppm");
+  EXPECT_EQ(f.rgb, (std::vector<std::uint8_t>{255, 0, 255}));
+
+  const auto refused = [](const std::string& bytes, const std::string& why) {
+    try {
+      image::parse_ppm(bytes, "bad.ppm");
+      ADD_FAILURE() << "accepted: " << why;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(why), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("bad.ppm"), std::string::npos) << e.what();
+    }
+  };
+  refused("P3\n1 1\n255\n0 0 0\n", "not a binary PPM");
+  refused("", "not a binary PPM");
+  refused("P6\n99999999999999999999 1\n255\n", "width is over 16384");
+  refused("P6\n16385 16385\n255\n", "width is over 16384");
+  refused("P6\n0 1\n255\n", "no pixels");
+  refused("P6\n1 1\n0\n\x01\x02\x03", "maximum sample value must be");
+  refused("P6\n1 1\n70000\n", "maximum sample value is over");
+  refused("P6\n-1 1\n255\n", "no width");
+  refused("P6\n1 1\n255", "does not end in whitespace");
+  refused("P6\n2 2\n255\n\x01\x02\x03", "cut short");
+  refused(std::string("P6\n1 1\n100\n\x65\x00\x00", 14), "over the header's maximum");
+
+  char tmpl[] = "/tmp/fs_ppm_XXXXXX";
+  const std::string dir = ::mkdtemp(tmpl);
+  const std::vector<std::uint8_t> rgb = {9, 8, 7, 6, 5, 4};
+  image::write_ppm(dir + "/w.ppm", rgb.data(), 1, 2);
+  f = image::read_ppm(dir + "/w.ppm");
+  EXPECT_EQ(f.width, 1);
+  EXPECT_EQ(f.height, 2);
+  EXPECT_EQ(f.rgb, rgb);
+  EXPECT_THROW(image::read_ppm(dir + "/missing.ppm"), Error);
 }

@@ -8,8 +8,10 @@
 
 #include "framesmith/engine_cli.h"
 #include "framesmith/pipeline.h"
+#include "support/engine_commands.h"
 
 using namespace framesmith;
+using framesmith::test::gradient;
 
 namespace {
 
@@ -21,22 +23,6 @@ std::string tiny_dir() {
     return d;
   }();
   return dir;
-}
-
-Frames gradient(int w, int h) {
-  Frames f;
-  f.width = w;
-  f.height = h;
-  f.count = 1;
-  f.rgb.resize(std::size_t(w) * h * 3);
-  for (int y = 0; y < h; ++y)
-    for (int x = 0; x < w; ++x) {
-      std::uint8_t* p = f.rgb.data() + (std::size_t(y) * w + x) * 3;
-      p[0] = std::uint8_t(x * 255 / w);
-      p[1] = std::uint8_t(y * 255 / h);
-      p[2] = 128;
-    }
-  return f;
 }
 
 GenerationRequest small_request() {

@@ -1,5 +1,6 @@
 // The engine's own subcommands, shared by framesmith-cli (app/) and the Qt-free framesmith-engine
-// tool: inspect-model, make-tiny-model, check-golden. Plain C++.
+// tool: inspect-model, make-tiny-model, check-golden, make-random-model, estimate, bench. Plain
+// C++.
 #pragma once
 #include <ostream>
 #include <string>
@@ -13,6 +14,13 @@ int run_engine_command(const std::vector<std::string>& args, std::ostream& out, 
 
 // One line per engine subcommand, for --help.
 std::string engine_commands_help();
+
+// framesmith-engine's own `generate` and `resume` (the whole pipeline without Qt or FFmpeg: a PPM
+// start image in, one PPM per frame out); framesmith-cli has its own, with MP4 output. Returns
+// -1 when args[0] is neither.
+int run_engine_job_command(const std::vector<std::string>& args, std::ostream& out,
+                           std::ostream& err);
+std::string engine_job_commands_help();
 
 // Writes a complete tiny model set (configs, deterministic random weights, tiny tokenizers) for
 // every component the engine has. Its videos are noise: it exists to run the whole pipeline

@@ -144,7 +144,8 @@ int bench_long_video(const Options& o, std::ostream& out) {
   if (o.str("model").empty() || o.str("image").empty())
     throw Error("bench long-video: --model DIR and --image FILE are required");
   const std::vector<double> lengths = parse_lengths(o.str("seconds", "5,20,60"));
-  // The running program by default (framesmith-cli); framesmith-engine has no `generate`.
+  // The running program by default: framesmith-cli (framesmith-engine's generate writes PPM
+  // frames, not the MP4 segments measured here, and takes no --crf).
   const std::string program = o.str("program", fs::read_symlink("/proc/self/exe").string());
   const fs::path work = o.has("work") ? fs::path(o.str("work"))
                                       : fs::temp_directory_path() /

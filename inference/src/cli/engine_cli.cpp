@@ -33,7 +33,8 @@ int cmd_inspect(const std::vector<std::string>& args, std::ostream& out, std::os
     out << "\n[" << folder_name(c) << "]\n";
     if (!p) {
       const std::string detail = set.missing_detail(c);
-      out << "  MISSING: " << (detail.empty() ? "no " + std::string(folder_name(c)) + "/ found" : detail)
+      out << "  MISSING: "
+          << (detail.empty() ? "no " + std::string(folder_name(c)) + "/ found" : detail)
           << " (real weights: " << hub_repo_for(c, variant) << ")\n";
       ++problems;
       continue;
@@ -111,8 +112,8 @@ std::string engine_commands_help() {
   return "  inspect-model PATH|hf     components, configs, dtypes, sizes and what is missing\n"
          "  make-tiny-model DIR [--seed N]  write the tiny random-weight model set\n"
          "  check-golden DIR...       run reference case sets, print rel-L2 per output\n" +
-         randmodel::make_random_model_help() +
-         memory::estimate_command_help() + bench_commands_help();
+         randmodel::make_random_model_help() + memory::estimate_command_help() +
+         bench_commands_help();
 }
 
 int run_engine_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {

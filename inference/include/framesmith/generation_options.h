@@ -1,0 +1,51 @@
+// The `generate` and `resume` options that framesmith-cli (app/) and framesmith-engine (no Qt, for
+// machines with nothing but LibTorch) share: one parser, one mapping onto GenerationRequest, so
+// that the two commands accept the same spelling of every parameter.
+#pragma once
+#include <initializer_list>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "framesmith/pipeline.h"
+
+namespace framesmith {
+
+// Options that take a value, and flags; anything else is an error, so typos are caught.
+struct CommandOptions {
+  std::map<std::string, std::string> values;
+  std::vector<std::string> flags;
+  bool has(const std::string& k) const { return values.count(k) != 0; }
+  std::string get(const std::string& k, const std::string& fallback = "") const;
+  bool flag(const std::string& f) const;
+  // The value of `k` as a number (the whole text must be one); `fallback` when absent.
+  double number(const std::string& k, double fallback) const;
+};
+
+// args[first..]: throws Error on an unknown option or a value option at the end.
+CommandOptions parse_command_options(const std::vector<std::string>& args, std::size_t first,
+                                     const std::vector<std::string>& value_opts,
+                                     const std::vector<std::string>& flag_opts);
+
+// The value options of a fresh job's parameters (--prompt ... --conditioning) and of where it
+// runs (--model --device --vram-budget --preserve), for parse_command_options.
+const std::vector<std::string>& generation_value_options();
+const std::vector<std::string>& runtime_value_options();
+const std::vector<std::string>& generation_flag_options();  // --teacache --no-teacache
+// The lists one after another (a command's own options added to the shared ones).
+std::vector<std::string> join_options(std::initializer_list<std::vector<std::string>> lists);
+
+// The generation parameters from the options, over what `req` holds (FramePack's defaults, a
+// --params file or a resumed job).
+void apply_generation_options(const CommandOptions& o, GenerationRequest& req);
+// Where and how the job runs; the same for a fresh and a resumed job.
+void apply_runtime_options(const CommandOptions& o, GenerationRequest& req);
+// Existing model and conditioning paths made absolute, so that the job's saved parameters (job
+// folder, sidecar, MP4 metadata) still find them from another working folder.
+void make_paths_absolute(GenerationRequest& req);
+// A stopped job is never overwritten by accident: it holds work that resume can continue. Throws
+// Error (naming `program`'s resume command and --restart) when job_dir holds an unfinished job
+// with sections done and `restart` is false.
+void refuse_unfinished_job(const std::string& job_dir, bool restart, const std::string& program);
+
+}  // namespace framesmith

@@ -1,0 +1,171 @@
+// framesmith-engine's generate and resume, as the GPU machine runs them: a PPM start image in,
+// one PPM per frame out, the same video as generate() makes for the same request, an events file,
+// and a resumed job that makes the same frames again.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "framesmith/engine_cli.h"
+#include "framesmith/events.h"
+#include "framesmith/job_folder.h"
+#include "framesmith/pipeline.h"
+#include "image/ppm.h"
+#include "support/engine_commands.h"
+
+using namespace framesmith;
+using framesmith::test::CmdResult;
+using framesmith::test::gradient;
+namespace fs = std::filesystem;
+
+namespace {
+
+CmdResult run(const std::vector<std::string>& args) {
+  return test::run_command(run_engine_job_command, args);
+}
+
+std::string temp_dir(const char* stem) {
+  std::string tmpl = std::string("/tmp/") + stem + "_XXXXXX";
+  return ::mkdtemp(tmpl.data());
+}
+
+std::string tiny_dir() {
+  static const std::string dir = [] {
+    const std::string d = temp_dir("fs_engine_jobs") + "/tiny";
+    make_tiny_model(d, 0);
+    return d;
+  }();
+  return dir;
+}
+
+// The request the command line below asks for (the engine's defaults otherwise).
+GenerationRequest request_of_the_command(const Frames& image) {
+  GenerationRequest r;
+  r.model_dir = tiny_dir();
+  r.image = image;
+  r.prompt = "a gradient that moves";
+  r.seconds = 1.0;
+  r.steps = 2;
+  r.latent_window = 2;
+  r.resolution = 64;
+  r.teacache = false;
+  return r;
+}
+
+std::vector<std::string> command(const std::string& image, const std::string& out) {
+  return {"generate",
+          "--model",
+          tiny_dir(),
+          "--image",
+          image,
+          "--prompt",
+          "a gradient that moves",
+          "--seconds",
+          "1",
+          "--steps",
+          "2",
+          "--window",
+          "2",
+          "--resolution",
+          "64",
+          "--no-teacache",
+          "--out",
+          out,
+          "--quiet"};
+}
+
+std::string frame_file(const std::string& dir, int i) {
+  char name[32];
+  std::snprintf(name, sizeof name, "/frame_%05d.ppm", i);
+  return dir + name;
+}
+
+// Every frame file of `dir` equals the video's frame, and there is none beyond it.
+void expect_frames_equal(const std::string& dir, const Frames& video) {
+  ASSERT_GT(video.count, 0);
+  for (int i = 0; i < video.count; ++i) {
+    const Frames f = image::read_ppm(frame_file(dir, i));
+    ASSERT_EQ(f.width, video.width);
+    ASSERT_EQ(f.height, video.height);
+    const std::vector<std::uint8_t> expected(video.frame(i),
+                                             video.frame(i) + std::size_t(f.width) * f.height * 3);
+    ASSERT_EQ(f.rgb, expected) << "frame " << i;
+  }
+  EXPECT_FALSE(fs::exists(frame_file(dir, video.count)));
+}
+
+}  // namespace
+
+TEST(EngineJobs, GenerateWritesTheVideoThatGenerateMakesAndResumeMakesItAgain) {
+  const std::string work = temp_dir("fs_engine_gen");
+  const Frames start = gradient(96, 64);
+  image::write_ppm(work + "/start.ppm", start.rgb.data(), start.width, start.height);
+  const GenerationResult whole = generate(request_of_the_command(start), {});
+  ASSERT_EQ(whole.status, StatusCode::kOk) << whole.message;
+
+  std::vector<std::string> args = command(work + "/start.ppm", work + "/frames");
+  args.insert(args.end(), {"--events", work + "/events.jsonl"});
+  const CmdResult r = run(args);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find(std::to_string(whole.video.count) + " frames"), std::string::npos) << r.out;
+  expect_frames_equal(work + "/frames", whole.video);
+  EXPECT_EQ(image::read_ppm(work + "/frames/start.ppm").rgb, whole.input_image.rgb);
+
+  // The events file is the job's own account, one event a line, the job's end among them.
+  std::ifstream events(work + "/events.jsonl");
+  std::string line;
+  int lines = 0, plans = 0;
+  bool finished = false;
+  while (std::getline(events, line)) {
+    const Event e = event_from_json_line(line);
+    ++lines;
+    if (e.type == EventType::kPlan) ++plans;
+    if (e.type == EventType::kFinished) finished = true;
+  }
+  EXPECT_GT(lines, 10);
+  EXPECT_GT(plans, 0);  // the memory governor's plan of each phase
+  EXPECT_TRUE(finished);
+
+  // A job killed after two of its four sections: the folder keeps sections 1-2 only.
+  const std::string job = work + "/frames/job";
+  ASSERT_EQ(inspect_job_folder(job).sections_total, 4);
+  fs::remove(job_section_path(job, 2));
+  fs::remove(job_section_path(job, 3));
+  ASSERT_EQ(inspect_job_folder(job).sections_done, 2);
+  // A fresh generate into it is refused: it would lose the two sections.
+  const CmdResult refused = run(command(work + "/start.ppm", work + "/frames"));
+  EXPECT_EQ(refused.rc, 1);
+  EXPECT_NE(refused.err.find("framesmith-engine resume " + job), std::string::npos) << refused.err;
+
+  const CmdResult resumed = run({"resume", job, "--out", work + "/resumed", "--quiet"});
+  ASSERT_EQ(resumed.rc, 0) << resumed.err;
+  EXPECT_NE(resumed.out.find("2 of 4 sections resumed"), std::string::npos) << resumed.out;
+  expect_frames_equal(work + "/resumed", whole.video);
+}
+
+TEST(EngineJobs, BadInputIsOneClearLine) {
+  const std::string work = temp_dir("fs_engine_bad");
+  {
+    std::ofstream png(work + "/start.png", std::ios::binary);
+    png << "\x89PNG\r\n\x1a\n not really";
+  }
+  CmdResult r = run(command(work + "/start.png", work + "/frames"));
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.err.find("not a binary PPM image"), std::string::npos) << r.err;
+
+  r = run({"generate", "--model", tiny_dir(), "--imgae", "x.ppm"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.err.find("unknown option \"--imgae\""), std::string::npos) << r.err;
+
+  r = run({"generate", "--model", tiny_dir(), "--prompt", "p", "--out", work + "/o"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.err.find("--image FILE.ppm is required"), std::string::npos) << r.err;
+
+  r = run({"resume", work + "/nothing", "--out", work + "/o"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.err.find("no job here"), std::string::npos) << r.err;
+
+  EXPECT_EQ(run({"inspect-model", tiny_dir()}).rc, -1);  // not one of these two
+}
