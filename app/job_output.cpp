@@ -4,6 +4,7 @@
 #include <QDir>
 #include <QFile>
 #include <QFileInfo>
+#include <QRegularExpression>
 #include <QSaveFile>
 
 #include <cstdio>
@@ -279,6 +280,28 @@ std::string read_params_text(const std::string& path, const std::string& text) {
   auto it = meta.find("framesmith_params");
   if (it == meta.end()) throw Error(path + ": this video has no Framesmith parameters in it");
   return it->second;
+}
+
+std::vector<VideoSegment> read_segment_playlist(const std::string& job_dir) {
+  const QString dir = QString::fromStdString(job_dir);
+  QFile file(dir + "/video-so-far.ffconcat");
+  if (!file.open(QIODevice::ReadOnly)) return {};
+  std::vector<VideoSegment> segments;
+  const QRegularExpression line("^file '([^']+)'$");
+  const QRegularExpression name("(?:^|/)(?:final|tail)_(\\d{1,12})\\.mp4$");
+  for (const QByteArray& raw : file.readAll().split('\n')) {
+    const QString text = QString::fromUtf8(raw).trimmed();
+    if (text.isEmpty() || text.startsWith("ffconcat ") || text.startsWith('#')) continue;
+    const QRegularExpressionMatch m = line.match(text);
+    if (!m.hasMatch()) return {};
+    const QString path = QDir(dir).absoluteFilePath(m.captured(1));
+    const QRegularExpressionMatch n = name.match(m.captured(1));
+    if (!n.hasMatch() || !QFileInfo(path).isFile()) return {};
+    const std::int64_t first = n.captured(1).toLongLong();
+    if (segments.empty() ? first != 0 : first <= segments.back().first_frame) return {};
+    segments.push_back({path.toStdString(), first});
+  }
+  return segments;
 }
 
 }  // namespace framesmith::app

@@ -97,6 +97,16 @@ struct SavedOutput {
 // Throws Error naming the file when it is missing or damaged.
 SavedOutput read_saved_output(const std::string& job_dir);
 
+// One segment of a job's video so far, as <job>/video-so-far.ffconcat lists it.
+struct VideoSegment {
+  std::string path;              // absolute
+  std::int64_t first_frame = 0;  // in the video, from the segment's name
+};
+// The segments the job folder's playlist lists, in video order. Empty when there is no playlist,
+// or when it lists a file that is missing or not named as JobOutput names segments, or the
+// segments do not start at frame 0 in increasing order: then they are not the video.
+std::vector<VideoSegment> read_segment_playlist(const std::string& job_dir);
+
 // Parameters stored by a previous job: `path` is a sidecar .json or an .mp4 with Framesmith
 // metadata; `text` is the file's content when it is JSON. Returns the JSON text.
 std::string read_params_text(const std::string& path, const std::string& text);

@@ -11,7 +11,6 @@
 #include <QLabel>
 #include <QMenuBar>
 #include <QMimeData>
-#include <QPointer>
 #include <QProgressBar>
 #include <QPushButton>
 #include <QScreen>
@@ -19,7 +18,6 @@
 #include <QSettings>
 #include <QSplitter>
 #include <QStatusBar>
-#include <QThread>
 #include <QToolButton>
 #include <QUrl>
 #include <QVBoxLayout>
@@ -556,32 +554,29 @@ void MainWindow::play_video_file(const QString& path) {
     report("the player shows the running job; play this video when it has finished", false);
     return;
   }
-  player_->clear("Loading " + QFileInfo(path).fileName() + "…");
+  // Played from disk, never decoded whole (a minute at 640 px would be ~2 GB of frames): from the
+  // job's segments when its folder still lists them (a step back decodes one segment again),
+  // else from the file itself.
+  player_->clear();
   player_->set_video_path(path);
-  // Decoding a long MP4 takes a while: off the GUI thread, frames come back as one list.
-  auto frames = std::make_shared<QList<QImage>>();
-  auto error = std::make_shared<QString>();
-  QThread* thread = QThread::create([path, frames, error] {
-    try {
-      app::VideoReader reader;
-      reader.open(path.toStdString());
-      *frames = app::to_images(reader.read_all(), 640);
-    } catch (const std::exception& e) {
-      *error = QString::fromStdString(e.what());
-    }
-  });
-  QPointer<MainWindow> self(this);
-  connect(thread, &QThread::finished, this, [self, thread, frames, error, path] {
-    thread->deleteLater();
-    if (!self || self->is_running() || self->player_->video_path() != path) return;
-    if (!error->isEmpty()) {
-      self->player_->clear(*error);
-      self->report(*error, true);
-      return;
-    }
-    self->player_->set_frames(*frames);
-  });
-  thread->start();
+  int total = 0;
+  try {
+    app::VideoReader reader;
+    reader.open(path.toStdString());
+    total = reader.frame_count();
+  } catch (const std::exception& e) {
+    player_->clear(QString::fromStdString(e.what()));
+    report(QString::fromStdString(e.what()), true);
+    return;
+  }
+  QList<QPair<qint64, QString>> files;
+  for (const app::VideoSegment& s :
+       app::read_segment_playlist(app::default_job_dir(path.toStdString()))) {
+    if (s.first_frame >= total) break;
+    files.append({s.first_frame, QString::fromStdString(s.path)});
+  }
+  if (files.isEmpty()) files.append({0, path});
+  player_->set_video_files(files, total);
 }
 
 void MainWindow::dragEnterEvent(QDragEnterEvent* e) {

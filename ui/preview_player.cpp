@@ -151,6 +151,20 @@ void PreviewPlayer::set_frames(const QList<QImage>& frames) {
   if (frames.size() > 1 && !timer_.isActive()) play();
 }
 
+void PreviewPlayer::set_video_files(const QList<QPair<qint64, QString>>& files,
+                                    qint64 total_frames) {
+  reset_frames();
+  for (int i = 0; i < files.size(); ++i) {
+    const qint64 end = i + 1 < files.size() ? files[i + 1].first : total_frames;
+    if (end > files[i].first)
+      place(files[i].first, Piece{end - files[i].first, files[i].second, {}});
+  }
+  update_extent();
+  show_current();
+  update_controls();
+  if (frame_count() > 1 && !timer_.isActive()) play();
+}
+
 void PreviewPlayer::add_chunk(const QList<QImage>& finals, qint64 first_final,
                               const QString& final_segment, const QList<QImage>& tail,
                               qint64 first_tail) {
@@ -169,17 +183,17 @@ void PreviewPlayer::add_chunk(const QList<QImage>& finals, qint64 first_final,
     place(first_tail, Piece{tail.size(), QString(), tail});
     tail_first_ = first_tail;
   }
-  // What is held is contiguous: from the first piece to the end of the last.
-  if (pieces_.empty()) {
-    begin_ = end_ = 0;
-  } else {
-    begin_ = pieces_.begin()->first;
-    end_ = pieces_.rbegin()->first + pieces_.rbegin()->second.count;
-  }
-  index_ = std::clamp(index_, 0, std::max(frame_count() - 1, 0));
+  update_extent();
   show_current();
   update_controls();
   if (frame_count() > 1 && !timer_.isActive()) play();
+}
+
+// What is held is contiguous: from the first piece to the end of the last.
+void PreviewPlayer::update_extent() {
+  begin_ = pieces_.empty() ? 0 : pieces_.begin()->first;
+  end_ = pieces_.empty() ? 0 : pieces_.rbegin()->first + pieces_.rbegin()->second.count;
+  index_ = std::clamp(index_, 0, std::max(frame_count() - 1, 0));
 }
 
 void PreviewPlayer::place(qint64 first, Piece piece) {
@@ -238,7 +252,11 @@ QImage PreviewPlayer::decode(const Piece& piece, qint64 first, qint64 index) {
     const std::vector<std::uint8_t> rgb = reader_->read_frame(int(index - first));
     const QImage view(rgb.data(), reader_->width(), reader_->height(), reader_->width() * 3,
                       QImage::Format_RGB888);
-    if (frame_size_.isValid() && view.size() != frame_size_)
+    if (!frame_size_.isValid())  // a video from disk: shown at most kMaxSide, as live frames are
+      frame_size_ = std::max(view.width(), view.height()) > kMaxSide
+                        ? view.size().scaled(kMaxSide, kMaxSide, Qt::KeepAspectRatio)
+                        : view.size();
+    if (view.size() != frame_size_)
       return view.scaled(frame_size_, Qt::IgnoreAspectRatio, Qt::SmoothTransformation);
     return view.copy();
   } catch (const std::exception&) {

@@ -54,6 +54,11 @@ class PreviewPlayer : public QWidget {
   void show_latent_preview(const QImage& image, const QString& caption);
   // The finished video (or any whole video). Playback keeps its position.
   void set_frames(const QList<QImage>& frames);
+  // A video on disk, played from its files without decoding it whole: `files` are the video's
+  // parts in order with the index of each one's first frame (one file starting at 0, or a job's
+  // segments), `total_frames` the video's length. Frames are shown at most kMaxSide pixels.
+  void set_video_files(const QList<QPair<qint64, QString>>& files, qint64 total_frames);
+  static constexpr int kMaxSide = 640;
   // One section's chunk of the video being made: the frames that just became final and the
   // tail that replaces the previous one, each placed by its first frame's index (the original
   // variant's chunks extend the video at the front, F1's at the back). `final_segment`: the
@@ -99,6 +104,7 @@ class PreviewPlayer : public QWidget {
   QImage decode(const Piece& piece, qint64 first, qint64 index);
   void cache(qint64 index, const QImage& image);
   void reset_frames();
+  void update_extent();
 
   FrameView* view_ = nullptr;
   QToolButton* play_button_ = nullptr;

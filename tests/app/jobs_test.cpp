@@ -220,8 +220,8 @@ TEST_F(JobsTest, ChunksBecomeSegmentsJoinedIntoTheVideo) {
   const Frames video = make_frames(32, 24, 25, 3);
   JobOutput out(file("clip.mp4"), 0, request(), file("clip.job"));
   const std::vector<VideoChunk> chunks = backwards_chunks(video);
-  out.write_chunk(chunks[0]);
-  out.write_chunk(chunks[1]);
+  EXPECT_EQ(out.write_chunk(chunks[0]), "");  // no final frames yet: no segment of them
+  EXPECT_EQ(out.write_chunk(chunks[1]), file("clip.job/segments/final_00000012.mp4"));
   EXPECT_EQ(out.last_partial(), file("clip.job/video-so-far.ffconcat"));
   EXPECT_EQ(read_file(file("clip.job/video-so-far.ffconcat")),
             "ffconcat version 1.0\nfile 'segments/tail_00000007.mp4'\n"
@@ -241,6 +241,37 @@ TEST_F(JobsTest, ChunksBecomeSegmentsJoinedIntoTheVideo) {
   GenerationRequest back;
   request_from_json(read_params_text(file("clip.mp4"), ""), back);
   expect_same_params(back, request());
+}
+
+// The studio plays a finished video from its job's segments: the playlist read back gives each
+// segment's file and first frame in video order; a playlist that does not describe the video
+// (a missing file, a foreign name, frames out of order) gives nothing, and the file is played.
+TEST_F(JobsTest, ThePlaylistReadBackListsTheSegments) {
+  const Frames video = make_frames(32, 24, 25, 3);
+  {
+    JobOutput out(file("clip.mp4"), 0, request(), file("clip.job"));
+    for (const VideoChunk& c : backwards_chunks(video)) out.write_chunk(c);
+    out.write_final_from_segments();
+  }
+  const std::vector<VideoSegment> segments = read_segment_playlist(file("clip.job"));
+  ASSERT_EQ(segments.size(), 2u);  // the original's first section hands out only a tail
+  EXPECT_EQ(segments[0].path, file("clip.job/segments/final_00000000.mp4"));
+  EXPECT_EQ(segments[0].first_frame, 0);
+  EXPECT_EQ(segments[1].first_frame, 12);
+  EXPECT_EQ(decode(segments[1].path).count, 13);
+  EXPECT_TRUE(read_segment_playlist(file("nothing.job")).empty());
+
+  const std::string playlist = file("clip.job/video-so-far.ffconcat");
+  const std::string good = read_file(playlist);
+  for (const std::string& bad :
+       {good + "file 'segments/final_00000003.mp4'\n",  // out of order (and missing)
+        std::string("ffconcat version 1.0\nfile 'segments/other.mp4'\n"),
+        std::string("ffconcat version 1.0\nfile '/etc/passwd'\n"),
+        std::string("ffconcat version 1.0\nfile 'segments/final_00000012.mp4'\n"),  // not at 0
+        std::string("ffconcat version 1.0\nduration 3\n")}) {
+    std::ofstream(playlist, std::ios::trunc) << bad;
+    EXPECT_TRUE(read_segment_playlist(file("clip.job")).empty()) << bad;
+  }
 }
 
 // A job stopped after its second section: the final MP4 is what was made, the tail included.
@@ -452,18 +483,18 @@ TEST_F(JobsTest, CliRefusesAFolderAsOutBeforeGenerating) {
 TEST_F(JobsTest, EdgeSeedsRoundTripToTheSameVideo) {
   const std::string model = file("tiny");
   make_tiny_model(model, 0);
-  const std::string image = (fs::path(FRAMESMITH_TEST_DATA_DIR).parent_path().parent_path() /
-                             "resources/demo/start.png")
-                                .string();
+  const std::string image =
+      (fs::path(FRAMESMITH_TEST_DATA_DIR).parent_path().parent_path() / "resources/demo/start.png")
+          .string();
   // Lossless (--crf 0): x264 does not encode the same frames to the same bytes twice here, but
   // lossless videos of equal frames decode to equal frames.
   const std::vector<std::string> small = {"--resolution", "64", "--seconds", "0.5", "--steps", "1",
-                                          "--window", "2", "--crf", "0", "--quiet"};
+                                          "--window",     "2",  "--crf",     "0",   "--quiet"};
   for (const std::string seed : {"18446744073709551615", "9007199254740993", "-1"}) {
     const std::string first = file("s" + std::to_string(seed.size()) + "a.mp4");
     const std::string again = file("s" + std::to_string(seed.size()) + "b.mp4");
     std::vector<std::string> args = {"generate", "--model", model, "--image", image, "--prompt",
-                                     "a cat", "--seed", seed, "--out", first};
+                                     "a cat",    "--seed",  seed,  "--out",   first};
     args.insert(args.end(), small.begin(), small.end());
     ASSERT_EQ(cli(args), 0) << err_.str();
     std::ifstream sidecar(file("s" + std::to_string(seed.size()) + "a.json"));

@@ -96,6 +96,14 @@ class GenerationGuiTest : public QObject {
     QVERIFY(w.player()->frame_count() > 1);
     QCOMPARE(w.player()->video_path(), w.last_video_path());
     QCOMPARE(w.jobs_panel()->history_count(), 1);
+    // Played again from the history: from the job's segments on disk, all of it, not decoded
+    // whole into memory.
+    const int made = w.player()->frame_count();
+    Q_EMIT w.jobs_panel()->play_requested(w.last_video_path());
+    QCOMPARE(w.player()->frame_count(), made);
+    QVERIFY(w.player()->held_frames() <= PreviewPlayer::kCachedFrames);
+    w.player()->seek(made - 1);
+    QVERIFY(!w.player()->view()->frame().isNull());
     QVERIFY(w.windowTitle().startsWith("Done"));
     QVERIFY2(w.status_text().startsWith("Done in"), qPrintable(w.status_text()));
 
@@ -130,11 +138,11 @@ class GenerationGuiTest : public QObject {
       const QString phase = "phase: " + QString::fromStdString(e.phase).toHtmlEscaped();
       const QString action =
           "action: <b>" + QString::fromStdString(e.text("action")).toHtmlEscaped() + "</b>";
-      QVERIFY2(oom_tips[i].contains(at) && oom_tips[i].contains(phase) &&
-                   oom_tips[i].contains(action),
-               qPrintable(QString("marker %1: %2\nexpected %3, %4, %5")
-                              .arg(i)
-                              .arg(oom_tips[i], at, phase, action)));
+      QVERIFY2(
+          oom_tips[i].contains(at) && oom_tips[i].contains(phase) && oom_tips[i].contains(action),
+          qPrintable(QString("marker %1: %2\nexpected %3, %4, %5")
+                         .arg(i)
+                         .arg(oom_tips[i], at, phase, action)));
       qInfo("OOM marker %zu: %.2f s, %s, %s", i, e.t_s, e.phase.c_str(), e.text("action").c_str());
     }
     w.event_log()->set_filter(EventLog::Filter::kOom);

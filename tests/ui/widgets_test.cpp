@@ -345,6 +345,23 @@ class WidgetsTest : public QObject {
     player.seek(100);
     player.seek(200);
     QVERIFY(std::abs(player.view()->frame().pixelColor(4, 4).red() - red_of(200)) <= 3);
+
+    // A finished video from disk (the history's "play"): from its parts, never decoded whole
+    // (the part removed above is left out: frames 40-79 come from the second file, 80-119 not).
+    QList<QPair<qint64, QString>> files;
+    for (int s = 0; s < kSections; ++s)
+      if (s != 2)
+        files.append(
+            {qint64(s) * kPerSection, dir.filePath(QString("final_%1.mp4").arg(s * kPerSection))});
+    PreviewPlayer from_disk;
+    from_disk.set_video_files(files, kSections * kPerSection);
+    from_disk.pause();
+    QCOMPARE(from_disk.frame_count(), kSections * kPerSection);
+    for (int i : {239, 0, 45, 130, 200}) {
+      from_disk.seek(i);
+      QVERIFY(std::abs(from_disk.view()->frame().pixelColor(4, 4).red() - red_of(i)) <= 3);
+    }
+    QVERIFY(from_disk.held_frames() <= PreviewPlayer::kCachedFrames);
   }
 
   void parameters_start_at_framepack_defaults() {
