@@ -53,8 +53,9 @@ def main():
     w("and the spread (min / max and the interquartile range). Ratios are always measured **side by")
     w("side in one process**, the variants interleaved repeat by repeat, so that a change in the")
     w("machine's load hits both alike. Device memory is measured on the **simulated device**")
-    w("(`memory/simulated_device.h`): its allocator counts every byte allocated while a phase runs")
-    w("\"on the device\", so peaks are exact byte counts, not estimates.\n")
+    w("(`memory/simulated_device.h`): its allocator counts every byte by default (only what is marked")
+    w("as host data with a `HostScope` is left out), so peaks are exact byte counts, not estimates, and a")
+    w("forgotten mark shows up as more bytes, never fewer.\n")
     w("Regenerate this file with `tools/run-benchmarks.sh` (about 5 minutes on 2 cores; raw lines in")
     w("`benchmarks/results/cpu.jsonl`). The GPU script is `tools/gpu_bench.sh` (below). All"
       " subcommands and options: `framesmith-engine bench --help`.\n")
@@ -181,17 +182,18 @@ def main():
                 mib(v["plain_peak_bytes"]), mib(v["chunked_peak_bytes"]), v["max_abs_diff"]))
     w("")
 
-    w("## 7. GPU (not run yet)\n")
-    w("`tools/gpu_bench.sh` builds the engine against the machine's PyTorch, writes a full-size"
-      " FramePack model set with random weights (`bench make-random-model --config full`: 24×128"
-      " heads, 20 + 40 blocks, bf16, ~26 GB; the HunyuanVideo VAE), and reports s/step at 640×640,"
-      " window 9, with and without TeaCache, unconstrained and under 24 GB and 6 GB emulated cards"
-      " (`--vram-budget`, which the governor turns into `setMemoryFraction`), then pinned and"
-      " pageable host→device copy bandwidth to compare block streaming with. It is written to fit"
-      " ~8 minutes on an H200; it has not been run (no GPU in this session), so there are no GPU"
-      " numbers here yet.\n")
+    # Section 7 is text until a GPU has run tools/gpu_bench.sh (then its results come here).
+    w('## 7. GPU (not run yet)\n\n`tools/gpu_bench.sh` builds the engine against the machine\'s PyTorch, writes the full-size model set with random weights (`make-random-model --config full`, all eight components, ~43 GB, see [full-size-model-set.md](full-size-model-set.md): the transformer with 24×128 heads, 20 + 40 blocks, bf16 in the hub\'s three shards), and reports s/step at 640×640, window 9, with and without TeaCache, unconstrained and under 24 GB and 6 GB emulated cards (`--vram-budget`, which the governor turns into `setMemoryFraction`). Then it runs the full-size rehearsal of section 9 on CUDA inside an 8 GiB memory fraction (`tools/full-size-rehearsal.sh --device cuda --engine`: `framesmith-engine generate`, the whole pipeline without Qt, since the GPU machine builds the engine only) and copies its report to `OUT/rehearsal.md`; last, pinned and pageable host→device copy bandwidth to compare block streaming with. It is written to fit ~9 minutes on an H200. **It has not been run** (no GPU was lent to any session so far), so there are no GPU numbers here yet; the engine\'s `generate` that the rehearsal uses there was checked here on the tiny model (`tests/inference/engine_jobs_e2e_test.cpp`: the frames equal `generate()`\'s video byte for byte, and a resume after a kill makes them again).\n\nOn a lent H200, two `run` calls back to back (the machine stays warm 30 s between calls; the build is shared):\n\n```sh\nBUILD=/tmp/fsb MODEL=/tmp/fsm OUT=$OUT tools/gpu_bench.sh            # ~9 min: build, model set, s/step, rehearsal, copy bandwidth\ntools/gpu_memory_check.sh /tmp/fsb 2>&1 | tee $OUT/memory-check.log  # ~3 min: the GovernorGpu cases at 6 and 24 GiB\n```\n\nwith `carry: ["build-deps"]` (made here by `tools/bundle-engine-deps.sh`).\n')
     long_video_section(w, results, rows, extra)
-    open(out_path, "w").write("\n".join(o) + "\n")
+    # Sections from 9 on are written by hand (the full-size rehearsal's report, the activation
+    # peaks at full width): kept as the file has them.
+    kept = ""
+    if os.path.exists(out_path):
+        old = open(out_path).read()
+        at = old.find("\n## 9. ")
+        if at >= 0:
+            kept = old[at + 1:]
+    open(out_path, "w").write("\n".join(o) + "\n" + ("\n" + kept if kept else ""))
 
 
 # The issue's measurement before the streamed section loop (framesmith-cli generate, tiny model,
@@ -268,9 +270,9 @@ def long_video_section(w, results, rows, extra):
       " job peaks lower than its 20 s and 60 s jobs, which peak alike: glibc's heap reaching its"
       " steady state (a fixed `MALLOC_MMAP_THRESHOLD_=4194304` makes 5 s and 20 s peak at"
       " 323 / 322 MiB, but costs ~60 % more time, so it is not used); the same 5 s job peaked at"
-      " 358, 417 and 424 MiB in three runs. The 640 px run on the full-size rehearsal set is not"
-      " here: it"
-      " needs that set, which another issue makes.\n")
+      " 358, 417 and 424 MiB in three runs. The 640 px run on the full-size set is not here: the"
+      " set exists now (section 9), but one 640 px step of the 13B transformer (~25 000 tokens,"
+      " ~650 TFLOP per forward) takes hours on these two cores; it waits for a GPU machine.\n")
 
 
 if __name__ == "__main__":
