@@ -1,5 +1,6 @@
 // Golden checks of the sampler and the section loops against FramePack's reference outputs
-// (shared/golden/README.md): preview_fake, sample_cfg1, sample_cfg, sections, sections_f1.
+// (shared/golden/README.md): preview_fake, sample_cfg1, sample_cfg, sections, sections_f1, and
+// FramePack-Studio's sample_magcache.
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -45,4 +46,13 @@ TEST(SamplingGolden, Sections) {
 }
 TEST(SamplingGolden, SectionsF1) {
   check("sections_f1", golden::run_sections_f1);
+}
+
+// FramePack-Studio's MagCache (fpstudio-tiny-a): the ratios it picks, the computed/skipped call
+// sequence, and the latents with and without it.
+TEST(SamplingGolden, SampleMagCache) {
+  const golden::Case c(std::string(FRAMESMITH_GOLDEN_DIR) + "/fpstudio-tiny-a", "sample_magcache");
+  const std::vector<golden::CaseResult> results = golden::run_sample_magcache(c);
+  ASSERT_EQ(results.size(), 4u);
+  framesmith::test::expect_all_pass(results);
 }

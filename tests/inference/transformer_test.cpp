@@ -345,13 +345,13 @@ TEST_F(TinyModel, TeaCacheSkipsButNeverFirstOrLast) {
   model->initialize_teacache(true, 6, 0.15);
   TransformerInputs step = in;
   model->forward(step);
-  const PackedTransformer::TeaCache saved = model->teacache_state();
+  const PackedTransformer::CacheState saved = model->cache_state();
   step.hidden_states = in.hidden_states + 1e-4;
   const at::Tensor first_try = model->forward(step);
   model->forward(step);  // state advanced twice
-  model->restore_teacache_state(saved);
+  model->restore_cache_state(saved);
   EXPECT_TRUE(at::equal(model->forward(step), first_try));
-  EXPECT_EQ(model->teacache_state().count, saved.count + 1);
+  EXPECT_EQ(model->teacache_state().count, saved.tea.count + 1);
 
   // A skipped step reuses the residual: with a constant input it reproduces the full result.
   model->initialize_teacache(true, 4, 1e9);
@@ -367,6 +367,80 @@ TEST_F(TinyModel, TeaCacheSkipsButNeverFirstOrLast) {
   model->forward(in);
   model->forward(in);
   EXPECT_EQ(blocks, 2 * model->num_blocks());
+}
+
+// FramePack-Studio's calibration tables, picked by the nearest resolution group and step count
+// (the first of equals), mapped to other step counts by nearest index.
+TEST(MagCache, RatiosAreTheNearestCalibration) {
+  MagCacheRatios r = magcache_ratios(MagCacheFamily::kOriginal, 640, 640, 25);
+  ASSERT_EQ(r.ratios.size(), 25u);
+  EXPECT_EQ(r.ratios[0], 1.0);
+  EXPECT_EQ(r.ratios[1], 1.30469);
+  EXPECT_NE(r.description.find("resolution group 640"), std::string::npos) << r.description;
+  // 704 px lies as near 768 as 640: the first group listed (768) is taken.
+  EXPECT_NE(magcache_ratios(MagCacheFamily::kOriginal, 704, 704, 25).description.find("group 768"),
+            std::string::npos);
+  // F1 has its own tables; 10 steps map the 25-step table by round(i * 24 / 9).
+  const MagCacheRatios f1 = magcache_ratios(MagCacheFamily::kF1, 128, 128, 10);
+  const MagCacheRatios f1_25 = magcache_ratios(MagCacheFamily::kF1, 128, 128, 25);
+  ASSERT_EQ(f1.ratios.size(), 10u);
+  for (int i = 0; i < 10; ++i)
+    EXPECT_EQ(f1.ratios[i], f1_25.ratios[std::size_t(std::nearbyint(i * 24.0 / 9.0))]) << i;
+  EXPECT_NE(f1.ratios, magcache_ratios(MagCacheFamily::kOriginal, 128, 128, 10).ratios);
+  EXPECT_EQ(magcache_ratios(MagCacheFamily::kOriginal, 640, 640, 1).ratios,
+            std::vector<double>{r.ratios.back()});  // one step: the table's last ratio
+  EXPECT_EQ(magcache_ratios(MagCacheFamily::kOriginal, 640, 640, 50).ratios.size(), 50u);
+  EXPECT_THROW(magcache_ratios(MagCacheFamily::kOriginal, 640, 640, 0), Error);
+}
+
+// The decision alone: the retained first steps compute, skips stop at max_consecutive_skips and
+// at the accumulated error, and a new section starts afresh.
+TEST(MagCache, DecisionsFollowTheRatios) {
+  MagCacheState s;
+  s.enabled = true;
+  s.num_steps = 8;
+  s.ratios = std::vector<double>(8, 1.01);  // each step adds ~0.01, 0.02, ... of error
+  s.settings = {0.1, 2, 0.25};
+  std::vector<bool> skipped;
+  for (int i = 0; i < 16; ++i) skipped.push_back(magcache_should_skip(s));
+  // Steps 0-1 retained; then skip, skip, compute (3 in a row would be over 2), ... per section.
+  const std::vector<bool> section = {false, false, true, true, false, true, true, false};
+  std::vector<bool> expected = section;
+  expected.insert(expected.end(), section.begin(), section.end());
+  EXPECT_EQ(skipped, expected);
+  // A ratio more than 0.06 from 1 is never skipped, however much error budget is left.
+  s = MagCacheState();
+  s.num_steps = 4;
+  s.ratios = {1.0, 1.07, 1.07, 1.07};
+  s.settings = {100.0, 10, 0.0};
+  for (int i = 0; i < 4; ++i) EXPECT_FALSE(magcache_should_skip(s)) << i;
+}
+
+// In the forward: a skipped call adds the last computed residual (with a constant input it
+// reproduces the full result), and a saved state restored decides the same again.
+TEST_F(TinyModel, MagCacheSkipsWithTheLastResidual) {
+  const TransformerConfig cfg = tiny_config();
+  write(cfg, nullptr);
+  auto model = load_transformer(dir_, at::kFloat, at::kCPU);
+  const TransformerInputs in = test_support::random_transformer_inputs(cfg, 5);
+  const at::Tensor reference = model->forward(in);
+  model->initialize_magcache(true, std::vector<double>(4, 1.0), 4, {1e9, 10, 0.0});
+  int blocks = 0;
+  const int last_block = model->first_block_module() + model->num_blocks() - 1;
+  model->before_module = [&](int i) { blocks += i == last_block; };
+  model->forward(in);  // step 0 always computes
+  const PackedTransformer::CacheState saved = model->cache_state();
+  const at::Tensor skipped = model->forward(in);
+  EXPECT_EQ(blocks, 1);
+  EXPECT_LT(rel_l2(skipped, reference), 1e-6);
+  model->restore_cache_state(saved);
+  EXPECT_TRUE(at::equal(model->forward(in), skipped));
+  EXPECT_EQ(blocks, 1);
+  EXPECT_EQ(model->magcache_state().decision.step, saved.mag.decision.step + 1);
+  EXPECT_THROW(model->initialize_magcache(true, {1.0, 1.0}, 3), Error);  // a ratio per step
+  model->initialize_magcache(false);
+  model->forward(in);
+  EXPECT_EQ(blocks, 2);
 }
 
 }  // namespace

@@ -61,6 +61,7 @@ std::vector<CaseResult> run_vae_decode(const Case& c);
 std::vector<CaseResult> run_vae_encode(const Case& c);
 std::vector<CaseResult> run_sample(const Case& c);  // sample_cfg1, sample_cfg
 std::vector<CaseResult> run_sample_teacache(const Case& c);
+std::vector<CaseResult> run_sample_magcache(const Case& c);
 std::vector<CaseResult> run_sections(const Case& c);
 std::vector<CaseResult> run_sections_f1(const Case& c);
 

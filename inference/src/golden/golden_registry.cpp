@@ -27,6 +27,7 @@ const std::vector<std::pair<std::string, Runner>>& runners() {
       {"sample_cfg1", run_sample},
       {"sample_cfg", run_sample},
       {"sample_teacache", run_sample_teacache},
+      {"sample_magcache", run_sample_magcache},
       {"sections", run_sections},
       {"sections_f1", run_sections_f1},
       {"clip_tokenize", run_clip_tokenize},

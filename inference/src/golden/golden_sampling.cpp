@@ -4,13 +4,16 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <cctype>
+#include <cmath>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "framesmith/error.h"
 #include "golden/golden.h"
+#include "models/magcache.h"
 #include "models/transformer_packed.h"
 #include "models/vae.h"
 #include "pipeline/preview.h"
@@ -65,6 +68,18 @@ std::vector<int> parse_int_list(const std::string& s) {
     }
   }
   if (!num.empty()) v.push_back(std::stoi(num));
+  return v;
+}
+
+// A JSON list of numbers ("[1.0, 1.14062]"); Error naming the key otherwise.
+std::vector<double> parse_double_list(const Case& c, const std::string& key) {
+  const nlohmann::json j = nlohmann::json::parse(c.meta(key), nullptr, false);
+  if (!j.is_array()) throw Error(c.name() + ": metadata " + key + " is not a JSON list");
+  std::vector<double> v;
+  for (const auto& x : j) {
+    if (!x.is_number()) throw Error(c.name() + ": metadata " + key + " holds a non-number");
+    v.push_back(x.get<double>());
+  }
   return v;
 }
 
@@ -146,8 +161,8 @@ std::vector<CaseResult> run_loop(const Case& c, pipeline::LoopVariant variant) {
   return results;
 }
 
-// One sample_hunyuan call with the case's parameters and inputs; compares out.latents.
-std::vector<CaseResult> sample_with(const Case& c, PackedTransformer& transformer) {
+// One sample_hunyuan call with the case's parameters and inputs.
+at::Tensor sample_latents(const Case& c, PackedTransformer& transformer) {
   check_sampler(c);
   sampling::SampleHunyuanParams p;
   p.width = c.meta_int("width");
@@ -173,8 +188,49 @@ std::vector<CaseResult> sample_with(const Case& c, PackedTransformer& transforme
 
   at::Generator gen =
       at::detail::createCPUGenerator(static_cast<std::uint64_t>(c.meta_int("seed")));
-  const at::Tensor latents = sampling::sample_hunyuan(transformer, p, conditioning(c), ctx, gen);
-  return {compare(c.name(), "latents", latents, c.out("latents"), kTolSampler)};
+  return sampling::sample_hunyuan(transformer, p, conditioning(c), ctx, gen);
+}
+
+// ... compared with out.latents.
+std::vector<CaseResult> sample_with(const Case& c, PackedTransformer& transformer) {
+  return {
+      compare(c.name(), "latents", sample_latents(c, transformer), c.out("latents"), kTolSampler)};
+}
+
+std::string as_text(const std::vector<int>& v) {
+  std::string t = "[";
+  for (std::size_t i = 0; i < v.size(); ++i) t += (i ? ", " : "") + std::to_string(v[i]);
+  return t + "]";
+}
+
+// A named check that is not a tensor: passed, or failed with what differed.
+CaseResult check(const Case& c, const std::string& output, bool ok, const std::string& detail) {
+  if (!ok) return failed(c, output, detail);
+  CaseResult r;
+  r.case_name = c.name();
+  r.output = output;
+  r.passed = true;
+  return r;
+}
+
+// The per-call computed (1) / reused (0) sequence, read off the module hook: a call announces
+// module 0 first, and a call that runs the blocks announces every block after it. With TeaCache,
+// every call also announces transformer_blocks.0 once for its test (which reads its norm1), so
+// only a second announcement of it, or a later block, means the blocks ran.
+void record_calls(PackedTransformer& transformer, std::vector<int>& calc) {
+  int first_block_seen = 0;
+  const int first_block = transformer.first_block_module();
+  const int end_block = first_block + transformer.num_blocks();
+  transformer.before_module = [&calc, first_block_seen, first_block,
+                               end_block](int module) mutable {
+    if (module == 0) {
+      calc.push_back(0);
+      first_block_seen = 0;
+    }
+    if (calc.empty()) return;
+    if (module == first_block) ++first_block_seen;
+    if (first_block_seen > 1 || (module > first_block && module < end_block)) calc.back() = 1;
+  };
 }
 
 }  // namespace
@@ -185,52 +241,67 @@ std::vector<CaseResult> run_preview_fake(const Case& c) {
 }
 
 std::vector<CaseResult> run_sample(const Case& c) {
-
-
   auto transformer = load_transformer(c.set_dir() + "/transformer", at::kFloat, at::kCPU);
   return sample_with(c, *transformer);
 }
 
 // sample_hunyuan with TeaCache on. Besides the latents, the sequence of computed (1) and reused
-// (0) calls must equal the reference's `teacache_calc` exactly. It is read off the module hook:
-// every call announces transformer_blocks.0 once for TeaCache's test (which reads its norm1), and
-// a call that runs the blocks announces it again, followed by the other blocks.
+// (0) calls must equal the reference's `teacache_calc` exactly.
 std::vector<CaseResult> run_sample_teacache(const Case& c) {
   auto transformer = load_transformer(c.set_dir() + "/transformer", at::kFloat, at::kCPU);
   transformer->initialize_teacache(true, static_cast<int>(c.meta_int("teacache_num_steps")),
                                    c.meta_double("rel_l1_thresh"));
   std::vector<int> calc;
-  int first_block_seen = 0;
-  const int first_block = transformer->first_block_module();
-  const int end_block = first_block + transformer->num_blocks();
-  transformer->before_module = [&](int module) {
-    if (module == 0) {
-      calc.push_back(0);
-      first_block_seen = 0;
-    }
-    if (calc.empty()) return;
-    if (module == first_block) ++first_block_seen;
-    if (first_block_seen > 1 || (module > first_block && module < end_block)) calc.back() = 1;
-  };
+  record_calls(*transformer, calc);
   std::vector<CaseResult> results = sample_with(c, *transformer);
-
   const std::vector<int> expected = parse_int_list(c.meta("teacache_calc"));
-  const auto as_text = [](const std::vector<int>& v) {
-    std::string t = "[";
-    for (std::size_t i = 0; i < v.size(); ++i) t += (i ? ", " : "") + std::to_string(v[i]);
-    return t + "]";
-  };
-  if (calc != expected) {
-    results.push_back(failed(c, "teacache_calc",
-                             "computed/reused calls " + as_text(calc) + ", reference " +
-                                 as_text(expected)));
-  } else {
-    CaseResult r;
-    r.case_name = c.name();
-    r.output = "teacache_calc";
-    r.passed = true;
-    results.push_back(r);
-  }
+  results.push_back(
+      check(c, "teacache_calc", calc == expected,
+            "computed/reused calls " + as_text(calc) + ", reference " + as_text(expected)));
+  return results;
+}
+
+// sample_hunyuan with FramePack-Studio's MagCache installed (and once without it): the latents
+// both ways, the calibrated ratios picked for the case's size and step count, and the sequence of
+// computed (1) and skipped (0) calls exactly.
+std::vector<CaseResult> run_sample_magcache(const Case& c) {
+  auto transformer = load_transformer(c.set_dir() + "/transformer", at::kFloat, at::kCPU);
+  const std::string family_name = c.meta("model_family");
+  if (family_name != "Original" && family_name != "F1")
+    return {failed(c, "latents", "unknown MagCache model_family \"" + family_name + "\"")};
+  const MagCacheFamily family =
+      family_name == "F1" ? MagCacheFamily::kF1 : MagCacheFamily::kOriginal;
+  const int steps = static_cast<int>(c.meta_int("steps"));
+  const MagCacheRatios table = magcache_ratios(family, static_cast<int>(c.meta_int("height")),
+                                               static_cast<int>(c.meta_int("width")), steps);
+  MagCacheSettings settings;
+  settings.threshold = c.meta_double("magcache_threshold");
+  settings.max_consecutive_skips = static_cast<int>(c.meta_int("magcache_max_consecutive_skips"));
+  settings.retention_ratio = c.meta_double("magcache_retention_ratio");
+
+  std::vector<CaseResult> results;
+  const std::vector<double> expected_ratios = parse_double_list(c, "magcache_mag_ratios");
+  bool same = expected_ratios.size() == table.ratios.size();
+  for (std::size_t i = 0; same && i < expected_ratios.size(); ++i)
+    same = std::abs(expected_ratios[i] - table.ratios[i]) <= 1e-12;
+  results.push_back(check(c, "magcache_mag_ratios", same,
+                          "the ratios picked differ from the reference's (" + table.description +
+                              "; reference: " + c.meta("magcache_ratio_table") + ")"));
+
+  transformer->initialize_magcache(true, table.ratios, steps, settings);
+  std::vector<int> calc;
+  record_calls(*transformer, calc);
+  results.push_back(
+      compare(c.name(), "latents", sample_latents(c, *transformer), c.out("latents"), kTolSampler));
+  const std::vector<int> expected = parse_int_list(c.meta("magcache_calc"));
+  results.push_back(
+      check(c, "magcache_calc", calc == expected,
+            "computed/skipped calls " + as_text(calc) + ", reference " + as_text(expected)));
+
+  transformer->initialize_magcache(false);
+  transformer->before_module = nullptr;
+  results.push_back(compare(c.name(), "latents_no_cache", sample_latents(c, *transformer),
+                            c.out("latents_no_cache"), kTolSampler));
   return results;
 }
 

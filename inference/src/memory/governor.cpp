@@ -489,9 +489,9 @@ at::Tensor Governor::run_step(const sampling::FlowModel& model, const at::Tensor
   at::Tensor result;
   PackedTransformer& transformer = residency_->model();
   BlockStreamer& modules = residency_->modules();
-  // A failed try may have advanced TeaCache (its counter, the last input): the retry starts from
-  // the same state, so it computes or reuses exactly as an undisturbed run would.
-  const PackedTransformer::TeaCache teacache = transformer.teacache_state();
+  // A failed try may have advanced TeaCache or MagCache (their counters, the last input): the
+  // retry starts from the same state, so it computes or reuses exactly as an undisturbed run would.
+  const PackedTransformer::CacheState caches = transformer.cache_state();
   // Only the first step of a section is measured: the other steps do not touch the peak stats.
   const bool measure = !sampling_peak_recorded_ && probe_ && plan_ && plan_->find("sampling") &&
                        model_.has_transformer;
@@ -501,7 +501,7 @@ at::Tensor Governor::run_step(const sampling::FlowModel& model, const at::Tensor
       phase, names,
       [&](std::size_t k) {
         const SamplingRung& r = sampling_rungs_[first + k];
-        if (tries++ > 0) transformer.restore_teacache_state(teacache);
+        if (tries++ > 0) transformer.restore_cache_state(caches);
         if (modules.resident_count() > r.resident) {
           modules.set_resident_count(r.resident);
           resident_cap_ = r.resident;

@@ -12,7 +12,8 @@
 //  - At the end (finish(), or the destructor) the device holds nothing of the job again.
 //
 // The transformer stays on the host as loaded; its modules (embedders, refiner, blocks, output)
-// are copied to the device by the policy, and a retried step restores TeaCache's state first.
+// are copied to the device by the policy, and a retried step restores the caches' state first
+// (TeaCache's, MagCache's).
 //
 // Text encoding: in low-VRAM the LLaMA stays on the host and its modules (embedding, layers,
 // norm) are streamed onto the device at use with the next one prefetched (FramePack's

@@ -218,6 +218,19 @@ void PackedTransformer::initialize_teacache(bool enable, int num_steps, double r
   tea_.threshold = rel_l1_thresh;
 }
 
+void PackedTransformer::initialize_magcache(bool enable, std::vector<double> ratios, int num_steps,
+                                            MagCacheSettings settings) {
+  if (enable && num_steps < 1) throw Error("MagCache: num_steps must be at least 1");
+  if (enable && ratios.size() != std::size_t(num_steps))
+    throw Error("MagCache: " + std::to_string(ratios.size()) + " magnitude ratios for " +
+                std::to_string(num_steps) + " steps");
+  mag_ = MagCache();
+  mag_.decision.enabled = enable;
+  mag_.decision.ratios = std::move(ratios);
+  mag_.decision.num_steps = num_steps;
+  mag_.decision.settings = settings;
+}
+
 bool PackedTransformer::teacache_should_compute(const at::Tensor& img, const at::Tensor& temb) {
   const at::Tensor modulated = transformer::modulated_input(p_->dual.at(0), img, temb);
   bool compute = true;
@@ -378,11 +391,22 @@ at::Tensor PackedTransformer::forward(const TransformerInputs& in) {
             .view({batch, 1, 1, -1});
   }
 
-  // 4. The blocks (or TeaCache's reuse of their last residual).
+  // 4. The blocks (or a cache's reuse of their last residual).
   //    (TeaCache's test reads block 0's weights.)
-  if (tea_.enabled && !p_->dual.empty()) use(transformer::ModuleKind::kDualBlock);
-  if (tea_.enabled && !p_->dual.empty() && !teacache_should_compute(img, temb)) {
-    img = img + tea_.previous_residual;
+  const bool tea = tea_.enabled && !p_->dual.empty();
+  const bool mag = !tea && mag_.decision.enabled;
+  if (tea) use(transformer::ModuleKind::kDualBlock);
+  bool reuse = false;
+  if (tea) {
+    reuse = !teacache_should_compute(img, temb);
+  } else if (mag) {
+    if (mag_.decision.step == 0) mag_.previous_residual = at::Tensor();  // a new section
+    reuse = magcache_should_skip(mag_.decision);
+    const at::Tensor& res = mag_.previous_residual;
+    reuse = reuse && res.defined() && res.sizes() == img.sizes();
+  }
+  if (reuse) {
+    img = img + (tea ? tea_.previous_residual : mag_.previous_residual);
   } else {
     const at::Tensor before = img;
     int i = first_block_;
@@ -396,7 +420,8 @@ at::Tensor PackedTransformer::forward(const TransformerInputs& in) {
       ++i;
       std::tie(img, txt) = transformer::forward(b, img, txt, temb, ctx);
     }
-    if (tea_.enabled) tea_.previous_residual = img - before;
+    if (tea) tea_.previous_residual = img - before;
+    if (mag) mag_.previous_residual = img - before;
   }
 
   // 5. Output: only the noisy latents' tokens, projected in float32, un-patchified.

@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "models/magcache.h"
 #include "models/weights.h"
 
 namespace framesmith {
@@ -98,7 +99,12 @@ class PackedTransformer {
   // accumulated (rescaled) relative L1 change of block 0's modulated input stays under the
   // threshold; the first and last of `num_steps` calls always compute. Off by default.
   void initialize_teacache(bool enable, int num_steps = 25, double rel_l1_thresh = 0.15);
-  // TeaCache's running state. A step retried after an out-of-memory restores the state from
+  // MagCache as FramePack-Studio runs it (models/magcache.h): `ratios` from magcache_ratios for
+  // this section's step count and picture size; a skipped call adds the last computed residual.
+  // Off by default; TeaCache, when on, comes first.
+  void initialize_magcache(bool enable, std::vector<double> ratios = {}, int num_steps = 25,
+                           MagCacheSettings settings = {});
+  // The caches' running state. A step retried after an out-of-memory restores the state from
   // before its first try, so that the retry decides (compute or reuse) exactly as that try did.
   struct TeaCache {
     bool enabled = false;
@@ -108,8 +114,21 @@ class PackedTransformer {
     double accumulated = 0.0;
     at::Tensor previous_modulated_input, previous_residual;  // (replaced, never written into)
   };
+  struct MagCache {
+    MagCacheState decision;
+    at::Tensor previous_residual;  // (replaced, never written into)
+  };
+  struct CacheState {
+    TeaCache tea;
+    MagCache mag;
+  };
+  CacheState cache_state() const { return {tea_, mag_}; }
+  void restore_cache_state(const CacheState& state) {
+    tea_ = state.tea;
+    mag_ = state.mag;
+  }
   const TeaCache& teacache_state() const { return tea_; }
-  void restore_teacache_state(const TeaCache& state) { tea_ = state; }
+  const MagCache& magcache_state() const { return mag_; }
   const TransformerConfig& config() const { return cfg_; }
 
   // Queries per block in the chunked attention (LibTorch without fused attention).
@@ -157,6 +176,7 @@ class PackedTransformer {
   std::vector<transformer::ModuleRef> modules_;
   int first_block_ = 0;
   TeaCache tea_;
+  MagCache mag_;
 };
 
 // Reads `folder`/config.json and the folder's safetensors; checks every key and shape first
