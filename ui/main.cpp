@@ -1,13 +1,13 @@
 // framesmith: the desktop studio. Options pre-fill the window (the demo and screenshots use them).
 #include <QApplication>
-#include <QIcon>
 #include <QCommandLineParser>
+#include <QIcon>
 #include <QTimer>
 #include <cstdio>
 #include <cstdlib>
 
-#include "framesmith/units.h"
 #include "first_run.h"
+#include "framesmith/units.h"
 #include "main_window.h"
 #include "model_picker.h"
 
@@ -38,8 +38,16 @@ framesmith::ui::StartOptions parse(QCommandLineParser& p) {
       std::exit(2);
     }
   }
-  if (p.isSet("teacache")) o.teacache = true;
-  if (p.isSet("no-teacache")) o.teacache = false;
+  if (p.isSet("teacache")) o.cache = framesmith::StepCache::kTeaCache;
+  if (p.isSet("no-teacache")) o.cache = framesmith::StepCache::kNone;
+  if (p.isSet("cache")) {
+    try {
+      o.cache = framesmith::parse_step_cache(p.value("cache").toStdString());
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "framesmith: %s\n", e.what());
+      std::exit(2);
+    }
+  }
   return o;
 }
 
@@ -74,6 +82,7 @@ int main(int argc, char** argv) {
       {"seed", "Seed: 0 to 18446744073709551615, or -1 for a random one.", "N"},
       {"teacache", "Use TeaCache."},
       {"no-teacache", "Do not use TeaCache."},
+      {"cache", "Step cache: none, teacache or magcache.", "NAME"},
       {"device", "cpu, cuda or cuda:N.", "DEVICE"},
       {"vram-budget", "Device memory budget (e.g. 6GiB; on cpu a simulated device).", "SIZE"},
       {"settings", "Settings file (INI) instead of the usual place.", "FILE"},

@@ -314,7 +314,7 @@ void MainWindow::apply_overrides(const StartOptions& o) {
   if (o.resolution) r.resolution = *o.resolution;
   if (o.window) r.latent_window = *o.window;
   if (o.seed) r.seed = *o.seed;
-  if (o.teacache) r.teacache = *o.teacache;
+  if (o.cache) r.cache = *o.cache;
   if (!o.variant.isEmpty())
     r.variant = o.variant == "f1" ? TransformerVariant::kF1 : TransformerVariant::kOriginal;
   if (!o.device.isEmpty()) r.device = o.device.toStdString();

@@ -47,7 +47,7 @@ struct StartOptions {
   std::optional<int> resolution;
   std::optional<int> window;
   std::optional<std::uint64_t> seed;
-  std::optional<bool> teacache;
+  std::optional<StepCache> cache;
   QString variant;      // "original" or "f1"
   QString device;       // "cpu", "cuda", "cuda:N"
   QString vram_budget;  // a SIZE ("64MiB")

@@ -109,16 +109,21 @@ ParametersForm::ParametersForm(QWidget* parent) : QWidget(parent) {
   add_row(grid, 3, 0, "Steps", steps_box_);
   gs_box_ = double_box(1, 32, 0.01, 2, "Distilled CFG scale (FramePack: 10)");
   add_row(grid, 3, 2, "Dist. CFG", gs_box_);
-  teacache_box_ = new QCheckBox("TeaCache");
-  teacache_box_->setToolTip("Faster, but can make hands and fingers a little worse");
-  grid->addWidget(teacache_box_, 4, 1);
+  cache_box_ = new QComboBox;
+  cache_box_->addItem("None", "none");
+  cache_box_->addItem("TeaCache", "teacache");
+  cache_box_->addItem("MagCache", "magcache");
+  cache_box_->setToolTip(
+      "Reuse the transformer's work between steps. TeaCache (FramePack's default) and MagCache "
+      "(FramePack-Studio's) are faster, but can make hands and fingers a little worse");
+  add_row(grid, 4, 0, "Cache", cache_box_);
   crf_box_ = int_box(0, 51, 1, "MP4 quality: lower is better, 0 is lossless (FramePack: 16)");
   add_row(grid, 4, 2, "MP4 CRF", crf_box_);
   v->addWidget(video);
 
   // FramePack hides these (visible=False); they stay one click away.
   auto* advanced_toggle = new QToolButton;
-  advanced_toggle->setText("Advanced: CFG, rescale, latent window");
+  advanced_toggle->setText("Advanced: CFG, rescale, latent window, cache");
   advanced_toggle->setCheckable(true);
   advanced_toggle->setToolButtonStyle(Qt::ToolButtonTextBesideIcon);
   advanced_toggle->setArrowType(Qt::RightArrow);
@@ -134,6 +139,21 @@ ParametersForm::ParametersForm(QWidget* parent) : QWidget(parent) {
   add_row(adv, 0, 2, "Rescale", rs_box_);
   window_box_ = int_box(1, 33, 1, "Latent window size: latent frames per section (FramePack: 9)");
   add_row(adv, 1, 0, "Window", window_box_);
+  teacache_threshold_box_ = double_box(0.01, 10, 0.01, 2,
+                                       "TeaCache: how much change a step may skip over; higher "
+                                       "is faster (FramePack: 0.15)");
+  add_row(adv, 1, 2, "TeaCache", teacache_threshold_box_);
+  magcache_threshold_box_ = double_box(0.01, 10, 0.01, 2,
+                                       "MagCache: the error a run of skipped steps may add up "
+                                       "to; higher is faster (FramePack-Studio: 0.1)");
+  add_row(adv, 2, 0, "MagCache", magcache_threshold_box_);
+  magcache_skips_box_ =
+      int_box(0, 100, 1, "MagCache: the most steps skipped in a row (FramePack-Studio: 2)");
+  add_row(adv, 2, 2, "Max skips", magcache_skips_box_);
+  magcache_retention_box_ = double_box(0, 1, 0.05, 2,
+                                       "MagCache: the share of the first steps that always "
+                                       "compute (FramePack-Studio: 0.25)");
+  add_row(adv, 3, 0, "Retention", magcache_retention_box_);
   advanced->setVisible(false);
   v->addWidget(advanced);
   connect(advanced_toggle, &QToolButton::toggled, this, [advanced, advanced_toggle](bool on) {
@@ -171,13 +191,15 @@ ParametersForm::ParametersForm(QWidget* parent) : QWidget(parent) {
   apply(GenerationRequest{});  // FramePack's defaults live in one place: the request struct
   set_crf(16);
 
-  for (QDoubleSpinBox* b : {seconds_box_, gs_box_, cfg_box_, rs_box_, preserve_box_})
+  for (QDoubleSpinBox* b :
+       {seconds_box_, gs_box_, cfg_box_, rs_box_, preserve_box_, teacache_threshold_box_,
+        magcache_threshold_box_, magcache_retention_box_})
     connect(b, &QDoubleSpinBox::valueChanged, this, &ParametersForm::changed);
-  for (QSpinBox* b : {steps_box_, window_box_, resolution_box_, crf_box_})
+  for (QSpinBox* b : {steps_box_, window_box_, resolution_box_, crf_box_, magcache_skips_box_})
     connect(b, &QSpinBox::valueChanged, this, &ParametersForm::changed);
   connect(variant_box_, &QComboBox::currentIndexChanged, this, &ParametersForm::changed);
   connect(device_box_, &QComboBox::currentTextChanged, this, &ParametersForm::changed);
-  connect(teacache_box_, &QCheckBox::toggled, this, &ParametersForm::changed);
+  connect(cache_box_, &QComboBox::currentIndexChanged, this, &ParametersForm::changed);
   connect(budget_edit_, &QLineEdit::textChanged, this, [this](const QString& text) {
     bool ok = true;
     try {
@@ -200,7 +222,11 @@ void ParametersForm::apply(const GenerationRequest& r) {
   rs_box_->setValue(r.cfg_rescale);
   window_box_->setValue(r.latent_window);
   resolution_box_->setValue(r.resolution);
-  teacache_box_->setChecked(r.teacache);
+  cache_box_->setCurrentIndex(cache_box_->findData(QString::fromUtf8(to_string(r.cache))));
+  teacache_threshold_box_->setValue(r.teacache_threshold);
+  magcache_threshold_box_->setValue(r.magcache_threshold);
+  magcache_skips_box_->setValue(r.magcache_max_skips);
+  magcache_retention_box_->setValue(r.magcache_retention);
   device_box_->setCurrentText(QString::fromStdString(r.device));
   budget_edit_->setText(
       r.vram_budget_bytes > 0
@@ -223,7 +249,11 @@ void ParametersForm::fill(GenerationRequest& r) const {
   r.cfg_rescale = rs_box_->value();
   r.latent_window = window_box_->value();
   r.resolution = resolution_box_->value();
-  r.teacache = teacache_box_->isChecked();
+  r.cache = parse_step_cache(cache_box_->currentData().toString().toStdString());
+  r.teacache_threshold = teacache_threshold_box_->value();
+  r.magcache_threshold = magcache_threshold_box_->value();
+  r.magcache_max_skips = magcache_skips_box_->value();
+  r.magcache_retention = magcache_retention_box_->value();
   r.device = device_box_->currentText().trimmed().toStdString();
   const QString budget = budget_edit_->text().trimmed();
   r.vram_budget_bytes = budget.isEmpty() ? 0 : parse_size(budget.toStdString());
@@ -260,7 +290,7 @@ bool ParametersForm::use_demo_settings_if_default() {
   seconds_box_->setValue(3);
   steps_box_->setValue(10);
   window_box_->setValue(5);
-  teacache_box_->setChecked(false);
+  cache_box_->setCurrentIndex(cache_box_->findData("none"));
   return true;
 }
 

@@ -52,7 +52,11 @@ class ParametersForm : public QWidget {
   QDoubleSpinBox* rs_box_ = nullptr;
   QSpinBox* window_box_ = nullptr;
   QSpinBox* resolution_box_ = nullptr;
-  QCheckBox* teacache_box_ = nullptr;
+  QComboBox* cache_box_ = nullptr;
+  QDoubleSpinBox* teacache_threshold_box_ = nullptr;
+  QDoubleSpinBox* magcache_threshold_box_ = nullptr;
+  QSpinBox* magcache_skips_box_ = nullptr;
+  QDoubleSpinBox* magcache_retention_box_ = nullptr;
   QSpinBox* crf_box_ = nullptr;
   QComboBox* device_box_ = nullptr;
   QLineEdit* budget_edit_ = nullptr;

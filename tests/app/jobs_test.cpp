@@ -75,7 +75,11 @@ GenerationRequest request() {
   r.distilled_cfg = 9.5;
   r.latent_window = 5;
   r.resolution = 320;
-  r.teacache = false;
+  r.cache = StepCache::kMagCache;
+  r.magcache_threshold = 0.2;
+  r.magcache_max_skips = 3;
+  r.magcache_retention = 0.1;
+  r.teacache_threshold = 0.25;
   r.variant = TransformerVariant::kF1;
   return r;
 }
@@ -90,7 +94,11 @@ void expect_same_params(const GenerationRequest& a, const GenerationRequest& b) 
   EXPECT_EQ(a.distilled_cfg, b.distilled_cfg);
   EXPECT_EQ(a.latent_window, b.latent_window);
   EXPECT_EQ(a.resolution, b.resolution);
-  EXPECT_EQ(a.teacache, b.teacache);
+  EXPECT_EQ(a.cache, b.cache);
+  EXPECT_EQ(a.teacache_threshold, b.teacache_threshold);
+  EXPECT_EQ(a.magcache_threshold, b.magcache_threshold);
+  EXPECT_EQ(a.magcache_max_skips, b.magcache_max_skips);
+  EXPECT_EQ(a.magcache_retention, b.magcache_retention);
   EXPECT_EQ(a.variant, b.variant);
 }
 

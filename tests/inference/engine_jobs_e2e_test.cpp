@@ -50,7 +50,7 @@ GenerationRequest request_of_the_command(const Frames& image) {
   r.steps = 2;
   r.latent_window = 2;
   r.resolution = 64;
-  r.teacache = false;
+  r.cache = StepCache::kNone;
   return r;
 }
 

@@ -8,6 +8,7 @@
 
 #include "framesmith/error.h"
 #include "framesmith/events.h"
+#include "framesmith/generation_options.h"
 #include "framesmith/model_set.h"
 #include "framesmith/request_json.h"
 #include "framesmith/units.h"
@@ -54,9 +55,9 @@ TEST(Units, ParseSize) {
 TEST(Units, ParseSeedIsExact) {
   EXPECT_EQ(parse_seed("0").seed, 0u);
   EXPECT_EQ(parse_seed("31337").seed, 31337u);
-  EXPECT_EQ(parse_seed("9007199254740993").seed, 9007199254740993ull);     // 2^53 + 1
+  EXPECT_EQ(parse_seed("9007199254740993").seed, 9007199254740993ull);        // 2^53 + 1
   EXPECT_EQ(parse_seed("9223372036854775807").seed, 9223372036854775807ull);  // 2^63 - 1
-  EXPECT_EQ(parse_seed("18446744073709551615").seed, UINT64_MAX);           // 2^64 - 1
+  EXPECT_EQ(parse_seed("18446744073709551615").seed, UINT64_MAX);             // 2^64 - 1
   EXPECT_EQ(parse_seed(" 42 ").seed, 42u);
   EXPECT_FALSE(parse_seed("42").random);
   EXPECT_TRUE(parse_seed("-1").random);
@@ -73,7 +74,9 @@ TEST(Utf8, MalformedBytesAreFoundAndEscaped) {
                           "\xF4\x90\x80\x80" /* > U+10FFFF */, "\xE2\x86" /* cut short */}) {
     EXPECT_FALSE(is_valid_utf8(bad)) << bad;
   }
-  EXPECT_EQ(escape_invalid_utf8("a\xFF" "b\xC3\xA9"), "a\\xFFb\xC3\xA9");
+  EXPECT_EQ(escape_invalid_utf8("a\xFF"
+                                "b\xC3\xA9"),
+            "a\\xFFb\xC3\xA9");
 }
 
 // A prompt byte 0xFF used to surface as "[json.exception.type_error.316] ...".
@@ -165,6 +168,55 @@ TEST(RequestJson, RoundTripAndValidation) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("seconds"), std::string::npos);
   }
+}
+
+// The cache choice: kept in job files, read from files written before it existed ("teacache":
+// true / false), and set from the command line with the same spelling as the CLI's.
+TEST(RequestJson, StepCacheChoiceRoundTripsAndReadsOldFiles) {
+  GenerationRequest r;
+  r.cache = StepCache::kMagCache;
+  r.magcache_threshold = 0.2;
+  r.magcache_max_skips = 3;
+  r.magcache_retention = 0.5;
+  r.teacache_threshold = 0.3;
+  GenerationRequest back;
+  request_from_json(request_to_json(r), back);
+  EXPECT_EQ(back.cache, StepCache::kMagCache);
+  EXPECT_EQ(back.magcache_threshold, 0.2);
+  EXPECT_EQ(back.magcache_max_skips, 3);
+  EXPECT_EQ(back.magcache_retention, 0.5);
+  EXPECT_EQ(back.teacache_threshold, 0.3);
+
+  GenerationRequest old;
+  request_from_json(R"({"teacache": false})", old);
+  EXPECT_EQ(old.cache, StepCache::kNone);
+  request_from_json(R"({"teacache": true})", old);
+  EXPECT_EQ(old.cache, StepCache::kTeaCache);
+  GenerationRequest bad;
+  EXPECT_THROW(request_from_json(R"({"cache": "fastcache"})", bad), Error);
+  EXPECT_THROW(request_from_json(R"({"cache": 1})", bad), Error);
+  EXPECT_THROW(request_from_json(R"({"magcache": {"retention": 2}})", bad), Error);
+  EXPECT_THROW(request_from_json(R"({"magcache": {"max_skips": "two"}})", bad), Error);
+  EXPECT_THROW(request_from_json(R"({"teacache_threshold": 0})", bad), Error);
+
+  auto options = [](const std::vector<std::string>& args) {
+    GenerationRequest q;
+    apply_generation_options(
+        parse_command_options(args, 0, generation_value_options(), generation_flag_options()), q);
+    return q;
+  };
+  EXPECT_EQ(options({}).cache, StepCache::kTeaCache);  // FramePack's default
+  EXPECT_EQ(options({"--no-teacache"}).cache, StepCache::kNone);
+  const GenerationRequest m = options({"--cache", "magcache", "--magcache-threshold", "0.05",
+                                       "--magcache-max-skips", "4", "--magcache-retention", "0.3"});
+  EXPECT_EQ(m.cache, StepCache::kMagCache);
+  EXPECT_EQ(m.magcache_threshold, 0.05);
+  EXPECT_EQ(m.magcache_max_skips, 4);
+  EXPECT_EQ(m.magcache_retention, 0.3);
+  EXPECT_EQ(options({"--cache", "none"}).cache, StepCache::kNone);
+  EXPECT_EQ(options({"--teacache-threshold", "0.2"}).teacache_threshold, 0.2);
+  EXPECT_THROW(options({"--cache", "TeaCache"}), Error);
+  EXPECT_THROW(options({"--magcache-max-skips", "many"}), Error);
 }
 
 TEST(ModelSet, DiffusersFolder) {

@@ -34,7 +34,7 @@ GenerationRequest small_request() {
   r.steps = 3;
   r.latent_window = 2;
   r.resolution = 64;
-  r.teacache = false;
+  r.cache = StepCache::kNone;
   return r;
 }
 
@@ -104,6 +104,32 @@ TEST(Generate, SameSeedSameVideo) {
   r.seed += 1;
   const GenerationResult c = generate(r, {});
   EXPECT_NE(a.video.rgb, c.video.rgb);
+}
+
+// The cache choice reaches the transformer: MagCache's decisions depend only on its calibration,
+// the picture size and the step count, so at 64 px and 10 steps every sampled section skips the
+// blocks in exactly the 4 calls FramePack-Studio's reference skips ([1,1,0,1,0,0,1,0,1,1],
+// fpstudio-tiny-a); with no cache every call computes. Each section_done event says so.
+TEST(Generate, TheCacheChoiceDecidesWhichStepsCompute) {
+  for (const StepCache cache : {StepCache::kNone, StepCache::kMagCache}) {
+    GenerationRequest r = small_request();
+    r.seconds = 0.5;
+    r.steps = 10;
+    r.cache = cache;
+    std::vector<std::pair<double, double>> steps;  // computed, reused per section
+    GenerationCallbacks cb;
+    cb.on_event = [&](const Event& e) {
+      if (e.type == EventType::kSectionDone)
+        steps.emplace_back(e.number("steps_computed"), e.number("steps_reused"));
+    };
+    const GenerationResult res = generate(r, cb);
+    ASSERT_EQ(res.status, StatusCode::kOk) << res.message;
+    ASSERT_EQ(int(steps.size()), res.sections_total);
+    for (const auto& [computed, reused] : steps) {
+      EXPECT_EQ(computed + reused, 10);
+      EXPECT_EQ(reused, cache == StepCache::kMagCache ? 4 : 0) << to_string(cache);
+    }
+  }
 }
 
 TEST(Generate, F1LoopAppendsSections) {

@@ -71,7 +71,8 @@ GenerationRequest tiny_request(std::int64_t budget) {
   r.latent_window = 2;
   r.steps = 2;
   r.resolution = 64;
-  r.teacache = false;  // a retried step then recomputes exactly what the first try would have
+  r.cache =
+      StepCache::kNone;  // a retried step then recomputes exactly what the first try would have
   r.seed = 99;
   r.device = "cpu";
   r.vram_budget_bytes = budget;

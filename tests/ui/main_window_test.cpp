@@ -97,7 +97,7 @@ class MainWindowTest : public QObject {
       r.distilled_cfg = 8;
       r.cfg_rescale = 0.3;
       r.seed = 99;
-      r.teacache = false;
+      r.cache = StepCache::kNone;
       r.vram_budget_bytes = 6LL << 30;
       r.preserved_memory_bytes = 8LL << 30;
       w.parameters()->apply(r);
@@ -117,7 +117,7 @@ class MainWindowTest : public QObject {
     QCOMPARE(r.distilled_cfg, 8.0);
     QCOMPARE(r.cfg_rescale, 0.3);
     QCOMPARE(r.seed, std::uint64_t(99));
-    QVERIFY(!r.teacache);
+    QVERIFY(r.cache == StepCache::kNone);
     QCOMPARE(r.vram_budget_bytes, 6LL << 30);
     QCOMPARE(r.preserved_memory_bytes, 8LL << 30);
     QCOMPARE(w.parameters()->crf(), 23);

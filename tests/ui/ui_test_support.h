@@ -51,7 +51,7 @@ inline StartOptions small_job_options(const QTemporaryDir& dir) {
   o.steps = 2;
   o.window = 3;  // 1 s at window 3: two sections
   o.seed = 7;
-  o.teacache = false;
+  o.cache = StepCache::kNone;
   o.device = "cpu";
   return o;
 }

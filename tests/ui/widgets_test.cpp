@@ -378,7 +378,7 @@ class WidgetsTest : public QObject {
     QCOMPARE(r.cfg_rescale, 0.0);
     QCOMPARE(r.latent_window, 9);
     QCOMPARE(r.preserved_memory_bytes, d.preserved_memory_bytes);
-    QVERIFY(r.teacache);
+    QVERIFY(r.cache == StepCache::kTeaCache);
     QCOMPARE(form.crf(), 16);
     QCOMPARE(r.resolution, d.resolution);
     QVERIFY(form.use_demo_settings_if_default());

@@ -24,6 +24,13 @@ struct Frames {
   }
 };
 
+// Reuse of the transformer's work between sampler steps: FramePack's TeaCache (its default),
+// FramePack-Studio's MagCache, or none (every step computes).
+enum class StepCache { kNone, kTeaCache, kMagCache };
+const char* to_string(StepCache c);  // "none", "teacache", "magcache"
+// "none" / "teacache" / "magcache"; Error for anything else.
+StepCache parse_step_cache(const std::string& text);
+
 struct GenerationRequest {
   std::string model_dir;  // diffusers-layout folder or "hf"
   TransformerVariant variant = TransformerVariant::kOriginal;
@@ -41,8 +48,12 @@ struct GenerationRequest {
   double cfg_rescale = 0.0;     // rs
   int latent_window = 9;
   int resolution = 640;  // bucket family
-  bool teacache = true;
-  double shift = 0.0;  // 0: resolution-dependent flux shift
+  StepCache cache = StepCache::kTeaCache;
+  double teacache_threshold = 0.15;  // FramePack's rel_l1_thresh
+  double magcache_threshold = 0.1;   // FramePack-Studio's defaults
+  int magcache_max_skips = 2;
+  double magcache_retention = 0.25;  // the first quarter of the steps always computes
+  double shift = 0.0;                // 0: resolution-dependent flux shift
 
   std::string device = "cpu";          // "cpu", "cuda", "cuda:N"
   std::int64_t vram_budget_bytes = 0;  // 0: the device's own size

@@ -10,6 +10,7 @@
 #include <ctime>
 #include <filesystem>
 #include <limits>
+#include <optional>
 #include <sstream>
 
 #include "bench/bench_commands.h"
@@ -146,7 +147,9 @@ struct GenerateSettings {
   double seconds = 1.0;
   int steps = 2, window = 9, resolution = 64;
   bool teacache = false;
-  std::int64_t budget = 0;  // 0: unconstrained
+  std::optional<StepCache> cache;  // set: replaces `teacache`
+  std::int64_t budget = 0;         // 0: unconstrained
+  bool keep_video = false;
 };
 
 struct GenerateRun {
@@ -155,6 +158,8 @@ struct GenerateRun {
   std::int64_t peak = 0;       // simulated device peak, or the largest `peak` a memory event gave
   int sections = 0;
   std::vector<std::string> residency;  // the governor's residency actions, first few
+  Frames video;                        // with keep_video
+  int steps_reused = 0;                // over all sections
 };
 
 // Random conditioning of the transformer's sizes (no text or image encoder needed).
@@ -193,7 +198,7 @@ GenerateRun run_generate(const GenerateSettings& s) {
   r.steps = s.steps;
   r.latent_window = s.window;
   r.resolution = s.resolution;
-  r.teacache = s.teacache;
+  r.cache = s.cache ? *s.cache : s.teacache ? StepCache::kTeaCache : StepCache::kNone;
   r.device = s.device;
   const bool simulated = s.device == "cpu";
   r.vram_budget_bytes = s.budget > 0 ? s.budget : simulated ? kUnlimited : 0;
@@ -219,6 +224,7 @@ GenerateRun run_generate(const GenerateSettings& s) {
   cb.on_event = [&](const Event& e) {
     if (e.type == EventType::kMemory)
       run.peak = std::max<std::int64_t>(run.peak, std::int64_t(e.number("peak")));
+    if (e.type == EventType::kSectionDone) run.steps_reused += int(e.number("steps_reused"));
     if (e.type == EventType::kResidency && run.residency.size() < 4) {
       auto it = e.texts.find("action");
       if (it != e.texts.end()) run.residency.push_back(it->second);
@@ -231,6 +237,7 @@ GenerateRun run_generate(const GenerateSettings& s) {
     throw Error("bench: generation failed (" + std::string(to_string(res.status)) +
                 "): " + res.message);
   run.sections = res.sections_total;
+  if (s.keep_video) run.video = res.video;
   if (simulated) run.peak = sim::stats().peak;
   return run;
 }
@@ -281,6 +288,60 @@ int bench_generate(const Options& o, std::ostream& out) {
                       {"last", run_json(last)}};
   j.update(total.to_json());
   print_line(out, j);
+  return 0;
+}
+
+// PSNR of `a` against `b` (same size), in dB over all frames; infinite when equal.
+double psnr(const Frames& a, const Frames& b) {
+  if (a.rgb.size() != b.rgb.size() || a.rgb.empty())
+    throw Error("bench step-cache: the videos differ in size");
+  double sum = 0.0;
+  for (std::size_t i = 0; i < a.rgb.size(); ++i) {
+    const double d = double(a.rgb[i]) - double(b.rgb[i]);
+    sum += d * d;
+  }
+  const double mse = sum / double(a.rgb.size());
+  return mse == 0.0 ? std::numeric_limits<double>::infinity()
+                    : 10.0 * std::log10(255.0 * 255.0 / mse);
+}
+
+// TeaCache and MagCache against no cache, same seed and settings: the job's wall time (median of
+// the repeats, the three interleaved repeat by repeat) and the video's PSNR against no cache's.
+int bench_step_cache(const Options& o, std::ostream& out) {
+  const int threads = apply_threads(o);
+  GenerateSettings s = generate_settings(o);
+  const int repeat = static_cast<int>(o.integer("repeat", 3));
+  o.check_all_used();
+  s.keep_video = true;
+  const StepCache caches[] = {StepCache::kNone, StepCache::kTeaCache, StepCache::kMagCache};
+  Stats times[3];
+  GenerateRun last[3];
+  for (int i = 0; i < repeat; ++i)
+    for (int c = 0; c < 3; ++c) {
+      s.cache = caches[c];
+      last[c] = run_generate(s);
+      times[c].seconds.push_back(last[c].seconds);
+    }
+  nlohmann::json rows = nlohmann::json::array();
+  for (int c = 0; c < 3; ++c) {
+    const double p = psnr(last[c].video, last[0].video);
+    nlohmann::json row = {
+        {"cache", to_string(caches[c])},
+        {"steps_reused", last[c].steps_reused},
+        {"steps_total", last[c].sections * s.steps},
+        {"speedup_vs_none", times[0].median() / times[c].median()},
+        {"psnr_vs_none_db", std::isinf(p) ? nlohmann::json("inf") : nlohmann::json(p)}};
+    row.update(times[c].to_json());
+    rows.push_back(row);
+  }
+  print_line(out, {{"bench", "step-cache"},
+                   {"seconds_video", s.seconds},
+                   {"steps", s.steps},
+                   {"window", s.window},
+                   {"resolution", s.resolution},
+                   {"device", s.device},
+                   {"threads", threads},
+                   {"caches", rows}});
   return 0;
 }
 

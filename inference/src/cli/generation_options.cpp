@@ -49,11 +49,24 @@ CommandOptions parse_command_options(const std::vector<std::string>& args, std::
 }
 
 const std::vector<std::string>& generation_value_options() {
-  static const std::vector<std::string> v = {
-      "--prompt",      "--negative-prompt", "--variant",    "--seconds",
-      "--seed",        "--steps",           "--gs",         "--cfg",
-      "--rs",          "--window",          "--resolution", "--shift",
-      "--conditioning"};
+  static const std::vector<std::string> v = {"--prompt",
+                                             "--negative-prompt",
+                                             "--variant",
+                                             "--seconds",
+                                             "--seed",
+                                             "--steps",
+                                             "--gs",
+                                             "--cfg",
+                                             "--rs",
+                                             "--window",
+                                             "--resolution",
+                                             "--shift",
+                                             "--conditioning",
+                                             "--cache",
+                                             "--teacache-threshold",
+                                             "--magcache-threshold",
+                                             "--magcache-max-skips",
+                                             "--magcache-retention"};
   return v;
 }
 
@@ -95,8 +108,14 @@ void apply_generation_options(const CommandOptions& o, GenerationRequest& req) {
   req.latent_window = static_cast<int>(o.number("--window", req.latent_window));
   req.resolution = static_cast<int>(o.number("--resolution", req.resolution));
   req.shift = o.number("--shift", req.shift);
-  if (o.flag("--teacache")) req.teacache = true;
-  if (o.flag("--no-teacache")) req.teacache = false;
+  if (o.flag("--teacache")) req.cache = StepCache::kTeaCache;
+  if (o.flag("--no-teacache")) req.cache = StepCache::kNone;
+  if (o.has("--cache")) req.cache = parse_step_cache(o.get("--cache"));
+  req.teacache_threshold = o.number("--teacache-threshold", req.teacache_threshold);
+  req.magcache_threshold = o.number("--magcache-threshold", req.magcache_threshold);
+  req.magcache_max_skips =
+      static_cast<int>(o.number("--magcache-max-skips", req.magcache_max_skips));
+  req.magcache_retention = o.number("--magcache-retention", req.magcache_retention);
   if (o.has("--conditioning")) req.conditioning_file = o.get("--conditioning");
 }
 

@@ -536,7 +536,7 @@ void Governor::record_sampling_peak(std::int64_t measured, ProfileUse use) {
       "sampling",
       estimate_sampling_activations(model_.transformer, job_.sampling_tokens(model_.transformer),
                                     model_.transformer_element_bytes, attention_chunk_, attention_,
-                                    job_.teacache, job_.padded_text_tokens),
+                                    job_.step_cache_tensors, job_.padded_text_tokens),
       measured, PeakScope::kActivations, use);
 }
 

@@ -281,7 +281,7 @@ enum class AttentionMask { kNone, kPerQuery };
 
 std::int64_t sampling_activations(const TransformerConfig& cfg, std::int64_t tokens, std::int64_t e,
                                   std::int64_t attention_chunk, AttentionKernel attention,
-                                  bool teacache, AttentionMask mask) {
+                                  int step_cache_tensors, AttentionMask mask) {
   const std::int64_t d = cfg.inner_dim(), mlp = cfg.mlp_dim(), heads = cfg.num_attention_heads;
   const std::int64_t rows = std::min(attention_chunk, tokens);
   // A single block holds the most (transformer_blocks.cpp), at one of two points; measured at the
@@ -308,8 +308,8 @@ std::int64_t sampling_activations(const TransformerConfig& cfg, std::int64_t tok
     // per call (shared by the heads): measured exactly so on LibTorch 2.14's CPU kernel.
     if (mask == AttentionMask::kPerQuery) at_attention += rows * tokens * e;
   }
-  // TeaCache keeps the previous step's residual and modulated input across steps.
-  const std::int64_t kept = teacache ? 2 * tokens * d * e : 0;
+  // A step cache keeps the previous step's residual (and TeaCache block 0's modulated input).
+  const std::int64_t kept = step_cache_tensors * tokens * d * e;
   return kept + std::max(at_output, at_attention);
 }
 
@@ -317,10 +317,10 @@ std::int64_t sampling_activations(const TransformerConfig& cfg, std::int64_t tok
 
 std::int64_t estimate_sampling_activations(const TransformerConfig& cfg, std::int64_t tokens,
                                            std::int64_t e, std::int64_t attention_chunk,
-                                           AttentionKernel attention, bool teacache,
+                                           AttentionKernel attention, int step_cache_tensors,
                                            std::int64_t padded_text_tokens) {
   const std::int64_t blocks = sampling_activations(cfg, tokens, e, attention_chunk, attention,
-                                                   teacache, AttentionMask::kNone);
+                                                   step_cache_tensors, AttentionMask::kNone);
   if (padded_text_tokens <= tokens) return blocks;
   // The token refiner runs on the padded text with its mask before the blocks crop it: for a
   // short video of a small model that can be the step's peak (the tiny model's, 20x its blocks').
@@ -557,7 +557,7 @@ MemoryPlan make_memory_plan(const ModelFootprint& m, const JobShape& job, std::i
       return m.transformer_non_block_bytes + resident_bytes(res) + streamed_bytes(res) +
              corrected("sampling", estimate_sampling_activations(
                                        m.transformer, tokens, m.transformer_element_bytes, chunk,
-                                       attention, job.teacache, job.padded_text_tokens));
+                                       attention, job.step_cache_tensors, job.padded_text_tokens));
     };
     std::int64_t chunk = 1024;
     std::int64_t est = estimate(resident, chunk);

@@ -72,7 +72,9 @@ struct JobShape {
   // SigLIP 384 / 14 = 27 x 27 patches; job_shape_for takes the model set's own count.
   std::int64_t image_tokens = 729;
   bool temporal_tiles = true;  // decode as FramePack (diffusers' temporal tiles)
-  bool teacache = false;       // TeaCache keeps activations across steps
+  // Activation-sized tensors a step cache keeps across steps: TeaCache the residual and block 0's
+  // modulated input (2), MagCache the residual (1), none 0.
+  int step_cache_tensors = 0;
   // Latent frames of the largest decode: the original loop decodes at most 2 windows + 1.
   std::int64_t max_decode_latents() const;
   std::int64_t sampling_tokens(const TransformerConfig& cfg) const;
@@ -120,7 +122,7 @@ AttentionKernel attention_kernel_for(bool cuda);
 // Device peaks of single phases (bytes; activations only unless the name says so).
 std::int64_t estimate_sampling_activations(const TransformerConfig& cfg, std::int64_t tokens,
                                            std::int64_t element_bytes, std::int64_t attention_chunk,
-                                           AttentionKernel attention, bool teacache = false,
+                                           AttentionKernel attention, int step_cache_tensors = 0,
                                            std::int64_t padded_text_tokens = 0);
 std::int64_t estimate_vae_encode_activations(const VaeConfig& cfg, std::int64_t height,
                                              std::int64_t width, std::int64_t element_bytes,

@@ -213,6 +213,7 @@ void PackedTransformer::set_compute_device(at::Device device) {
 void PackedTransformer::initialize_teacache(bool enable, int num_steps, double rel_l1_thresh) {
   if (enable && num_steps < 1) throw Error("TeaCache: num_steps must be at least 1");
   tea_ = TeaCache();
+  computed_calls_ = reused_calls_ = 0;
   tea_.enabled = enable;
   tea_.num_steps = num_steps;
   tea_.threshold = rel_l1_thresh;
@@ -225,6 +226,7 @@ void PackedTransformer::initialize_magcache(bool enable, std::vector<double> rat
     throw Error("MagCache: " + std::to_string(ratios.size()) + " magnitude ratios for " +
                 std::to_string(num_steps) + " steps");
   mag_ = MagCache();
+  computed_calls_ = reused_calls_ = 0;
   mag_.decision.enabled = enable;
   mag_.decision.ratios = std::move(ratios);
   mag_.decision.num_steps = num_steps;
@@ -405,6 +407,7 @@ at::Tensor PackedTransformer::forward(const TransformerInputs& in) {
     const at::Tensor& res = mag_.previous_residual;
     reuse = reuse && res.defined() && res.sizes() == img.sizes();
   }
+  ++(reuse ? reused_calls_ : computed_calls_);
   if (reuse) {
     img = img + (tea ? tea_.previous_residual : mag_.previous_residual);
   } else {

@@ -129,6 +129,10 @@ class PackedTransformer {
   }
   const TeaCache& teacache_state() const { return tea_; }
   const MagCache& magcache_state() const { return mag_; }
+  // Forward calls since the last initialize_teacache / initialize_magcache that ran the blocks,
+  // and those that reused a cached residual instead.
+  int computed_calls() const { return computed_calls_; }
+  int reused_calls() const { return reused_calls_; }
   const TransformerConfig& config() const { return cfg_; }
 
   // Queries per block in the chunked attention (LibTorch without fused attention).
@@ -177,6 +181,7 @@ class PackedTransformer {
   int first_block_ = 0;
   TeaCache tea_;
   MagCache mag_;
+  int computed_calls_ = 0, reused_calls_ = 0;
 };
 
 // Reads `folder`/config.json and the folder's safetensors; checks every key and shape first

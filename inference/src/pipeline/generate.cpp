@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -246,7 +247,9 @@ void Job::prepare_image() {
   shape.width = image_hw3_.size(1);
   shape.latent_window = req_.latent_window;
   shape.sections = pipeline::total_latent_sections(req_.seconds, req_.latent_window);
-  shape.teacache = req_.teacache;
+  shape.step_cache_tensors = req_.cache == StepCache::kTeaCache   ? 2
+                             : req_.cache == StepCache::kMagCache ? 1
+                                                                  : 0;
   governor_->plan_job(footprint_, shape);
 }
 
@@ -351,7 +354,10 @@ pipeline::SectionLoopParams Job::loop_params() const {
   params.rs = req_.cfg_rescale;
   params.seed = req_.seed;
   if (req_.shift > 0) params.shift = req_.shift;
-  params.use_teacache = req_.teacache;
+  params.use_teacache = req_.cache == StepCache::kTeaCache;
+  params.teacache_threshold = req_.teacache_threshold;
+  params.use_magcache = req_.cache == StepCache::kMagCache;
+  params.magcache = {req_.magcache_threshold, req_.magcache_max_skips, req_.magcache_retention};
   params.sample_dtype = transformer_dtype_;
   params.transformer_device = device_;
   return params;
@@ -427,13 +433,18 @@ void Job::section_done(const pipeline::SectionOutput& out, int sections,
   saved.latents_path = latents_path;
   saved.latent_frames = latent_frames;
   result_.sections_done = out.section + 1;
-  emit(EventType::kSectionDone, "section " + std::to_string(out.section + 1),
-       {{"section", out.section + 1},
-        {"sections", sections},
-        {"latent_frames", double(out.new_latents.size(2))},
-        {"total_latent_frames", double(saved.latent_frames)},
-        {"frames", double(frames_so_far_)}},
-       {{"latents", saved.latents_path}});
+  std::map<std::string, double> numbers = {{"section", out.section + 1},
+                                           {"sections", sections},
+                                           {"latent_frames", double(out.new_latents.size(2))},
+                                           {"total_latent_frames", double(saved.latent_frames)},
+                                           {"frames", double(frames_so_far_)}};
+  // What the step cache saved in this section (a resumed section was not sampled again).
+  if (!out.resumed) {
+    numbers["steps_computed"] = transformer_->computed_calls();
+    numbers["steps_reused"] = transformer_->reused_calls();
+  }
+  emit(EventType::kSectionDone, "section " + std::to_string(out.section + 1), numbers,
+       {{"latents", saved.latents_path}, {"cache", to_string(req_.cache)}});
   if (cb_.on_section_saved) cb_.on_section_saved(saved);
 }
 

@@ -150,9 +150,18 @@ void remove_stale_temporaries(const std::string& dir) {
 std::string result_params(const GenerationRequest& r) {
   nlohmann::json all = nlohmann::json::parse(request_to_json(r));
   nlohmann::ordered_json j;
-  for (const char* key : {"variant", "prompt", "negative_prompt", "conditioning", "seconds", "seed",
-                          "steps", "gs", "cfg", "rs", "window", "resolution", "teacache", "shift"}) {
+  for (const char* key :
+       {"variant", "prompt", "negative_prompt", "conditioning", "seconds", "seed", "steps", "gs",
+        "cfg", "rs", "window", "resolution", "teacache", "shift"}) {
     if (all.contains(key)) j[key] = all[key];
+  }
+  // The cache's settings, only where they are not what sections saved before the cache choice
+  // (TeaCache at its fixed threshold, or none): those job folders still resume.
+  if (r.cache == StepCache::kMagCache) {
+    j["cache"] = all["cache"];
+    j["magcache"] = all["magcache"];
+  } else if (r.cache == StepCache::kTeaCache && r.teacache_threshold != 0.15) {
+    j["teacache_threshold"] = all["teacache_threshold"];
   }
   return j.dump();
 }

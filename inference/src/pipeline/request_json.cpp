@@ -7,6 +7,42 @@
 
 namespace framesmith {
 
+namespace {
+
+// object[key] into `field` when present and not null; Error naming prefix + key when its type
+// is wrong.
+template <typename T>
+void read_field(const nlohmann::json& object, const char* key, const char* prefix, T& field) {
+  auto it = object.find(key);
+  if (it == object.end() || it->is_null()) return;
+  try {
+    field = it->get<T>();
+  } catch (const std::exception&) {
+    throw Error(std::string("job parameter \"") + prefix + key + "\" has the wrong type");
+  }
+}
+
+}  // namespace
+
+const char* to_string(StepCache c) {
+  switch (c) {
+    case StepCache::kNone:
+      return "none";
+    case StepCache::kTeaCache:
+      return "teacache";
+    case StepCache::kMagCache:
+      return "magcache";
+  }
+  return "none";
+}
+
+StepCache parse_step_cache(const std::string& text) {
+  for (StepCache c : {StepCache::kNone, StepCache::kTeaCache, StepCache::kMagCache})
+    if (text == to_string(c)) return c;
+  throw Error("the cache must be none, teacache or magcache, not \"" + escape_invalid_utf8(text) +
+              "\"");
+}
+
 std::string request_to_json(const GenerationRequest& r) {
   nlohmann::ordered_json j;
   j["framesmith_version"] = engine_version();
@@ -23,7 +59,12 @@ std::string request_to_json(const GenerationRequest& r) {
   j["rs"] = r.cfg_rescale;
   j["window"] = r.latent_window;
   j["resolution"] = r.resolution;
-  j["teacache"] = r.teacache;
+  j["teacache"] = r.cache == StepCache::kTeaCache;  // what files before the cache choice read
+  j["cache"] = to_string(r.cache);
+  j["teacache_threshold"] = r.teacache_threshold;
+  j["magcache"] = {{"threshold", r.magcache_threshold},
+                   {"max_skips", r.magcache_max_skips},
+                   {"retention", r.magcache_retention}};
   j["shift"] = r.shift;
   j["device"] = r.device;
   j["vram_budget"] = r.vram_budget_bytes;
@@ -39,15 +80,7 @@ void request_from_json(const std::string& text, GenerationRequest& r) {
     throw Error(std::string("job parameters are not valid JSON: ") + e.what());
   }
   if (!j.is_object()) throw Error("job parameters must be a JSON object");
-  auto get = [&](const char* key, auto& field) {
-    auto it = j.find(key);
-    if (it == j.end() || it->is_null()) return;
-    try {
-      field = it->get<std::decay_t<decltype(field)>>();
-    } catch (const std::exception&) {
-      throw Error(std::string("job parameter \"") + key + "\" has the wrong type");
-    }
-  };
+  auto get = [&](const char* key, auto& field) { read_field(j, key, "", field); };
   get("model", r.model_dir);
   std::string variant = r.variant == TransformerVariant::kF1 ? "f1" : "original";
   get("variant", variant);
@@ -73,7 +106,25 @@ void request_from_json(const std::string& text, GenerationRequest& r) {
   get("rs", r.cfg_rescale);
   get("window", r.latent_window);
   get("resolution", r.resolution);
-  get("teacache", r.teacache);
+  // "teacache": true / false in files from before the cache choice; "cache" names it since.
+  bool teacache = r.cache == StepCache::kTeaCache;
+  get("teacache", teacache);
+  if (j.contains("teacache")) r.cache = teacache ? StepCache::kTeaCache : StepCache::kNone;
+  if (auto it = j.find("cache"); it != j.end() && !it->is_null()) {
+    if (!it->is_string()) throw Error("job parameter \"cache\" must be a string");
+    try {
+      r.cache = parse_step_cache(it->get<std::string>());
+    } catch (const Error& e) {
+      throw Error(std::string("job parameter \"cache\": ") + e.what());
+    }
+  }
+  get("teacache_threshold", r.teacache_threshold);
+  if (auto it = j.find("magcache"); it != j.end() && !it->is_null()) {
+    if (!it->is_object()) throw Error("job parameter \"magcache\" must be an object");
+    read_field(*it, "threshold", "magcache.", r.magcache_threshold);
+    read_field(*it, "max_skips", "magcache.", r.magcache_max_skips);
+    read_field(*it, "retention", "magcache.", r.magcache_retention);
+  }
   get("shift", r.shift);
   get("device", r.device);
   get("vram_budget", r.vram_budget_bytes);
@@ -98,6 +149,14 @@ void validate_request(const GenerationRequest& r) {
   need(r.resolution >= 64 && r.resolution <= 1024 && r.resolution % 16 == 0,
        "resolution must be a multiple of 16 in 64..1024, not " + std::to_string(r.resolution));
   need(r.shift >= 0 && r.shift <= 20, "shift must be 0 (automatic) .. 20");
+  need(r.teacache_threshold > 0 && r.teacache_threshold <= 10,
+       "TeaCache threshold must be in (0, 10], not " + std::to_string(r.teacache_threshold));
+  need(r.magcache_threshold > 0 && r.magcache_threshold <= 10,
+       "MagCache threshold must be in (0, 10], not " + std::to_string(r.magcache_threshold));
+  need(r.magcache_max_skips >= 0 && r.magcache_max_skips <= 100,
+       "MagCache max skips must be 0..100, not " + std::to_string(r.magcache_max_skips));
+  need(r.magcache_retention >= 0 && r.magcache_retention <= 1,
+       "MagCache retention must be 0..1, not " + std::to_string(r.magcache_retention));
   need(r.vram_budget_bytes >= 0, "VRAM budget must not be negative");
   need(r.preserved_memory_bytes >= 0, "preserved memory must not be negative");
   need(r.device == "cpu" || r.device.rfind("cuda", 0) == 0,
@@ -106,10 +165,8 @@ void validate_request(const GenerationRequest& r) {
   // refused here, with where it is, rather than failing deep inside a serialiser or being
   // silently replaced (which would change the prompt, and so the video, on resume).
   const std::pair<const char*, const std::string*> texts[] = {
-      {"the prompt", &r.prompt},
-      {"the negative prompt", &r.negative_prompt},
-      {"the model path", &r.model_dir},
-      {"the conditioning path", &r.conditioning_file},
+      {"the prompt", &r.prompt},           {"the negative prompt", &r.negative_prompt},
+      {"the model path", &r.model_dir},    {"the conditioning path", &r.conditioning_file},
       {"the job folder path", &r.job_dir},
   };
   for (const auto& [what, text] : texts) {
@@ -117,9 +174,8 @@ void validate_request(const GenerationRequest& r) {
     need(at == std::string::npos,
          std::string(what) + " is not valid UTF-8 (byte " + std::to_string(at) + ": \"" +
              escape_invalid_utf8(*text) + "\"); write it in UTF-8" +
-             (std::string(what).find("path") != std::string::npos
-                  ? " (rename the file or folder)"
-                  : ""));
+             (std::string(what).find("path") != std::string::npos ? " (rename the file or folder)"
+                                                                  : ""));
   }
 }
 

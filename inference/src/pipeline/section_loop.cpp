@@ -70,12 +70,21 @@ class SectionSampler {
     sp_.num_inference_steps = params.steps;
     sp_.dtype = params.sample_dtype;
     sp_.device = params.transformer_device;
+    if (params.use_magcache && !params.use_teacache)
+      magcache_ratios_ =
+          magcache_ratios(
+              params.variant == LoopVariant::kF1 ? MagCacheFamily::kF1 : MagCacheFamily::kOriginal,
+              int(sp_.height), int(sp_.width), params.steps)
+              .ratios;
   }
 
   at::Tensor sample(int section, const sampling::SectionContext& ctx,
                     std::int64_t generated_latent_frames) {
+    // Each section starts both caches afresh, as FramePack and FramePack-Studio do.
     transformer_.initialize_teacache(params_.use_teacache, params_.steps,
                                      params_.teacache_threshold);
+    transformer_.initialize_magcache(!magcache_ratios_.empty(), magcache_ratios_, params_.steps,
+                                     params_.magcache);
     sampling::SampleHooks hooks;
     hooks.cancel = callbacks_.cancel;
     hooks.wrap_model = callbacks_.wrap_model;
@@ -108,7 +117,8 @@ class SectionSampler {
   const SectionLoopCallbacks& callbacks_;
   int num_sections_;
   sampling::SampleHunyuanParams sp_;
-  at::Generator generator_;  // FramePack's `rnd`: one generator for all sections
+  std::vector<double> magcache_ratios_;  // empty: MagCache off
+  at::Generator generator_;              // FramePack's `rnd`: one generator for all sections
 };
 
 void check_cancel(const SectionLoopCallbacks& cb) {

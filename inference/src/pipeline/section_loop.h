@@ -38,6 +38,10 @@ struct SectionLoopParams {
   std::optional<double> shift;  // fixed flow shift; default: FramePack's resolution-dependent mu
   bool use_teacache = false;
   double teacache_threshold = 0.15;
+  // FramePack-Studio's MagCache (when TeaCache is off), with the calibration of the loop's variant
+  // for the picture's size and the step count.
+  bool use_magcache = false;
+  MagCacheSettings magcache;
   // What x, timestep and guidance are cast to for the transformer (FramePack: bfloat16) and the
   // transformer's device (clean latents and conditioning are moved there once per section).
   at::ScalarType sample_dtype = at::kBFloat16;
