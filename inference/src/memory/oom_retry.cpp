@@ -48,6 +48,9 @@ struct Failure {
   std::string message;
   std::int64_t requested = -1;
   MemoryKind kind = MemoryKind::kDevice;
+  // Host failures: the host's memory read once, at the failure, so that the event and the
+  // message report the same numbers.
+  HostMemory host;
 };
 
 Event oom_event(const std::string& phase, std::size_t rung, const Failure& f,
@@ -59,10 +62,8 @@ Event oom_event(const std::string& phase, std::size_t rung, const Failure& f,
   e.numbers["rung"] = static_cast<double>(rung);
   e.texts["memory"] = to_string(f.kind);
   if (f.requested >= 0) e.numbers["requested"] = static_cast<double>(f.requested);
-  if (f.kind == MemoryKind::kHost) {
-    const HostMemory h = read_host_memory();
-    if (h.available >= 0) e.numbers["host_available"] = static_cast<double>(h.available);
-  }
+  if (f.kind == MemoryKind::kHost && f.host.available >= 0)
+    e.numbers["host_available"] = static_cast<double>(f.host.available);
   if (hooks.probe) {
     const MemorySnapshot s = hooks.probe->snapshot();
     const std::int64_t free = free_bytes(s);
@@ -130,7 +131,7 @@ std::string host_failure_text(const std::string& phase, const std::string& rung,
   std::string text = "the computer ran out of memory (RAM) in phase \"" + phase + "\" at \"" +
                      rung + "\", even after releasing what it held for speed";
   if (f.requested >= 0) text += ": it tried to allocate " + format_size(double(f.requested));
-  const HostMemory h = read_host_memory();
+  const HostMemory& h = f.host;
   if (h.available >= 0)
     text += (f.requested >= 0 ? " with " : ": ") + format_size(double(h.available)) +
             " available of " + format_size(double(h.total));
@@ -239,6 +240,7 @@ std::size_t run_with_oom_ladder(const std::string& phase, const std::vector<std:
       out_of_memory = true;
       if (const auto* host = dynamic_cast<const HostMemoryExhausted*>(&e))
         failure.requested = host->requested();
+      if (failure.kind == MemoryKind::kHost) failure.host = read_host_memory();
       // Nothing of the attempt survives here: its locals (the tensors it made) were destroyed
       // while the exception unwound, and the exception object holds only text, no tensors. The
       // cache is emptied below, outside this handler, once even the exception is gone.

@@ -34,13 +34,17 @@ std::int64_t numel_of(const std::vector<std::int64_t>& shape) {
   return n;
 }
 
-// Elements of every tensor in a component folder (0 when the folder has no checkpoint).
+// Elements of every tensor in a checkpoint.
+std::int64_t stored_elements(const io::TensorStore& store) {
+  std::int64_t n = 0;
+  for (const std::string& name : store.names()) n += numel_of(store.info(name).shape);
+  return n;
+}
+
+// ... of a component folder (0 when the folder has no readable checkpoint).
 std::int64_t stored_elements(const std::string& folder) {
   try {
-    const io::TensorStore store = io::TensorStore::open(folder);
-    std::int64_t n = 0;
-    for (const std::string& name : store.names()) n += numel_of(store.info(name).shape);
-    return n;
+    return stored_elements(io::TensorStore::open(folder));
   } catch (const Error&) {
     return 0;
   }
@@ -186,17 +190,18 @@ ModelFootprint read_model_footprint(const ModelSet& set, bool cuda) {
     for (const ParamSpec& s : vae_parameter_specs(m.vae)) all += numel_of(s.shape);
     m.vae_encoder_bytes = all * m.vae_element_bytes - m.vae_decoder_bytes;
   }
-  const auto encoder = [&](Component c, std::int64_t& bytes, std::int64_t& hidden,
+  // `bytes` null: the caller reads the checkpoint itself (the LLaMA's, below, opened once).
+  const auto encoder = [&](Component c, std::int64_t* bytes, std::int64_t& hidden,
                            std::int64_t& heads) {
     if (const ComponentPath* p = set.find(c)) {
-      bytes = stored_elements(p->path) * m.encoder_element_bytes;
+      if (bytes) *bytes = stored_elements(p->path) * m.encoder_element_bytes;
       hidden = config_int(p->path, "hidden_size", hidden);
       heads = config_int(p->path, "num_attention_heads", heads);
     }
   };
-  encoder(Component::kTextEncoder, m.text_encoder_bytes, m.text_hidden, m.text_heads);
-  encoder(Component::kTextEncoder2, m.text_encoder_2_bytes, m.clip_hidden, m.clip_heads);
-  encoder(Component::kImageEncoder, m.image_encoder_bytes, m.image_hidden, m.image_heads);
+  encoder(Component::kTextEncoder, nullptr, m.text_hidden, m.text_heads);
+  encoder(Component::kTextEncoder2, &m.text_encoder_2_bytes, m.clip_hidden, m.clip_heads);
+  encoder(Component::kImageEncoder, &m.image_encoder_bytes, m.image_hidden, m.image_heads);
   if (const ComponentPath* p = set.find(Component::kImageEncoder)) {
     const std::int64_t size = config_int(p->path, "image_size", 0);
     const std::int64_t patch = config_int(p->path, "patch_size", 0);
@@ -206,10 +211,11 @@ ModelFootprint read_model_footprint(const ModelSet& set, bool cuda) {
   if (const ComponentPath* p = set.find(Component::kTextEncoder)) {
     try {
       const io::TensorStore store = io::TensorStore::open(p->path);
+      m.text_encoder_bytes = stored_elements(store) * m.encoder_element_bytes;
       m.text_encoder_stream_bytes = llama_stream_elements(store) * m.encoder_element_bytes;
       m.text_encoder_host_bytes = static_cast<std::int64_t>(store.total_bytes());
     } catch (const Error&) {
-      // Unreadable: both stay 0 (unknown), as the encoder's bytes above.
+      // Unreadable: all three stay 0 (unknown).
     }
   }
   m.fingerprint = "t" + std::to_string(m.transformer.inner_dim()) + "x" +

@@ -482,7 +482,8 @@ at::Tensor Vae::decode_temporal_tiled(const at::Tensor& z, const VaeTiling& t) c
 // ---------------------------------------------------------------------------------------------
 // Loading
 
-std::shared_ptr<Vae> load_vae(const std::string& folder, at::ScalarType dtype, at::Device device) {
+std::shared_ptr<Vae> load_vae(const std::string& folder, at::ScalarType dtype, at::Device device,
+                              std::shared_ptr<const io::TensorStore> store) {
   const std::string config_path = folder + "/config.json";
   const nlohmann::json j = io::read_json_file(config_path, "the VAE config");
   VaeConfig cfg;
@@ -491,7 +492,7 @@ std::shared_ptr<Vae> load_vae(const std::string& folder, at::ScalarType dtype, a
   } catch (const Error& e) {
     throw Error(config_path + ": " + e.what());
   }
-  auto store = std::make_shared<const io::TensorStore>(io::TensorStore::open(folder));
+  if (!store) store = std::make_shared<const io::TensorStore>(io::TensorStore::open(folder));
   const std::vector<std::string> problems = check_specs(*store, vae_parameter_specs(cfg));
   if (!problems.empty()) {
     std::string msg = folder + ": the VAE checkpoint does not match config.json: ";

@@ -135,6 +135,9 @@ class Vae {
 
 // Loads `folder`/config.json and the folder's safetensors checkpoint (single file or sharded).
 // Every missing or misshapen tensor is reported in one Error.
-std::shared_ptr<Vae> load_vae(const std::string& folder, at::ScalarType dtype, at::Device device);
+// `store`: the folder's checkpoint when the caller has opened it already (it shares it), else it
+// is opened here.
+std::shared_ptr<Vae> load_vae(const std::string& folder, at::ScalarType dtype, at::Device device,
+                              std::shared_ptr<const io::TensorStore> store = nullptr);
 
 }  // namespace framesmith

@@ -316,11 +316,12 @@ pipeline::SectionLoopInputs Job::load_models() {
     transformer_ = load_transformer(models_.find(Component::kTransformer)->path, transformer_dtype_,
                                     mapped ? at::Device(at::kCPU) : device_,
                                     mapped ? Conversion::kAtUse : Conversion::kAtLoad);
-    vae_ = load_vae(vae_path_, vae_dtype_, at::kCPU);
+    // One mapping of the VAE's file for the whole model and the streamed decoder.
+    const auto vae_store =
+        std::make_shared<const io::TensorStore>(io::TensorStore::open(vae_path_));
+    vae_ = load_vae(vae_path_, vae_dtype_, at::kCPU, vae_store);
     governor_->attach_decoder(std::make_shared<memory::StreamedVaeDecoder>(
-        vae_->config(),
-        Weights(std::make_shared<const io::TensorStore>(io::TensorStore::open(vae_path_)),
-                vae_dtype_, at::kCPU)));
+        vae_->config(), Weights(vae_store, vae_dtype_, at::kCPU)));
     in.start_image =
         image_hw3_.permute({2, 0, 1}).to(at::kFloat).div(127.5).sub(1.0).unsqueeze(0).unsqueeze(2);
   }
