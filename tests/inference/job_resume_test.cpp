@@ -97,7 +97,8 @@ class SectionLoopResume : public ::testing::Test {
     ASSERT_EQ(full.section_latents.size(), 3u);
     in.start_latent = full.result.start_latent;
     for (std::size_t done = 1; done <= 3; ++done) {
-      in.resume_sections.assign(full.section_latents.begin(), full.section_latents.begin() + done);
+      in.resume_sections = pipeline::ResumedSections::of(
+          {full.section_latents.begin(), full.section_latents.begin() + done});
       const LoopRun resumed = run(in, p);
       const double dl = max_abs_diff(resumed.history_latents, full.history_latents);
       const double dp = max_abs_diff(resumed.video, full.video);
@@ -160,14 +161,16 @@ TEST_F(SectionLoopResume, SampledLatentsAreHandedOutBeforeTheDecode) {
 TEST_F(SectionLoopResume, RejectsSavedLatentsOfAnotherShape) {
   pipeline::SectionLoopInputs in = inputs();
   in.start_latent = at::zeros({1, 16, 1, 6, 8});
-  in.resume_sections = {at::zeros({1, 16, 3, 6, 8})};  // window 2, not 3
+  in.resume_sections =
+      pipeline::ResumedSections::of({at::zeros({1, 16, 3, 6, 8})});  // window 2, not 3
   try {
     run(in, params(pipeline::LoopVariant::kF1));
     ADD_FAILURE() << "no error for saved latents of the wrong shape";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("section 1"), std::string::npos) << e.what();
   }
-  in.resume_sections.assign(4, at::zeros({1, 16, 2, 6, 8}));  // more than the job's 3
+  in.resume_sections = pipeline::ResumedSections::of(
+      std::vector<at::Tensor>(4, at::zeros({1, 16, 2, 6, 8})));  // more than the job's 3
   EXPECT_THROW(run(in, params(pipeline::LoopVariant::kF1)), Error);
 }
 
@@ -248,18 +251,28 @@ TEST_F(JobStoreTest, SavesAndResumes) {
   EXPECT_EQ(max_abs_diff(resumed.conditioning()->positive.embeds, cond.positive.embeds), 0.0);
   EXPECT_EQ(max_abs_diff(resumed.conditioning()->image_embeddings, cond.image_embeddings), 0.0);
   EXPECT_EQ(max_abs_diff(resumed.start_latent(), start), 0.0);
-  ASSERT_EQ(resumed.sections().size(), 2u);
-  EXPECT_EQ(max_abs_diff(resumed.sections()[1], sections[1]), 0.0);
+  // The sections are read when asked for, not held by the store.
+  const pipeline::ResumedSections saved = resumed.resumed_sections();
+  ASSERT_EQ(saved.count, 2);
+  EXPECT_EQ(max_abs_diff(saved.load(1), sections[1]), 0.0);
+  EXPECT_EQ(max_abs_diff(saved.load(0), sections[0]), 0.0);
   EXPECT_EQ(resumed.latent_frames(), 5);
+  // A section file that goes away after the check is an error naming it when it is read.
+  fs::remove(job_section_path(dir_.string(), 1));
+  try {
+    saved.load(1);
+    ADD_FAILURE() << "a removed section was read";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("section_0001"), std::string::npos) << e.what();
+  }
 }
 
 // A section file cut short by a kill is not "kept": it is named, set aside with the sections
 // after it, and made again; temporaries of a dead writer are cleaned up.
 TEST_F(JobStoreTest, TruncatedSectionIsNamedAndRedone) {
   GenerationRequest req = request();
-  const std::vector<at::Tensor> sections = {at::randn({1, 16, 2, 6, 8}),
-                                            at::randn({1, 16, 2, 6, 8}),
-                                            at::randn({1, 16, 2, 6, 8})};
+  const std::vector<at::Tensor> sections = {
+      at::randn({1, 16, 2, 6, 8}), at::randn({1, 16, 2, 6, 8}), at::randn({1, 16, 2, 6, 8})};
   {
     pipeline::JobStore store(req);
     store.save_start_image(at::randint(0, 256, {48, 64, 3}, at::kByte));
@@ -279,8 +292,8 @@ TEST_F(JobStoreTest, TruncatedSectionIsNamedAndRedone) {
   caller.job_dir = dir_.string();
   caller.resume = true;
   pipeline::JobStore resumed(pipeline::resumed_request(caller));
-  ASSERT_EQ(resumed.sections().size(), 1u);
-  EXPECT_EQ(max_abs_diff(resumed.sections()[0], sections[0]), 0.0);
+  ASSERT_EQ(resumed.resumed_sections().count, 1);
+  EXPECT_EQ(max_abs_diff(resumed.resumed_sections().load(0), sections[0]), 0.0);
   EXPECT_FALSE(fs::exists(cut));
   EXPECT_TRUE(fs::exists(cut + ".damaged"));
   EXPECT_FALSE(fs::exists(job_section_path(dir_.string(), 2))) << "a later section survived";

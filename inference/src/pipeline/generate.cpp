@@ -328,7 +328,7 @@ pipeline::SectionLoopInputs Job::load_models() {
   governor_->attach_transformer(*transformer_);
   in.conditioning = cond_;
   in.start_latent = store_->start_latent();  // undefined unless resumed: the loop encodes it
-  in.resume_sections = store_->sections();
+  in.resume_sections = store_->resumed_sections();
   return in;
 }
 
@@ -410,7 +410,7 @@ GenerationResult Job::run() {
   encode_conditioning();
   pipeline::SectionLoopInputs in = load_models();
   encode_start_latent(in);
-  result_.sections_resumed = static_cast<int>(in.resume_sections.size());
+  result_.sections_resumed = in.resume_sections.count;
   result_.sections_done = result_.sections_resumed;
   const pipeline::SectionLoopParams params = loop_params();
   const int sections = pipeline::section_count(params);

@@ -286,8 +286,9 @@ JobStore::JobStore(const GenerationRequest& request)
                   "); put the old value back to continue, or start the job again with "
                   "\"framesmith-cli generate --restart\"");
     }
-    sections_.push_back(section->tensor("latents").clone());
-    latent_frames_ += sections_.back().size(2);
+    // Only its path is kept: the latents are read again when the loop reaches the section.
+    section_paths_.push_back(job_section_path(dir_, s));
+    latent_frames_ += section->tensor("latents").size(2);
   }
   // A damaged section (cut short by a kill or a full disk) is set aside as NAME.damaged and
   // made again, with every section after it (each depends on the ones before).
@@ -319,6 +320,18 @@ void JobStore::save_start_latent(const at::Tensor& latent) {
   io::save_safetensors(path(kStartLatentFile), {{"latent", latent}},
                        {{"framesmith", "job start latent"}});
   start_latent_ = latent;
+}
+
+ResumedSections JobStore::resumed_sections() const {
+  ResumedSections r;
+  r.count = sections_saved();
+  r.load = [paths = section_paths_](int section) {
+    const std::string& p = paths.at(std::size_t(section));
+    const auto file = open_section(p);
+    if (!file) throw Error(p + ": the saved section can no longer be read");
+    return file->tensor("latents").clone();  // off the mapping: the file may be replaced later
+  };
+  return r;
 }
 
 std::string JobStore::save_section(int section, int sections, const at::Tensor& latents) {

@@ -10,6 +10,7 @@
 
 #include "framesmith/job_folder.h"
 #include "framesmith/pipeline.h"
+#include "pipeline/section_loop.h"
 #include "sampling/sample_hunyuan.h"
 
 namespace framesmith::pipeline {
@@ -28,7 +29,10 @@ class JobStore {
   // Saved before: used instead of computing them again (resume only).
   const std::optional<sampling::HunyuanConditioning>& conditioning() const { return cond_; }
   const at::Tensor& start_latent() const { return start_latent_; }  // undefined if not saved
-  const std::vector<at::Tensor>& sections() const { return sections_; }
+  // The finished sections (checked at open: whole, made with these parameters), each read from
+  // its file when the loop reaches it.
+  ResumedSections resumed_sections() const;
+  int sections_saved() const { return static_cast<int>(section_paths_.size()); }
   // Section files a resume set aside (NAME.damaged) to make them again: the first damaged one
   // and every one after it.
   const std::vector<std::string>& damaged_sections() const { return damaged_; }
@@ -46,12 +50,12 @@ class JobStore {
  private:
   std::string path(const char* name) const { return dir_ + "/" + name; }
   std::string dir_;
-  std::string params_;  // what the latents depend on (stored with each section)
+  std::string params_;                 // what the latents depend on (stored with each section)
   std::optional<JobFolderLock> lock_;  // held for the job's life (one writer per folder)
   bool has_image_ = false;
   std::optional<sampling::HunyuanConditioning> cond_;
   at::Tensor start_latent_;
-  std::vector<at::Tensor> sections_;
+  std::vector<std::string> section_paths_;
   std::vector<std::string> damaged_;
   std::int64_t latent_frames_ = 0;
 };

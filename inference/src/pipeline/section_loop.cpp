@@ -185,7 +185,7 @@ void hand_out(SectionOutput& out, const at::Tensor& combined, std::int64_t combi
 // demo_gradio.py: sections from the end of the video back to its start.
 void run_original(SectionSampler& sampler, const Vae& vae, const at::Tensor& start,
                   const SectionLoopParams& p, const SectionLoopCallbacks& cb, int num_sections,
-                  const std::vector<at::Tensor>& resume, SectionLoopResult& result) {
+                  const ResumedSections& resume, SectionLoopResult& result) {
   const std::int64_t window = p.latent_window_size;
   const std::int64_t overlap = window * 4 - 3;
   const std::int64_t keep = kept_latent_frames(window);
@@ -211,10 +211,10 @@ void run_original(SectionSampler& sampler, const Vae& vae, const at::Tensor& sta
 
     SectionOutput out;
     out.section = static_cast<int>(si);
-    out.resumed = si < resume.size();
+    out.resumed = si < std::size_t(resume.count);
     if (out.resumed) {
       sampler.skip_noise();
-      out.new_latents = resumed_latents(resume[si], start, window + (last ? 1 : 0), si);
+      out.new_latents = resumed_latents(resume.load(int(si)), start, window + (last ? 1 : 0), si);
     } else {
       out.new_latents = host_float(sampler.sample(static_cast<int>(si), ctx, total));
       if (last) out.new_latents = at::cat({start, out.new_latents}, 2);
@@ -240,7 +240,7 @@ void run_original(SectionSampler& sampler, const Vae& vae, const at::Tensor& sta
 // demo_gradio_f1.py: sections forwards from the start latent, appended.
 void run_f1(SectionSampler& sampler, const Vae& vae, const at::Tensor& start,
             const SectionLoopParams& p, const SectionLoopCallbacks& cb, int num_sections,
-            const std::vector<at::Tensor>& resume, SectionLoopResult& result) {
+            const ResumedSections& resume, SectionLoopResult& result) {
   const std::int64_t window = p.latent_window_size;
   const std::int64_t overlap = window * 4 - 3;
   const std::int64_t keep = kept_latent_frames(window);
@@ -267,10 +267,10 @@ void run_f1(SectionSampler& sampler, const Vae& vae, const at::Tensor& start,
 
     SectionOutput out;
     out.section = si;
-    out.resumed = si < static_cast<int>(resume.size());
+    out.resumed = si < resume.count;
     if (out.resumed) {
       sampler.skip_noise();
-      out.new_latents = resumed_latents(resume[si], start, window, si);
+      out.new_latents = resumed_latents(resume.load(si), start, window, si);
     } else {
       out.new_latents = host_float(sampler.sample(si, ctx, total));
       if (cb.on_sampled) cb.on_sampled(si, out.new_latents);
@@ -327,8 +327,8 @@ SectionLoopResult run_section_loop(PackedTransformer& transformer, const Vae& va
                             : encode_start_latent(vae, inputs.start_image, params.tiling);
   check_start_latent(result.start_latent);
   const at::Tensor& start = result.start_latent;
-  if (static_cast<int>(inputs.resume_sections.size()) > result.num_sections) {
-    throw Error("section loop: " + std::to_string(inputs.resume_sections.size()) +
+  if (inputs.resume_sections.count > result.num_sections) {
+    throw Error("section loop: " + std::to_string(inputs.resume_sections.count) +
                 " saved sections given to resume, but the job has only " +
                 std::to_string(result.num_sections));
   }
@@ -386,6 +386,13 @@ std::int64_t VideoAssembler::frames_so_far() const {
   std::int64_t n = tail_.defined() ? tail_.size(2) : 0;
   for (const auto& f : finals_) n += f.second.size(2);
   return n;
+}
+
+ResumedSections ResumedSections::of(std::vector<at::Tensor> latents) {
+  ResumedSections r;
+  r.count = static_cast<int>(latents.size());
+  r.load = [all = std::move(latents)](int section) { return all.at(std::size_t(section)); };
+  return r;
 }
 
 }  // namespace framesmith::pipeline

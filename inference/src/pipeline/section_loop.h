@@ -49,6 +49,15 @@ struct SectionLoopParams {
   VaeTiling tiling;  // decode (and start-image encode); default = diffusers' temporal tiling
 };
 
+// Saved sections for a resume: how many, and section i's latents (0-based), read when the loop
+// reaches it, so that resuming a long job holds one section's latents at a time.
+struct ResumedSections {
+  int count = 0;
+  std::function<at::Tensor(int section)> load;
+  // From latents already in memory (tests, callers that have them).
+  static ResumedSections of(std::vector<at::Tensor> latents);
+};
+
 struct SectionLoopInputs {
   // (1, 16, 1, h, w), already multiplied by the VAE's scaling factor. When undefined,
   // `start_image` is encoded: posterior mode (FramePack samples; the mode makes the seed decide
@@ -61,7 +70,7 @@ struct SectionLoopInputs {
   // passed them. They are not sampled again: their noise is drawn and discarded (so the seeded
   // generator is where an uninterrupted run has it) and the video is decoded from them as it was
   // (so the blend is the same). Give the saved start latent with them.
-  std::vector<at::Tensor> resume_sections;
+  ResumedSections resume_sections;
 };
 
 // One section's share of the video, in video order. FramePack's soft_append_bcthw blends only the
