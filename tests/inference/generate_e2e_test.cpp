@@ -120,7 +120,7 @@ TEST(Generate, TheCacheChoiceDecidesWhichStepsCompute) {
     GenerationCallbacks cb;
     cb.on_event = [&](const Event& e) {
       if (e.type == EventType::kSectionDone)
-        steps.emplace_back(e.number("steps_computed"), e.number("steps_reused"));
+        steps.emplace_back(e.number("calls_computed"), e.number("calls_reused"));
     };
     const GenerationResult res = generate(r, cb);
     ASSERT_EQ(res.status, StatusCode::kOk) << res.message;

@@ -436,6 +436,9 @@ TEST_F(TinyModel, MagCacheSkipsWithTheLastResidual) {
   model->restore_cache_state(saved);
   EXPECT_TRUE(at::equal(model->forward(in), skipped));
   EXPECT_EQ(blocks, 1);
+  // The retried call is counted once.
+  EXPECT_EQ(model->computed_calls(), 1);
+  EXPECT_EQ(model->reused_calls(), 1);
   EXPECT_EQ(model->magcache_state().decision.step, saved.mag.decision.step + 1);
   EXPECT_THROW(model->initialize_magcache(true, {1.0, 1.0}, 3), Error);  // a ratio per step
   model->initialize_magcache(false);

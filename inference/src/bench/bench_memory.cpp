@@ -159,7 +159,7 @@ struct GenerateRun {
   int sections = 0;
   std::vector<std::string> residency;  // the governor's residency actions, first few
   Frames video;                        // with keep_video
-  int steps_reused = 0;                // over all sections
+  int steps_reused = 0;                // over all sections (calls: one per step at cfg 1)
 };
 
 // Random conditioning of the transformer's sizes (no text or image encoder needed).
@@ -224,7 +224,7 @@ GenerateRun run_generate(const GenerateSettings& s) {
   cb.on_event = [&](const Event& e) {
     if (e.type == EventType::kMemory)
       run.peak = std::max<std::int64_t>(run.peak, std::int64_t(e.number("peak")));
-    if (e.type == EventType::kSectionDone) run.steps_reused += int(e.number("steps_reused"));
+    if (e.type == EventType::kSectionDone) run.steps_reused += int(e.number("calls_reused"));
     if (e.type == EventType::kResidency && run.residency.size() < 4) {
       auto it = e.texts.find("action");
       if (it != e.texts.end()) run.residency.push_back(it->second);

@@ -121,11 +121,14 @@ class PackedTransformer {
   struct CacheState {
     TeaCache tea;
     MagCache mag;
+    int computed_calls = 0, reused_calls = 0;  // a retried call is counted once
   };
-  CacheState cache_state() const { return {tea_, mag_}; }
+  CacheState cache_state() const { return {tea_, mag_, computed_calls_, reused_calls_}; }
   void restore_cache_state(const CacheState& state) {
     tea_ = state.tea;
     mag_ = state.mag;
+    computed_calls_ = state.computed_calls;
+    reused_calls_ = state.reused_calls;
   }
   const TeaCache& teacache_state() const { return tea_; }
   const MagCache& magcache_state() const { return mag_; }

@@ -439,10 +439,11 @@ void Job::section_done(const pipeline::SectionOutput& out, int sections,
                                            {"latent_frames", double(out.new_latents.size(2))},
                                            {"total_latent_frames", double(saved.latent_frames)},
                                            {"frames", double(frames_so_far_)}};
-  // What the step cache saved in this section (a resumed section was not sampled again).
+  // What the step cache saved in this section (a resumed section was not sampled again): in
+  // transformer calls, one per step, two with real CFG (the negative prompt's too).
   if (!out.resumed) {
-    numbers["steps_computed"] = transformer_->computed_calls();
-    numbers["steps_reused"] = transformer_->reused_calls();
+    numbers["calls_computed"] = transformer_->computed_calls();
+    numbers["calls_reused"] = transformer_->reused_calls();
   }
   emit(EventType::kSectionDone, "section " + std::to_string(out.section + 1), numbers,
        {{"latents", saved.latents_path}, {"cache", to_string(req_.cache)}});
