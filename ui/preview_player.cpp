@@ -145,10 +145,10 @@ void PreviewPlayer::end_previews() {
 void PreviewPlayer::set_frames(const QList<QImage>& frames) {
   reset_frames();
   if (!frames.isEmpty()) place(0, Piece{frames.size(), QString(), frames});
-  index_ = frames.isEmpty() ? 0 : std::min(index_, int(frames.size()) - 1);
+  update_extent();
   show_current();
   update_controls();
-  if (frames.size() > 1 && !timer_.isActive()) play();
+  if (frame_count() > 1 && !timer_.isActive()) play();
 }
 
 void PreviewPlayer::set_video_files(const QList<QPair<qint64, QString>>& files,
@@ -199,10 +199,6 @@ void PreviewPlayer::update_extent() {
 void PreviewPlayer::place(qint64 first, Piece piece) {
   if (!piece.frames.isEmpty() && !frame_size_.isValid()) frame_size_ = piece.frames.first().size();
   pieces_[first] = std::move(piece);
-  if (pieces_.size() == 1) {
-    begin_ = first;
-    end_ = first + pieces_[first].count;
-  }
 }
 
 int PreviewPlayer::held_frames() const {

@@ -160,7 +160,8 @@ std::string result_params(const GenerationRequest& r) {
   if (r.cache == StepCache::kMagCache) {
     j["cache"] = all["cache"];
     j["magcache"] = all["magcache"];
-  } else if (r.cache == StepCache::kTeaCache && r.teacache_threshold != 0.15) {
+  } else if (r.cache == StepCache::kTeaCache &&
+             r.teacache_threshold != GenerationRequest{}.teacache_threshold) {
     j["teacache_threshold"] = all["teacache_threshold"];
   }
   return j.dump();
