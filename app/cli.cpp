@@ -31,6 +31,7 @@ const char* kUsage =
     "           [--teacache-threshold 0.15] [--magcache-threshold 0.1]\n"
     "           [--magcache-max-skips 2] [--magcache-retention 0.25] [--device cpu|cuda[:N]]\n"
     "           [--vram-budget SIZE] [--preserve SIZE] [--conditioning FILE]\n"
+    "           [--lora FILE|NAME[:STRENGTH]]... [--lora-dir DIR]\n"
     "           [--events FILE.jsonl] [--params FILE.json|VIDEO.mp4] [--job-dir DIR] [--restart]\n"
     "           the job folder (default: <out stem>.job/) keeps every finished section and the\n"
     "           video so far (<job>_<latent frames>.mp4)\n"

@@ -16,7 +16,9 @@
 #include <cmath>
 
 #include "framesmith/error.h"
+#include "framesmith/lora_files.h"
 #include "framesmith/units.h"
+#include "lora_list.h"
 
 namespace framesmith::ui {
 namespace {
@@ -161,6 +163,30 @@ ParametersForm::ParametersForm(QWidget* parent) : QWidget(parent) {
     advanced_toggle->setArrowType(on ? Qt::DownArrow : Qt::RightArrow);
   });
 
+  // LoRAs: collapsed to one line that says which are on.
+  auto* lora_toggle = new QToolButton;
+  lora_toggle->setObjectName("lora_toggle");
+  lora_toggle->setCheckable(true);
+  lora_toggle->setToolButtonStyle(Qt::ToolButtonTextBesideIcon);
+  lora_toggle->setArrowType(Qt::RightArrow);
+  lora_toggle->setAutoRaise(true);
+  v->addWidget(lora_toggle);
+  lora_list_ = new LoraList(QString::fromStdString(default_lora_dir()));
+  lora_list_->setVisible(false);
+  v->addWidget(lora_list_);
+  const auto lora_label = [this, lora_toggle] {
+    lora_toggle->setText("LoRA: " + lora_list_->summary());
+  };
+  lora_label();
+  connect(lora_toggle, &QToolButton::toggled, this, [this, lora_toggle](bool on) {
+    lora_list_->setVisible(on);
+    lora_toggle->setArrowType(on ? Qt::DownArrow : Qt::RightArrow);
+  });
+  connect(lora_list_, &LoraList::changed, this, [this, lora_label] {
+    lora_label();
+    Q_EMIT changed();
+  });
+
   auto* memory = new QGroupBox("Memory");
   auto* mem = compact_grid(memory);
   device_box_ = new QComboBox;
@@ -233,6 +259,7 @@ void ParametersForm::apply(const GenerationRequest& r) {
           ? QString::fromStdString(format_size(double(r.vram_budget_bytes))).remove(' ')
           : QString());
   preserve_box_->setValue(r.preserved_memory_bytes / kGB);
+  lora_list_->set_loras(r.loras);
 }
 
 void ParametersForm::fill(GenerationRequest& r) const {
@@ -258,6 +285,7 @@ void ParametersForm::fill(GenerationRequest& r) const {
   const QString budget = budget_edit_->text().trimmed();
   r.vram_budget_bytes = budget.isEmpty() ? 0 : parse_size(budget.toStdString());
   r.preserved_memory_bytes = std::int64_t(std::llround(preserve_box_->value() * kGB));
+  r.loras = lora_list_->loras();
 }
 
 int ParametersForm::crf() const {

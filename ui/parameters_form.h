@@ -14,6 +14,8 @@ class QSpinBox;
 
 namespace framesmith::ui {
 
+class LoraList;
+
 class ParametersForm : public QWidget {
   Q_OBJECT
  public:
@@ -37,6 +39,7 @@ class ParametersForm : public QWidget {
   // The lines under the memory settings; `details` is their tooltip.
   void set_estimate_text(const QString& text, const QString& details = QString());
   QString estimate_text() const;
+  LoraList* lora_list() const { return lora_list_; }
 
  Q_SIGNALS:
   void changed();
@@ -62,6 +65,7 @@ class ParametersForm : public QWidget {
   QLineEdit* budget_edit_ = nullptr;
   QDoubleSpinBox* preserve_box_ = nullptr;
   QLabel* estimate_label_ = nullptr;
+  LoraList* lora_list_ = nullptr;
 };
 
 }  // namespace framesmith::ui

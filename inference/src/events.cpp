@@ -22,6 +22,7 @@ const std::pair<EventType, const char*> kNames[] = {
     {EventType::kFinished, "finished"},
     {EventType::kError, "error"},
     {EventType::kPeak, "peak"},
+    {EventType::kLora, "lora"},
 };
 }  // namespace
 

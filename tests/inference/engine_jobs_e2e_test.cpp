@@ -4,6 +4,10 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -13,6 +17,7 @@
 #include "framesmith/job_folder.h"
 #include "framesmith/pipeline.h"
 #include "image/ppm.h"
+#include "io/safetensors.h"
 #include "support/engine_commands.h"
 
 using namespace framesmith;
@@ -168,4 +173,93 @@ TEST(EngineJobs, BadInputIsOneClearLine) {
   EXPECT_NE(r.err.find("no job here"), std::string::npos) << r.err;
 
   EXPECT_EQ(run({"inspect-model", tiny_dir()}).rc, -1);  // not one of these two
+}
+
+namespace {
+
+// A LoRA for the tiny transformer (diffusers names): one attention projection.
+std::string write_tiny_lora(const std::string& path, bool with_nan) {
+  const io::TensorStore store = io::TensorStore::open(tiny_dir() + "/transformer");
+  const std::vector<std::int64_t> shape = store.info("transformer_blocks.0.attn.to_q.weight").shape;
+  at::Generator g = at::detail::createCPUGenerator(5);
+  at::Tensor a = at::randn({4, shape[1]}, g, at::kFloat);
+  at::Tensor b = at::randn({shape[0], 4}, g, at::kFloat).mul(0.5);
+  if (with_nan) b[0][0] = NAN;
+  io::save_safetensors(path, {{"transformer.transformer_blocks.0.attn.to_q.lora_A.weight", a},
+                              {"transformer.transformer_blocks.0.attn.to_q.lora_B.weight", b}});
+  return path;
+}
+
+std::vector<Event> read_events(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<Event> out;
+  for (std::string line; std::getline(in, line);) out.push_back(event_from_json_line(line));
+  return out;
+}
+
+}  // namespace
+
+TEST(EngineJobs, LoraIsReportedChangesTheVideoAndResumesWithIt) {
+  const std::string work = temp_dir("fs_engine_lora");
+  const Frames start = gradient(96, 64);
+  image::write_ppm(work + "/start.ppm", start.rgb.data(), start.width, start.height);
+  const GenerationResult plain = generate(request_of_the_command(start), {});
+  ASSERT_EQ(plain.status, StatusCode::kOk) << plain.message;
+  const std::string lora = write_tiny_lora(work + "/style.safetensors", false);
+
+  std::vector<std::string> args = command(work + "/start.ppm", work + "/frames");
+  args.insert(args.end(),
+              {"--lora", "style:0.8", "--lora-dir", work, "--events", work + "/events.jsonl"});
+  const CmdResult r = run(args);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  int lora_events = 0;
+  for (const Event& e : read_events(work + "/events.jsonl")) {
+    if (e.type != EventType::kLora) continue;
+    ++lora_events;
+    EXPECT_EQ(e.text("file"), lora);
+    EXPECT_EQ(e.text("layout"), "diffusers");
+    EXPECT_EQ(e.text("applied"), "merged into the weights at load");
+    EXPECT_EQ(e.number("modules"), 1);
+    EXPECT_EQ(e.number("strength"), 0.8);
+  }
+  EXPECT_EQ(lora_events, 1);
+  // The LoRA changed the pictures: some frame differs from the run without it.
+  bool differs = false;
+  for (int i = 0; i < plain.video.count && !differs; ++i) {
+    const Frames f = image::read_ppm(frame_file(work + "/frames", i));
+    differs = std::memcmp(f.rgb.data(), plain.video.frame(i), f.rgb.size()) != 0;
+  }
+  EXPECT_TRUE(differs);
+
+  // Killed after two sections, resumed: the saved LoRA is applied again, same frames.
+  const std::string job = work + "/frames/job";
+  fs::remove(job_section_path(job, 2));
+  fs::remove(job_section_path(job, 3));
+  const CmdResult resumed = run({"resume", job, "--out", work + "/resumed", "--quiet"});
+  ASSERT_EQ(resumed.rc, 0) << resumed.err;
+  for (int i = 0; i < plain.video.count; ++i)
+    EXPECT_EQ(image::read_ppm(frame_file(work + "/resumed", i)).rgb,
+              image::read_ppm(frame_file(work + "/frames", i)).rgb)
+        << "frame " << i;
+}
+
+TEST(EngineJobs, BadLoraStopsTheJobBeforeAnythingIsEncodedOrSampled) {
+  const std::string work = temp_dir("fs_engine_badlora");
+  const Frames start = gradient(96, 64);
+  image::write_ppm(work + "/start.ppm", start.rgb.data(), start.width, start.height);
+  std::vector<std::string> args = command(work + "/start.ppm", work + "/frames");
+  args.insert(args.end(), {"--lora", write_tiny_lora(work + "/nan.safetensors", true), "--events",
+                           work + "/events.jsonl"});
+  const CmdResult r = run(args);
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.err.find("NaN"), std::string::npos) << r.err;
+  for (const Event& e : read_events(work + "/events.jsonl"))
+    EXPECT_TRUE(e.type != EventType::kProgress || (e.phase != "text" && e.phase != "sampling"))
+        << e.phase;
+  args = command(work + "/start.ppm", work + "/frames2");
+  args.insert(args.end(), {"--lora", work + "/style.safetensors:1e9"});
+  write_tiny_lora(work + "/style.safetensors", false);
+  const CmdResult big = run(args);
+  EXPECT_EQ(big.rc, 1);
+  EXPECT_NE(big.err.find("strength"), std::string::npos) << big.err;
 }

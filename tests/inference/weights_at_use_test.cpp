@@ -30,6 +30,7 @@
 #include "models/llama.h"
 #include "models/transformer_packed.h"
 #include "models/weights.h"
+#include "support/simulated_forward.h"
 #include "support/transformer_inputs.h"
 #include "test_support.h"
 
@@ -38,6 +39,7 @@ namespace {
 
 using test::error_of;
 using test::TempDir;
+using test_support::forward_on_simulated_device;
 using Tensors = std::vector<std::pair<std::string, at::Tensor>>;
 
 // ---- float8 decoding, against values computed here from the bits ----
@@ -230,22 +232,6 @@ Tensors random_weights(const TransformerConfig& cfg, at::ScalarType dtype) {
   Tensors t = make_random_weights(transformer_parameter_specs(cfg), 7, 0.1);
   for (auto& [name, tensor] : t) tensor = tensor.to(dtype);
   return t;
-}
-
-// Resident kAtUse-model modules: the first `resident`, the others streamed per module.
-at::Tensor forward_on_simulated_device(PackedTransformer& model, const TransformerInputs& in,
-                                       int resident) {
-  memory::ComputeDevice device;
-  device.simulated = true;
-  memory::TransformerResidency residency(model, device);
-  residency.modules().set_resident_count(resident);
-  at::Tensor out;
-  {
-    memory::DeviceWork work(device);
-    out = model.forward(in);
-  }
-  residency.end_forward();
-  return device.to_host(out);
 }
 
 // Every tensor the model holds is a view of its mapped checkpoint, in `dtype` (the file's).

@@ -4,14 +4,19 @@
 
 #include <QApplication>
 #include <QClipboard>
+#include <QDoubleSpinBox>
 #include <QDragEnterEvent>
 #include <QDropEvent>
 #include <QFile>
 #include <QImage>
+#include <QListWidget>
+#include <QMenu>
 #include <QMimeData>
+#include <QSignalSpy>
 #include <QSlider>
 #include <QTemporaryDir>
 #include <QTest>
+#include <QToolButton>
 #include <QUrl>
 
 #include "event_log.h"
@@ -20,6 +25,7 @@
 #include "job_estimate.h"
 #include "job_queue.h"
 #include "log_file.h"
+#include "lora_list.h"
 #include "memory_graph.h"
 #include "parameters_form.h"
 #include "preview_player.h"
@@ -394,6 +400,69 @@ class WidgetsTest : public QObject {
     e.latent_window = 9;  // 4.17 -> 4
     QCOMPARE(app::estimate_job(e, 0, 0).sections, 4);
     QCOMPARE(app::estimate_job(e, 0, 0).frames, 4 * 9 * 4 + 1);
+  }
+
+  // The LoRA list: added from the folder menu and from code, strength by slider and number,
+  // unticked ones left out, the order after a move is the order of application, and a job's
+  // LoRAs come back from its request (history re-use).
+  void lora_list_edits_the_requests_loras() {
+    QTemporaryDir dir;
+    for (const char* name : {"b_detail", "a_style"}) {
+      QFile f(dir.filePath(QString(name) + ".safetensors"));
+      QVERIFY(f.open(QIODevice::WriteOnly));
+    }
+    LoraList list(dir.path());
+    QSignalSpy changed(&list, &LoraList::changed);
+    QCOMPARE(list.summary(), QString("none"));
+    auto* from_folder = list.findChild<QToolButton*>();
+    QVERIFY(from_folder != nullptr && from_folder->menu() != nullptr);
+    Q_EMIT from_folder->menu()->aboutToShow();
+    const QList<QAction*> actions = from_folder->menu()->actions();
+    QCOMPARE(actions.size(), 2);
+    QCOMPARE(actions[0]->text(), QString("a_style"));  // sorted
+    actions[0]->trigger();
+    list.add(dir.filePath("b_detail.safetensors"), 0.5);
+    QCOMPARE(list.count(), 2);
+    auto* strength = list.findChild<QDoubleSpinBox*>("lora_strength");
+    auto* slider = list.findChild<QSlider*>();
+    QVERIFY(strength != nullptr && slider != nullptr);
+    QCOMPARE(strength->value(), 0.5);  // the selected (last added) one's
+    slider->setValue(-30);
+    QCOMPARE(strength->value(), -0.3);
+    strength->setValue(3.5);  // beyond the slider's ±2: the number box holds it
+    QCOMPARE(slider->value(), slider->maximum());
+    std::vector<LoraSpec> l = list.loras();
+    QCOMPARE(int(l.size()), 2);
+    QVERIFY(l[0].path.find("a_style") != std::string::npos);
+    QCOMPARE(l[0].strength, 1.0);
+    QCOMPARE(l[1].strength, 3.5);
+    // Moved to the top: applied first.
+    auto* view = list.findChild<QListWidget*>("lora_list");
+    QVERIFY(view->model()->moveRow(QModelIndex(), 1, QModelIndex(), 0));
+    QVERIFY(list.loras()[0].path.find("b_detail") != std::string::npos);
+    // Unticked: left out, still listed.
+    view->item(0)->setCheckState(Qt::Unchecked);
+    l = list.loras();
+    QCOMPARE(int(l.size()), 1);
+    QVERIFY(l[0].path.find("a_style") != std::string::npos);
+    QVERIFY(list.summary().startsWith("a_style 1.00"));
+    QVERIFY(changed.count() >= 5);
+
+    ParametersForm form;
+    GenerationRequest r;
+    r.loras = {{"/loras/x.safetensors", 0.7}, {"/loras/y.safetensors", -1.0}};
+    form.apply(r);
+    GenerationRequest back;
+    form.fill(back);
+    QCOMPARE(int(back.loras.size()), 2);
+    QCOMPARE(back.loras[1].path, std::string("/loras/y.safetensors"));
+    QCOMPARE(back.loras[1].strength, -1.0);
+    auto* toggle = form.findChild<QToolButton*>("lora_toggle");
+    QVERIFY(toggle->text().contains("x 0.70, y -1.00"));
+    form.apply(GenerationRequest{});
+    form.fill(back);
+    QVERIFY(back.loras.empty());
+    QCOMPARE(toggle->text(), QString("LoRA: none"));
   }
 
   void queue_is_first_in_first_out() {

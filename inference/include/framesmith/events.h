@@ -21,6 +21,7 @@ enum class EventType {
   kFinished,
   kError,
   kPeak,  // a phase's measured device peak next to the planner's estimate for it
+  kLora,  // a LoRA file read and mapped: layout, modules, strength, how it is applied
 };
 
 const char* to_string(EventType t);

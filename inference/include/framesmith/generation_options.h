@@ -13,13 +13,16 @@ namespace framesmith {
 
 // Options that take a value, and flags; anything else is an error, so typos are caught.
 struct CommandOptions {
-  std::map<std::string, std::string> values;
+  std::map<std::string, std::string> values;              // the last value of each option
+  std::map<std::string, std::vector<std::string>> lists;  // every value, for repeatable ones
   std::vector<std::string> flags;
   bool has(const std::string& k) const { return values.count(k) != 0; }
   std::string get(const std::string& k, const std::string& fallback = "") const;
   bool flag(const std::string& f) const;
   // The value of `k` as a number (the whole text must be one); `fallback` when absent.
   double number(const std::string& k, double fallback) const;
+  // Every value given for `k`, in order (--lora A --lora B).
+  std::vector<std::string> all(const std::string& k) const;
 };
 
 // args[first..]: throws Error on an unknown option or a value option at the end.

@@ -31,6 +31,12 @@ const char* to_string(StepCache c);  // "none", "teacache", "magcache"
 // "none" / "teacache" / "magcache"; Error for anything else.
 StepCache parse_step_cache(const std::string& text);
 
+// A LoRA file and its strength (negative allowed): models/lora.h reads it.
+struct LoraSpec {
+  std::string path;
+  double strength = 1.0;
+};
+
 struct GenerationRequest {
   std::string model_dir;  // diffusers-layout folder or "hf"
   TransformerVariant variant = TransformerVariant::kOriginal;
@@ -54,6 +60,7 @@ struct GenerationRequest {
   int magcache_max_skips = 2;
   double magcache_retention = 0.25;  // the first quarter of the steps always computes
   double shift = 0.0;                // 0: resolution-dependent flux shift
+  std::vector<LoraSpec> loras;       // applied in order to the transformer
 
   std::string device = "cpu";          // "cpu", "cuda", "cuda:N"
   std::int64_t vram_budget_bytes = 0;  // 0: the device's own size

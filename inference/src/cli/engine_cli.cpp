@@ -12,6 +12,7 @@
 #include "golden/golden.h"
 #include "memory/estimate_command.h"
 #include "models/components.h"
+#include "models/lora.h"
 #include "randmodel/random_model_set.h"
 
 namespace framesmith {
@@ -106,12 +107,49 @@ int cmd_check_golden(const std::vector<std::string>& args, std::ostream& out, st
   return failed ? 1 : 0;
 }
 
+// The LoRA folder's files with what their headers say (no model needed to list them).
+int cmd_loras(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  std::string dir = default_lora_dir();
+  for (std::size_t i = 1; i < args.size(); ++i) {
+    if (args[i] == "--lora-dir" && i + 1 < args.size()) {
+      dir = args[++i];
+    } else {
+      err << "usage: loras [--lora-dir DIR]\n";
+      return 2;
+    }
+  }
+  if (dir.empty()) throw Error("no LoRA folder: HOME is not set (give --lora-dir DIR)");
+  const std::vector<std::string> files = list_lora_files(dir);
+  out << "LoRA folder: " << dir << "\n";
+  if (files.empty()) {
+    out << "  no .safetensors files (put LoRA files there, or give --lora FILE[:STRENGTH])\n";
+    return 0;
+  }
+  int bad = 0;
+  for (const std::string& f : files) {
+    const LoraSummary s = summarize_lora_file(f);
+    const std::string name = f.substr(dir.size() + 1);
+    out << "  " << std::left << std::setw(32) << name << std::right;
+    if (!s.problem.empty()) {
+      out << " NOT USABLE: " << s.problem << "\n";
+      ++bad;
+      continue;
+    }
+    out << " " << std::setw(9) << to_string(s.layout) << "  rank " << std::setw(3) << s.rank << "  "
+        << std::setw(4) << s.modules << " modules  " << format_size(double(s.bytes)) << "\n";
+  }
+  out << files.size() << " file(s)" << (bad ? ", " + std::to_string(bad) + " not usable" : "")
+      << "; use one with --lora NAME[:STRENGTH]\n";
+  return 0;
+}
+
 }  // namespace
 
 std::string engine_commands_help() {
   return "  inspect-model PATH|hf     components, configs, dtypes, sizes and what is missing\n"
          "  make-tiny-model DIR [--seed N]  write the tiny random-weight model set\n"
-         "  check-golden DIR...       run reference case sets, print rel-L2 per output\n" +
+         "  check-golden DIR...       run reference case sets, print rel-L2 per output\n"
+         "  loras [--lora-dir DIR]    the LoRA folder's files: layout, rank, modules, size\n" +
          randmodel::make_random_model_help() + memory::estimate_command_help() +
          bench_commands_help();
 }
@@ -122,6 +160,7 @@ int run_engine_command(const std::vector<std::string>& args, std::ostream& out, 
     if (args[0] == "inspect-model") return cmd_inspect(args, out, err);
     if (args[0] == "make-tiny-model") return cmd_make_tiny(args, out, err);
     if (args[0] == "check-golden") return cmd_check_golden(args, out, err);
+    if (args[0] == "loras") return cmd_loras(args, out, err);
     if (args[0] == "make-random-model") return randmodel::run_make_random_model(args, out, err);
     if (args[0] == "estimate") return memory::run_estimate_command(args, out, err);
     if (args[0] == "bench") return run_bench_command(args, out, err);

@@ -6,12 +6,18 @@
 #include "framesmith/error.h"
 #include "framesmith/job_folder.h"
 #include "framesmith/units.h"
+#include "models/lora.h"
 
 namespace framesmith {
 
 std::string CommandOptions::get(const std::string& k, const std::string& fallback) const {
   auto it = values.find(k);
   return it == values.end() ? fallback : it->second;
+}
+
+std::vector<std::string> CommandOptions::all(const std::string& k) const {
+  auto it = lists.find(k);
+  return it == lists.end() ? std::vector<std::string>{} : it->second;
 }
 
 bool CommandOptions::flag(const std::string& f) const {
@@ -39,6 +45,7 @@ CommandOptions parse_command_options(const std::vector<std::string>& args, std::
     if (std::find(value_opts.begin(), value_opts.end(), a) != value_opts.end()) {
       if (i + 1 >= args.size()) throw Error("option " + a + " needs a value");
       o.values[a] = args[++i];
+      o.lists[a].push_back(args[i]);
     } else if (std::find(flag_opts.begin(), flag_opts.end(), a) != flag_opts.end()) {
       o.flags.push_back(a);
     } else {
@@ -66,7 +73,9 @@ const std::vector<std::string>& generation_value_options() {
                                              "--teacache-threshold",
                                              "--magcache-threshold",
                                              "--magcache-max-skips",
-                                             "--magcache-retention"};
+                                             "--magcache-retention",
+                                             "--lora",
+                                             "--lora-dir"};
   return v;
 }
 
@@ -117,6 +126,17 @@ void apply_generation_options(const CommandOptions& o, GenerationRequest& req) {
       static_cast<int>(o.number("--magcache-max-skips", req.magcache_max_skips));
   req.magcache_retention = o.number("--magcache-retention", req.magcache_retention);
   if (o.has("--conditioning")) req.conditioning_file = o.get("--conditioning");
+  // --lora FILE[:STRENGTH], repeatable: replaces the LoRAs of a --params file; a bare name is
+  // looked up in the LoRA folder (--lora-dir, else the user's).
+  if (o.has("--lora")) {
+    const std::string dir = o.get("--lora-dir", default_lora_dir());
+    req.loras.clear();
+    for (const std::string& arg : o.all("--lora")) {
+      LoraSpec spec = parse_lora_argument(arg);
+      spec.path = resolve_lora_path(spec.path, dir);
+      req.loras.push_back(spec);
+    }
+  }
 }
 
 void apply_runtime_options(const CommandOptions& o, GenerationRequest& req) {
@@ -127,7 +147,9 @@ void apply_runtime_options(const CommandOptions& o, GenerationRequest& req) {
 }
 
 void make_paths_absolute(GenerationRequest& req) {
-  for (std::string* p : {&req.model_dir, &req.conditioning_file}) {
+  std::vector<std::string*> paths = {&req.model_dir, &req.conditioning_file};
+  for (LoraSpec& l : req.loras) paths.push_back(&l.path);
+  for (std::string* p : paths) {
     std::error_code ec;
     if (p->empty() || !std::filesystem::exists(*p, ec)) continue;
     std::filesystem::path abs = std::filesystem::absolute(*p, ec).lexically_normal();

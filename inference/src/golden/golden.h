@@ -56,6 +56,7 @@ CaseResult compare(const std::string& case_name, const std::string& output,
 // Case runners, one per model part (each in its own golden_<part>.cpp). Each returns one
 // CaseResult per compared output.
 std::vector<CaseResult> run_transformer_forward(const Case& c);
+std::vector<CaseResult> run_lora_forward(const Case& c);  // LoRA files, as FramePack-Studio loads
 std::vector<CaseResult> run_preview_fake(const Case& c);
 std::vector<CaseResult> run_vae_decode(const Case& c);
 std::vector<CaseResult> run_vae_encode(const Case& c);

@@ -21,6 +21,7 @@ using Runner = std::function<std::vector<CaseResult>(const Case&)>;
 const std::vector<std::pair<std::string, Runner>>& runners() {
   static const std::vector<std::pair<std::string, Runner>> table = {
       {"transformer_forward", run_transformer_forward},
+      {"lora_forward", run_lora_forward},
       {"preview_fake", run_preview_fake},
       {"vae_decode", run_vae_decode},
       {"vae_encode", run_vae_encode},
@@ -119,7 +120,8 @@ std::vector<CaseResult> run_case_set(const std::string& set_dir) {
       continue;
     }
     if (std::find(files.begin(), files.end(), name) == files.end()) {
-      all.push_back(case_error(name, "named in cases.json, but " + name + ".safetensors is missing"));
+      all.push_back(
+          case_error(name, "named in cases.json, but " + name + ".safetensors is missing"));
       continue;
     }
     try {

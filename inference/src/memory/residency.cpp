@@ -45,7 +45,7 @@ at::Tensor ComputeDevice::to_device(const at::Tensor& host, const WeightForm& fo
   // The stored bytes (half of float32's for bf16, a quarter for float8) cross the bus; the
   // conversion then runs on the device (`to` keeps a tensor already in its dtype).
   const at::Tensor stored = host.to(device);
-  return form.raw_float8 ? to_compute(stored, form) : stored.to(form.dtype);
+  return form.raw_float8 || form.lora ? to_compute(stored, form) : stored.to(form.dtype);
 }
 
 at::Tensor ComputeDevice::to_host(const at::Tensor& t) const {
@@ -254,9 +254,11 @@ void BlockStreamer::copy_in(int i, Where as) {
 
 bool BlockStreamer::copy_in_async(Block& b, int i, Where as) {
 #if FRAMESMITH_HAS_CUDA
-  // Raw float8 codes are decoded by a gather on the compute stream: synchronous copies.
-  const bool raw = std::any_of(b.forms.begin(), b.forms.end(),
-                               [](const WeightForm& f) { return f.raw_float8.has_value(); });
+  // Raw float8 codes are decoded by a gather, LoRA factors added by a matmul, on the compute
+  // stream: synchronous copies.
+  const bool raw = std::any_of(b.forms.begin(), b.forms.end(), [](const WeightForm& f) {
+    return f.raw_float8.has_value() || f.lora != nullptr;
+  });
   if (!device_.is_cuda() || as != Where::kStreamed || !prefetch || raw) return false;
   // Allocated on the compute stream (so that its later frees are ordered with the kernels that
   // use the block), filled on the side stream after the compute stream's pending work.

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "framesmith/error.h"
+#include "image/image_prep.h"
 #include "io/files.h"
 #include "io/safetensors.h"
 #include "models/clip_text.h"
@@ -16,7 +17,6 @@
 #include "models/transformer_packed.h"
 #include "models/vae.h"
 #include "models/weights.h"
-#include "image/image_prep.h"
 #include "text/tokenizer_clip.h"
 #include "text/tokenizer_llama.h"
 
@@ -64,14 +64,14 @@ const WeightedKind* kind_for(Component c) {
         return summarize(j, {"hidden_size", "num_hidden_layers", "num_attention_heads",
                              "num_key_value_heads", "vocab_size"});
       }};
-  static const WeightedKind clip{
-      [](const nlohmann::json& j) {
-        return clip_text_parameter_specs(ClipTextConfig::from_json(j));
-      },
-      [](const nlohmann::json& j) {
-        return summarize(j, {"hidden_size", "num_hidden_layers", "num_attention_heads",
-                             "projection_dim", "vocab_size"});
-      }};
+  static const WeightedKind clip{[](const nlohmann::json& j) {
+                                   return clip_text_parameter_specs(ClipTextConfig::from_json(j));
+                                 },
+                                 [](const nlohmann::json& j) {
+                                   return summarize(
+                                       j, {"hidden_size", "num_hidden_layers",
+                                           "num_attention_heads", "projection_dim", "vocab_size"});
+                                 }};
   static const WeightedKind siglip{
       [](const nlohmann::json& j) {
         return siglip_vision_parameter_specs(SiglipVisionConfig::from_json(j));

@@ -65,15 +65,19 @@ void validate(const TransformerConfig& c) {
   at_most("num_layers", c.num_layers, kMaxLayers);
   at_most("num_single_layers", c.num_single_layers, kMaxLayers);
   at_most("num_refiner_layers", c.num_refiner_layers, kMaxLayers);
-  for (const auto& [key, v] :
-       {std::pair<const char*, std::int64_t>{"in_channels", c.in_channels},
-        {"out_channels", c.out_channels}, {"num_attention_heads", c.num_attention_heads},
-        {"attention_head_dim", c.attention_head_dim}, {"patch_size", c.patch_size},
-        {"patch_size_t", c.patch_size_t}, {"text_embed_dim", c.text_embed_dim},
-        {"pooled_projection_dim", c.pooled_projection_dim}, {"image_proj_dim", c.image_proj_dim}}) {
+  for (const auto& [key, v] : {std::pair<const char*, std::int64_t>{"in_channels", c.in_channels},
+                               {"out_channels", c.out_channels},
+                               {"num_attention_heads", c.num_attention_heads},
+                               {"attention_head_dim", c.attention_head_dim},
+                               {"patch_size", c.patch_size},
+                               {"patch_size_t", c.patch_size_t},
+                               {"text_embed_dim", c.text_embed_dim},
+                               {"pooled_projection_dim", c.pooled_projection_dim},
+                               {"image_proj_dim", c.image_proj_dim}}) {
     at_most(key, v, kMaxWidth);
   }
-  if (!(c.mlp_ratio <= 64)) bad("mlp_ratio", "must be at most 64, got " + std::to_string(c.mlp_ratio));
+  if (!(c.mlp_ratio <= 64))
+    bad("mlp_ratio", "must be at most 64, got " + std::to_string(c.mlp_ratio));
   at_least("in_channels", c.in_channels, 1);
   at_least("out_channels", c.out_channels, 1);
   at_least("num_attention_heads", c.num_attention_heads, 1);

@@ -457,7 +457,8 @@ void refuse_scaled_float8(const io::TensorStore& store) {
 }  // namespace
 
 std::shared_ptr<PackedTransformer> load_transformer(const std::string& folder, at::ScalarType dtype,
-                                                    at::Device device, Conversion conversion) {
+                                                    at::Device device, Conversion conversion,
+                                                    const TransformerLoras& loras) {
   const std::string config_path = folder + "/config.json";
   const nlohmann::json j = io::read_json_file(config_path, "the transformer config");
   TransformerConfig cfg;
@@ -475,7 +476,13 @@ std::shared_ptr<PackedTransformer> load_transformer(const std::string& folder, a
     throw Error(msg);
   }
   if (conversion == Conversion::kAtUse) device = at::kCPU;
-  return std::make_shared<PackedTransformer>(cfg, Weights(store, dtype, device, "", conversion));
+  Weights weights(store, dtype, device, "", conversion);
+  if (loras.patch)
+    weights = weights.with_lora(loras.patch);
+  else if (!loras.files.empty())
+    weights = weights.with_lora(std::make_shared<const LoraPatch>(
+        build_lora_patch(loras.files, *store, loras.reports, loras.options)));
+  return std::make_shared<PackedTransformer>(cfg, weights);
 }
 
 }  // namespace framesmith

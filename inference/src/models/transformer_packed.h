@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "models/lora.h"
 #include "models/magcache.h"
 #include "models/weights.h"
 
@@ -190,8 +191,17 @@ class PackedTransformer {
 // Reads `folder`/config.json and the folder's safetensors; checks every key and shape first
 // (an Error lists all missing and mis-shaped tensors). `conversion`: see Weights; at use, the
 // weights stay on the host whatever `device` says (the governor places them).
+// `loras`: LoRA files added to the weights as they are converted (models/lora.h); every file is
+// read and checked against the checkpoint before the model is built.
+struct TransformerLoras {
+  std::shared_ptr<const LoraPatch> patch;  // set: already read (files are then not read)
+  std::vector<LoraSpec> files;
+  LoraOptions options;
+  std::vector<LoraFileReport>* reports = nullptr;  // filled when set
+};
 std::shared_ptr<PackedTransformer> load_transformer(const std::string& folder, at::ScalarType dtype,
                                                     at::Device device,
-                                                    Conversion conversion = Conversion::kAtLoad);
+                                                    Conversion conversion = Conversion::kAtLoad,
+                                                    const TransformerLoras& loras = {});
 
 }  // namespace framesmith

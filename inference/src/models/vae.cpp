@@ -93,12 +93,6 @@ std::int64_t log2_of(std::int64_t v) {
   return n;
 }
 
-std::string shape_str(at::IntArrayRef s) {
-  std::ostringstream o;
-  o << s;
-  return o.str();
-}
-
 // ---------------------------------------------------------------------------------------------
 // The 1x1x1 convolutions around the latent (plain nn.Conv3d in diffusers, no `.conv` wrapper).
 

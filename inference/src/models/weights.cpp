@@ -9,14 +9,6 @@
 namespace framesmith {
 namespace {
 
-std::string shape_str(at::IntArrayRef s) {
-  std::ostringstream o;
-  o << "[";
-  for (std::size_t i = 0; i < s.size(); ++i) o << (i ? ", " : "") << s[i];
-  o << "]";
-  return o.str();
-}
-
 bool is_floating(const std::string& dtype) {
   return dtype == "F64" || dtype == "F32" || dtype == "F16" || dtype == "BF16" ||
          dtype == "F8_E4M3" || dtype == "F8_E5M2";
@@ -40,9 +32,40 @@ std::int64_t count_nonfinite(const at::Tensor& t, const std::string& dtype) {
 
 }  // namespace
 
+std::string shape_str(at::IntArrayRef s) {
+  std::ostringstream o;
+  o << "[";
+  for (std::size_t i = 0; i < s.size(); ++i) o << (i ? ", " : "") << s[i];
+  o << "]";
+  return o.str();
+}
+
 at::Tensor to_compute(const at::Tensor& stored, const WeightForm& form) {
-  if (form.raw_float8) return io::decode_float8(stored, *form.raw_float8, form.dtype);
-  return stored.to(form.dtype, /*non_blocking=*/false, /*copy=*/true);
+  at::Tensor t = form.raw_float8 ? io::decode_float8(stored, *form.raw_float8, form.dtype)
+                                 : stored.to(form.dtype, /*non_blocking=*/false, /*copy=*/true);
+  if (form.lora) apply_lora(t, *form.lora);
+  return t;
+}
+
+void apply_lora(at::Tensor& weight, const std::vector<LoraFactor>& factors) {
+  constexpr std::int64_t kSliceElements = std::int64_t{1} << 22;  // 16 MiB of float32
+  const at::TensorOptions f32 = at::TensorOptions().dtype(at::kFloat).device(weight.device());
+  for (const LoraFactor& f : factors) {
+    if (f.scale == 0.0) continue;  // strength 0: the base weight, bit for bit
+    const at::Tensor down = f.down.to(f32);
+    const std::int64_t rows = weight.size(0), cols = weight.size(1);
+    const std::int64_t step =
+        std::max<std::int64_t>(1, kSliceElements / std::max<std::int64_t>(1, cols));
+    for (std::int64_t r = 0; r < rows; r += step) {
+      const std::int64_t n = std::min(step, rows - r);
+      const at::Tensor up = f.up.narrow(0, r, n).to(f32);
+      at::Tensor slice = weight.narrow(0, r, n);
+      if (slice.scalar_type() == at::kFloat)
+        slice.addmm_(up, down, /*beta=*/1.0, /*alpha=*/f.scale);
+      else
+        slice.copy_(slice.to(at::kFloat).addmm_(up, down, 1.0, f.scale));
+    }
+  }
 }
 
 Weights::Weights(std::shared_ptr<const io::TensorStore> store, at::ScalarType dtype,
@@ -58,7 +81,16 @@ bool Weights::has(const std::string& name) const {
 }
 
 Weights Weights::sub(const std::string& name) const {
-  return Weights(store_, dtype_, device_, prefix_ + name + ".", conversion_);
+  Weights w(store_, dtype_, device_, prefix_ + name + ".", conversion_);
+  w.lora_ = lora_;
+  return w;
+}
+
+Weights Weights::with_lora(
+    std::shared_ptr<const std::map<std::string, std::vector<LoraFactor>>> patch) const {
+  Weights w = *this;
+  w.lora_ = std::move(patch);
+  return w;
 }
 
 WeightForm Weights::stored_form(const std::string& name) const {
@@ -70,6 +102,10 @@ WeightForm Weights::stored_form(const std::string& name) const {
     f.dtype = stored;
   else if (stored == at::kByte)  // float8 codes: no float8 dtype in this LibTorch
     f.raw_float8 = io::float8_format(ti.dtype);
+  if (lora_) {
+    if (const auto it = lora_->find(prefix_ + name); it != lora_->end())
+      f.lora = std::shared_ptr<const std::vector<LoraFactor>>(lora_, &it->second);  // aliasing
+  }
   return f;
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 #include <ATen/ATen.h>
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -49,6 +50,10 @@ class Weights {
   bool has(const std::string& name) const;
   // Weights under `prefix + name + "."`.
   Weights sub(const std::string& name) const;
+  // The same weights with LoRA factors added to the patched ones as they are converted (keys as
+  // the store's, without this object's prefix).
+  Weights with_lora(
+      std::shared_ptr<const std::map<std::string, std::vector<LoraFactor>>> patch) const;
   // Full key for `name` (for error messages).
   std::string key(const std::string& name) const { return prefix_ + name; }
 
@@ -72,6 +77,7 @@ class Weights {
   at::Device device_;
   std::string prefix_;
   Conversion conversion_;
+  std::shared_ptr<const std::map<std::string, std::vector<LoraFactor>>> lora_;
 };
 
 // Checks that every spec'd parameter exists with its shape; returns a list of problems (empty
@@ -82,6 +88,9 @@ std::vector<std::string> check_specs(const io::TensorStore& store,
 // The first `shown` problems and one line that counts the rest (a damaged config once printed
 // 3.2 million "missing tensor" lines).
 std::vector<std::string> cap_problems(std::vector<std::string> problems, std::size_t shown = 20);
+
+// "[3072, 12288]", for messages that name a tensor's shape.
+std::string shape_str(at::IntArrayRef shape);
 
 // Random tensors for `specs` (deterministic for `seed`), for make-tiny-model.
 std::vector<std::pair<std::string, at::Tensor>> make_random_weights(

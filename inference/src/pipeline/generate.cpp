@@ -156,6 +156,7 @@ class Job {
 
   void open_job();
   void start_governor();
+  void read_loras();
   void prepare_image();
   void encode_conditioning();
   pipeline::SectionLoopInputs load_models();
@@ -179,7 +180,8 @@ class Job {
   memory::ModelFootprint footprint_;
   at::Tensor image_hw3_;  // the cropped start picture, host uint8 (H, W, 3)
   sampling::HunyuanConditioning cond_;
-  std::string latents_path_;  // the last saved section's latents
+  std::string latents_path_;                     // the last saved section's latents
+  std::shared_ptr<const LoraPatch> lora_patch_;  // null: no LoRA
 };
 
 // The request (or, resuming, the job folder's), the device, the job folder and the model set.
@@ -207,6 +209,30 @@ void Job::open_job() {
       throw Error(std::string("the model set has no ") + folder_name(c) + "/ (" +
                   models_.description + ")");
   vae_path_ = models_.find(Component::kVae)->path;
+}
+
+// Every LoRA file is read and checked against the transformer's checkpoint before anything is
+// encoded or sampled, so a bad file costs seconds, not a text encode; the factors are kept (a few
+// MB per file) and added to each weight as it is converted (models/lora.h).
+void Job::read_loras() {
+  if (req_.loras.empty()) return;
+  const memory::HostScope host;  // the factors live on the host; placements copy them
+  const io::TensorStore store = io::TensorStore::open(models_.find(Component::kTransformer)->path);
+  std::vector<LoraFileReport> reports;
+  lora_patch_ = std::make_shared<const LoraPatch>(build_lora_patch(req_.loras, store, &reports));
+  // With a device memory the weights are converted at each placement (resident modules once,
+  // streamed ones every time they come in); the plain CPU converts them once, at load.
+  const std::string applied = compute_.has_device_memory()
+                                  ? "added to each module's weights as it is placed"
+                                  : "merged into the weights at load";
+  for (const LoraFileReport& r : reports)
+    emit(EventType::kLora, "loading",
+         {{"strength", r.strength},
+          {"rank", r.rank},
+          {"modules", r.modules},
+          {"weights", r.weights},
+          {"unmatched", double(r.unmatched.size())}},
+         {{"file", r.path}, {"layout", to_string(r.layout)}, {"applied", applied}});
 }
 
 // The memory governor (memory/governor.h): a budget on the CPU selects the simulated device.
@@ -313,9 +339,11 @@ pipeline::SectionLoopInputs Job::load_models() {
     const bool mapped = compute_.has_device_memory();
     std::optional<memory::HostScope> host;
     if (mapped) host.emplace();
+    TransformerLoras loras;
+    loras.patch = lora_patch_;
     transformer_ = load_transformer(models_.find(Component::kTransformer)->path, transformer_dtype_,
                                     mapped ? at::Device(at::kCPU) : device_,
-                                    mapped ? Conversion::kAtUse : Conversion::kAtLoad);
+                                    mapped ? Conversion::kAtUse : Conversion::kAtLoad, loras);
     // One mapping of the VAE's file for the whole model and the streamed decoder.
     const auto vae_store =
         std::make_shared<const io::TensorStore>(io::TensorStore::open(vae_path_));
@@ -405,6 +433,7 @@ pipeline::SectionLoopCallbacks Job::loop_callbacks(int sections) {
 GenerationResult Job::run() {
   open_job();
   start_governor();
+  read_loras();
   check_cancel();
   prepare_image();
   encode_conditioning();

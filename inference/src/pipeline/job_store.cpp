@@ -164,6 +164,8 @@ std::string result_params(const GenerationRequest& r) {
              r.teacache_threshold != GenerationRequest{}.teacache_threshold) {
     j["teacache_threshold"] = all["teacache_threshold"];
   }
+  // LoRAs change every section; none is what job folders from before them saved.
+  if (!r.loras.empty()) j["loras"] = all["loras"];
   return j.dump();
 }
 

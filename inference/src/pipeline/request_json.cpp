@@ -1,8 +1,10 @@
 #include "framesmith/request_json.h"
 
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "framesmith/error.h"
+#include "framesmith/lora_files.h"
 #include "framesmith/utf8.h"
 
 namespace framesmith {
@@ -66,6 +68,9 @@ std::string request_to_json(const GenerationRequest& r) {
                    {"max_skips", r.magcache_max_skips},
                    {"retention", r.magcache_retention}};
   j["shift"] = r.shift;
+  j["loras"] = nlohmann::json::array();
+  for (const LoraSpec& l : r.loras)
+    j["loras"].push_back({{"file", l.path}, {"strength", l.strength}});
   j["device"] = r.device;
   j["vram_budget"] = r.vram_budget_bytes;
   j["preserve"] = r.preserved_memory_bytes;
@@ -126,6 +131,19 @@ void request_from_json(const std::string& text, GenerationRequest& r) {
     read_field(*it, "retention", "magcache.", r.magcache_retention);
   }
   get("shift", r.shift);
+  if (auto it = j.find("loras"); it != j.end() && !it->is_null()) {
+    if (!it->is_array()) throw Error("job parameter \"loras\" must be a list");
+    r.loras.clear();
+    for (const nlohmann::json& l : *it) {
+      if (!l.is_object() || !l.contains("file"))
+        throw Error(
+            "job parameter \"loras\": each entry must be {\"file\": ..., \"strength\": ...}");
+      LoraSpec spec;
+      read_field(l, "file", "loras.", spec.path);
+      read_field(l, "strength", "loras.", spec.strength);
+      r.loras.push_back(spec);
+    }
+  }
   get("device", r.device);
   get("vram_budget", r.vram_budget_bytes);
   get("preserve", r.preserved_memory_bytes);
@@ -157,6 +175,13 @@ void validate_request(const GenerationRequest& r) {
        "MagCache max skips must be 0..100, not " + std::to_string(r.magcache_max_skips));
   need(r.magcache_retention >= 0 && r.magcache_retention <= 1,
        "MagCache retention must be 0..1, not " + std::to_string(r.magcache_retention));
+  for (const LoraSpec& l : r.loras) {
+    need(!l.path.empty(), "a LoRA entry names no file");
+    need(invalid_utf8_offset(l.path) == std::string::npos, "a LoRA path is not valid UTF-8");
+    need(std::isfinite(l.strength) && std::abs(l.strength) <= kMaxLoraStrength,
+         "LoRA strength must be between -10 and 10, not " + std::to_string(l.strength) + " (" +
+             escape_invalid_utf8(l.path) + ")");
+  }
   need(r.vram_budget_bytes >= 0, "VRAM budget must not be negative");
   need(r.preserved_memory_bytes >= 0, "preserved memory must not be negative");
   need(r.device == "cpu" || r.device.rfind("cuda", 0) == 0,
