@@ -32,6 +32,7 @@ const char* kUsage =
     "           [--magcache-max-skips 2] [--magcache-retention 0.25] [--device cpu|cuda[:N]]\n"
     "           [--vram-budget SIZE] [--preserve SIZE] [--conditioning FILE]\n"
     "           [--lora FILE|NAME[:STRENGTH]]... [--lora-dir DIR]\n"
+    "           [--end-image FILE [--end-strength 1]]  (original model: the video's last frame)\n"
     "           [--events FILE.jsonl] [--params FILE.json|VIDEO.mp4] [--job-dir DIR] [--restart]\n"
     "           the job folder (default: <out stem>.job/) keeps every finished section and the\n"
     "           video so far (<job>_<latent frames>.mp4)\n"
@@ -105,9 +106,10 @@ int run_job(const GenerationRequest& req, JobOutput& output, const CommandOption
 int cmd_generate(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   const CommandOptions o = parse_command_options(
       args, 1,
-      join_options({generation_value_options(),
-                    runtime_value_options(),
-                    {"--image", "--crf", "--out", "--events", "--params", "--job-dir"}}),
+      join_options(
+          {generation_value_options(),
+           runtime_value_options(),
+           {"--image", "--end-image", "--crf", "--out", "--events", "--params", "--job-dir"}}),
       join_options({generation_flag_options(), {"--quiet", "--restart"}}));
   GenerationRequest req;
   if (o.has("--params")) {
@@ -129,6 +131,8 @@ int cmd_generate(const std::vector<std::string>& args, std::ostream& out, std::o
   req.job_dir = o.has("--job-dir") ? o.get("--job-dir") : default_job_dir(o.get("--out"));
   refuse_unfinished_job(req.job_dir, o.flag("--restart"), "framesmith-cli");
   req.image = load_image_rgb(o.get("--image"));
+  if (o.has("--end-image")) req.end_image = load_image_rgb(o.get("--end-image"));
+  validate_request(req);  // with the end image: the original model only
   JobOutput output(o.get("--out"), crf, req, req.job_dir);
   return run_job(req, output, o, out, err);
 }

@@ -94,9 +94,29 @@ void ImageInput::set_resolution(int resolution) {
   update();
 }
 
+void ImageInput::set_target_bucket(BucketSize bucket) {
+  target_bucket_ = bucket;
+  update_bucket();
+  update();
+}
+
+void ImageInput::clear() {
+  frames_ = Frames{};
+  display_ = QImage();
+  source_.clear();
+  error_.clear();
+  bucket_ = {};
+  update();
+  Q_EMIT image_changed();
+}
+
 void ImageInput::update_bucket() {
   bucket_ = {};
   if (!has_image()) return;
+  if (target_bucket_.width > 0) {
+    bucket_ = target_bucket_;
+    return;
+  }
   try {
     bucket_ = start_image_bucket(frames_.width, frames_.height, resolution_);
   } catch (const std::exception&) {

@@ -23,6 +23,11 @@ class ImageInput : public QFrame {
   // Opens the file dialog (the folder of the current image first).
   void open_dialog();
   void set_resolution(int resolution);
+  // The crop box shown is `bucket`'s instead of this picture's own (the end image takes the start
+  // image's bucket); an empty bucket goes back to the picture's own.
+  void set_target_bucket(BucketSize bucket);
+  // No picture any more (image_changed is emitted).
+  void clear();
 
   bool has_image() const { return frames_.count == 1; }
   const Frames& frames() const { return frames_; }
@@ -53,6 +58,7 @@ class ImageInput : public QFrame {
   QString error_;
   int resolution_ = 640;
   BucketSize bucket_;
+  BucketSize target_bucket_;  // width 0: none
 };
 
 }  // namespace framesmith::ui

@@ -1,12 +1,14 @@
 #include "inputs_panel.h"
 
 #include <QDir>
+#include <QDoubleSpinBox>
 #include <QFileDialog>
 #include <QFileInfo>
 #include <QHBoxLayout>
 #include <QLabel>
 #include <QPlainTextEdit>
 #include <QPointer>
+#include <QPushButton>
 #include <QThread>
 #include <QToolButton>
 #include <QVBoxLayout>
@@ -31,6 +33,7 @@ InputsPanel::InputsPanel(QWidget* parent) : QWidget(parent) {
   image_ = new ImageInput;
   image_->setMinimumHeight(170);
   v->addWidget(image_, 1);
+  build_end_frame(v);
   prompt_edit_ = new QPlainTextEdit;
   prompt_edit_->setObjectName("prompt");
   prompt_edit_->setPlaceholderText("Prompt: what happens in the video");
@@ -81,8 +84,60 @@ InputsPanel::InputsPanel(QWidget* parent) : QWidget(parent) {
   update_estimate();
 }
 
+// "Original with Endframe": collapsed to one line until used.
+void InputsPanel::build_end_frame(QVBoxLayout* v) {
+  end_toggle_ = new QToolButton;
+  end_toggle_->setObjectName("end_frame_toggle");
+  end_toggle_->setCheckable(true);
+  end_toggle_->setToolButtonStyle(Qt::ToolButtonTextBesideIcon);
+  end_toggle_->setArrowType(Qt::RightArrow);
+  end_toggle_->setAutoRaise(true);
+  end_toggle_->setText("End frame: none");
+  end_toggle_->setToolTip("An image the video ends on (original model only)");
+  v->addWidget(end_toggle_);
+  auto* box = new QWidget;
+  auto* row = new QHBoxLayout(box);
+  row->setContentsMargins(0, 0, 0, 0);
+  end_image_ = new ImageInput;
+  end_image_->setObjectName("end_image");
+  end_image_->setMinimumHeight(110);
+  row->addWidget(end_image_, 1);
+  auto* side = new QVBoxLayout;
+  auto* clear = new QPushButton("Clear");
+  end_strength_ = new QDoubleSpinBox;
+  end_strength_->setObjectName("end_strength");
+  end_strength_->setRange(0, 1);
+  end_strength_->setSingleStep(0.05);
+  end_strength_->setValue(1.0);
+  end_strength_->setToolTip(
+      "How strongly the video is held to the end image (FramePack-Studio's end-frame influence)");
+  side->addWidget(new QLabel("Strength"));
+  side->addWidget(end_strength_);
+  side->addWidget(clear);
+  side->addStretch(1);
+  row->addLayout(side);
+  box->setVisible(false);
+  v->addWidget(box);
+  connect(end_toggle_, &QToolButton::toggled, this, [this, box](bool on) {
+    box->setVisible(on);
+    end_toggle_->setArrowType(on ? Qt::DownArrow : Qt::RightArrow);
+  });
+  connect(clear, &QPushButton::clicked, end_image_, &ImageInput::clear);
+  connect(end_image_, &ImageInput::image_changed, this, [this] {
+    end_toggle_->setText(end_image_->has_image()
+                             ? "End frame: " + QFileInfo(end_image_->source()).fileName()
+                             : QString("End frame: none"));
+  });
+  connect(end_image_, &ImageInput::rejected, this,
+          [this](const QString& m) { Q_EMIT message(m, true); });
+  // The end picture is cropped to the start picture's bucket: show that crop.
+  connect(image_, &ImageInput::image_changed, this,
+          [this] { end_image_->set_target_bucket(image_->bucket()); });
+}
+
 void InputsPanel::on_parameters_changed() {
   image_->set_resolution(params_->resolution());
+  end_image_->set_target_bucket(image_->bucket());
   GenerationRequest r;
   try {
     params_->fill(r);
@@ -98,6 +153,10 @@ GenerationRequest InputsPanel::request() const {
   r.model_dir = model_->location().toStdString();
   params_->fill(r);
   r.image = image_->frames();
+  if (end_image_->has_image()) {
+    r.end_image = end_image_->frames();
+    r.end_frame_strength = end_strength_->value();
+  }
   r.prompt = prompt_edit_->toPlainText().trimmed().toStdString();
   r.negative_prompt = negative_edit_->toPlainText().trimmed().toStdString();
   if (r.model_dir.empty()) throw Error("choose a model first (Tiny, HF or a folder)");

@@ -8,8 +8,11 @@
 #include "framesmith/pipeline.h"
 #include "studio_settings.h"
 
+class QDoubleSpinBox;
 class QLabel;
 class QPlainTextEdit;
+class QToolButton;
+class QVBoxLayout;
 
 namespace framesmith::ui {
 
@@ -38,6 +41,9 @@ class InputsPanel : public QWidget {
 
   ModelPicker* model_picker() const { return model_; }
   ImageInput* image() const { return image_; }
+  // The optional end frame (original model): its picture and strength.
+  ImageInput* end_image() const { return end_image_; }
+  QDoubleSpinBox* end_strength() const { return end_strength_; }
   ParametersForm* parameters() const { return params_; }
   // The memory plan line under the parameters (filled a moment after the inputs settle).
   QString plan_summary() const { return plan_summary_; }
@@ -47,6 +53,7 @@ class InputsPanel : public QWidget {
   void output_dir_changed(const QString& dir);
 
  private:
+  void build_end_frame(QVBoxLayout* v);
   void on_parameters_changed();
   void update_estimate();
   void start_plan();
@@ -54,6 +61,9 @@ class InputsPanel : public QWidget {
 
   ModelPicker* model_ = nullptr;
   ImageInput* image_ = nullptr;
+  ImageInput* end_image_ = nullptr;
+  QDoubleSpinBox* end_strength_ = nullptr;
+  QToolButton* end_toggle_ = nullptr;
   QPlainTextEdit* prompt_edit_ = nullptr;
   QPlainTextEdit* negative_edit_ = nullptr;
   ParametersForm* params_ = nullptr;

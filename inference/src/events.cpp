@@ -23,6 +23,7 @@ const std::pair<EventType, const char*> kNames[] = {
     {EventType::kError, "error"},
     {EventType::kPeak, "peak"},
     {EventType::kLora, "lora"},
+    {EventType::kNotice, "notice"},
 };
 }  // namespace
 

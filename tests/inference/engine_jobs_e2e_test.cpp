@@ -263,3 +263,61 @@ TEST(EngineJobs, BadLoraStopsTheJobBeforeAnythingIsEncodedOrSampled) {
   EXPECT_EQ(big.rc, 1);
   EXPECT_NE(big.err.find("strength"), std::string::npos) << big.err;
 }
+
+TEST(EngineJobs, EndFrameChangesTheVideoIsSaidWhenCroppedAndResumes) {
+  const std::string work = temp_dir("fs_engine_end");
+  const Frames start = gradient(96, 64);
+  image::write_ppm(work + "/start.ppm", start.rgb.data(), start.width, start.height);
+  // An end picture of another aspect ratio, and other colours than the start's.
+  Frames end = gradient(64, 64);
+  for (std::uint8_t& v : end.rgb) v = static_cast<std::uint8_t>(255 - v);
+  image::write_ppm(work + "/end.ppm", end.rgb.data(), end.width, end.height);
+  const GenerationResult plain = generate(request_of_the_command(start), {});
+  ASSERT_EQ(plain.status, StatusCode::kOk) << plain.message;
+
+  std::vector<std::string> args = command(work + "/start.ppm", work + "/frames");
+  args.insert(args.end(), {"--end-image", work + "/end.ppm", "--end-strength", "0.7", "--events",
+                           work + "/events.jsonl"});
+  const CmdResult r = run(args);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  int notices = 0;
+  for (const Event& e : read_events(work + "/events.jsonl"))
+    if (e.type == EventType::kNotice) {
+      ++notices;
+      EXPECT_NE(e.text("message").find("centre-cropped"), std::string::npos) << e.text("message");
+    }
+  EXPECT_EQ(notices, 1);
+  // The same request through the API gives the same frames; the end frame changed them.
+  GenerationRequest with_end = request_of_the_command(start);
+  with_end.end_image = end;
+  with_end.end_frame_strength = 0.7;
+  const GenerationResult api = generate(with_end, {});
+  ASSERT_EQ(api.status, StatusCode::kOk) << api.message;
+  expect_frames_equal(work + "/frames", api.video);
+  bool differs = false;
+  for (int i = 0; i < plain.video.count && !differs; ++i)
+    differs = std::memcmp(plain.video.frame(i), api.video.frame(i),
+                          std::size_t(plain.video.width) * plain.video.height * 3) != 0;
+  EXPECT_TRUE(differs);
+  // Killed after two sections: the resume takes the saved end latent, same frames.
+  const std::string job = work + "/frames/job";
+  EXPECT_TRUE(fs::exists(job + "/end_image.safetensors"));
+  EXPECT_TRUE(fs::exists(job + "/end_latent.safetensors"));
+  fs::remove(job_section_path(job, 2));
+  fs::remove(job_section_path(job, 3));
+  const CmdResult resumed = run({"resume", job, "--out", work + "/resumed", "--quiet"});
+  ASSERT_EQ(resumed.rc, 0) << resumed.err;
+  expect_frames_equal(work + "/resumed", api.video);
+
+  // F1 has no end to hold; a strength outside 0..1 is a typing slip.
+  args = command(work + "/start.ppm", work + "/f1");
+  args.insert(args.end(), {"--end-image", work + "/end.ppm", "--variant", "f1"});
+  CmdResult bad = run(args);
+  EXPECT_EQ(bad.rc, 1);
+  EXPECT_NE(bad.err.find("needs the original model"), std::string::npos) << bad.err;
+  args = command(work + "/start.ppm", work + "/strong");
+  args.insert(args.end(), {"--end-image", work + "/end.ppm", "--end-strength", "1.5"});
+  bad = run(args);
+  EXPECT_EQ(bad.rc, 1);
+  EXPECT_NE(bad.err.find("end-frame strength"), std::string::npos) << bad.err;
+}

@@ -48,6 +48,28 @@ TEST(SamplingGolden, SectionsF1) {
   check("sections_f1", golden::run_sections_f1);
 }
 
+// FramePack-Studio's generation modes (modes-tiny-a), run by its own worker: the end frame and
+// timed prompts with blending on both loops.
+TEST(SamplingGolden, SectionsEndFrame) {
+  const golden::Case c(std::string(FRAMESMITH_GOLDEN_DIR) + "/modes-tiny-a", "sections_endframe");
+  const std::vector<golden::CaseResult> results = golden::run_sections_endframe(c);
+  ASSERT_GE(results.size(), 17u);  // end and start latents, each section's context, the pixels
+  framesmith::test::expect_all_pass(results);
+}
+
+TEST(SamplingGolden, SectionsTimedPrompts) {
+  for (const char* name : {"sections_timed", "sections_timed_f1"}) {
+    SCOPED_TRACE(name);
+    const golden::Case c(std::string(FRAMESMITH_GOLDEN_DIR) + "/modes-tiny-a", name);
+    const std::vector<golden::CaseResult> results = golden::run_sections_timed(c);
+    int prompts_checked = 0;
+    for (const golden::CaseResult& r : results)
+      prompts_checked += r.output.find(".prompt_") != std::string::npos;
+    EXPECT_EQ(prompts_checked, 9);  // embeds, mask and poolers of each of the 3 sections
+    framesmith::test::expect_all_pass(results);
+  }
+}
+
 // FramePack-Studio's MagCache (fpstudio-tiny-a): the ratios it picks, the computed/skipped call
 // sequence, and the latents with and without it.
 TEST(SamplingGolden, SampleMagCache) {

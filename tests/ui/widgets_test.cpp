@@ -465,6 +465,23 @@ class WidgetsTest : public QObject {
     QCOMPARE(toggle->text(), QString("LoRA: none"));
   }
 
+  // The end frame's picture shows the start picture's crop, and can be cleared again.
+  void end_image_takes_the_start_bucket_and_clears() {
+    ImageInput end;
+    QSignalSpy changed(&end, &ImageInput::image_changed);
+    QImage square(300, 300, QImage::Format_RGB888);
+    square.fill(Qt::blue);
+    QVERIFY(end.set_image(square, "clipboard"));
+    end.set_target_bucket(BucketSize{640, 448});
+    QVERIFY(end.caption().endsWith("cropped to 640 × 448"));
+    end.set_target_bucket(BucketSize{});
+    QVERIFY(!end.caption().endsWith("cropped to 640 × 448"));  // its own square bucket again
+    end.clear();
+    QVERIFY(!end.has_image());
+    QCOMPARE(end.frames().count, 0);
+    QCOMPARE(changed.count(), 2);
+  }
+
   void queue_is_first_in_first_out() {
     app::JobQueue q;
     QSignalSpy changed(&q, &app::JobQueue::changed);

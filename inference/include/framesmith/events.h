@@ -20,8 +20,9 @@ enum class EventType {
   kSectionDone,   // a section's latents are final (and saved)
   kFinished,
   kError,
-  kPeak,  // a phase's measured device peak next to the planner's estimate for it
-  kLora,  // a LoRA file read and mapped: layout, modules, strength, how it is applied
+  kPeak,    // a phase's measured device peak next to the planner's estimate for it
+  kLora,    // a LoRA file read and mapped: layout, modules, strength, how it is applied
+  kNotice,  // something the job changed or decided that the user should know ("message")
 };
 
 const char* to_string(EventType t);

@@ -42,6 +42,11 @@ struct GenerationRequest {
   TransformerVariant variant = TransformerVariant::kOriginal;
 
   Frames image;  // the start image (count 1), any size
+  // Optional end image (FramePack-Studio's "Original with Endframe"; the original model only):
+  // cropped to the start image's bucket, encoded like it, and, times end_frame_strength, the
+  // clean "post" latent of the first section sampled (the video's last). count 0: none.
+  Frames end_image;
+  double end_frame_strength = 1.0;  // 0..1
   std::string prompt;
   std::string negative_prompt;
   std::string conditioning_file;  // optional: embeddings instead of encoding the prompt

@@ -55,6 +55,11 @@ ConsoleResult run_console_job(const GenerationRequest& request, GenerationCallba
     const std::lock_guard<std::mutex> lock(events_mutex);
     if (events) *events << to_json_line(e) << "\n" << std::flush;
     warn_about_plan(e, how.program, err);
+    if (e.type == EventType::kNotice) err << "[note] " << e.text("message") << "\n";
+    if (e.type == EventType::kLora)
+      err << "[lora] " << e.text("file") << ": " << e.text("layout") << " layout, "
+          << e.number("modules") << " modules, strength " << e.number("strength") << ", "
+          << e.text("applied") << "\n";
     if (e.type == EventType::kOomRecovered)
       err << "[memory] " << e.phase << ": out of memory, " << e.text("action") << " -> "
           << e.text("outcome") << "\n";

@@ -126,7 +126,7 @@ int cmd_generate(const std::vector<std::string>& args, std::ostream& out, std::o
       args, 1,
       join_options({generation_value_options(),
                     runtime_value_options(),
-                    {"--image", "--out", "--events", "--params", "--job-dir"}}),
+                    {"--image", "--end-image", "--out", "--events", "--params", "--job-dir"}}),
       join_options({generation_flag_options(), {"--quiet", "--restart"}}));
   GenerationRequest req;
   if (o.has("--params")) {
@@ -146,6 +146,8 @@ int cmd_generate(const std::vector<std::string>& args, std::ostream& out, std::o
   req.job_dir = o.has("--job-dir") ? o.get("--job-dir") : o.get("--out") + "/job";
   refuse_unfinished_job(req.job_dir, o.flag("--restart"), "framesmith-engine");
   req.image = image::read_ppm(o.get("--image"));
+  if (o.has("--end-image")) req.end_image = image::read_ppm(o.get("--end-image"));
+  validate_request(req);  // with the end image: the original model only
   return run_job(req, o, out, err);
 }
 

@@ -75,7 +75,8 @@ const std::vector<std::string>& generation_value_options() {
                                              "--magcache-max-skips",
                                              "--magcache-retention",
                                              "--lora",
-                                             "--lora-dir"};
+                                             "--lora-dir",
+                                             "--end-strength"};
   return v;
 }
 
@@ -126,6 +127,7 @@ void apply_generation_options(const CommandOptions& o, GenerationRequest& req) {
       static_cast<int>(o.number("--magcache-max-skips", req.magcache_max_skips));
   req.magcache_retention = o.number("--magcache-retention", req.magcache_retention);
   if (o.has("--conditioning")) req.conditioning_file = o.get("--conditioning");
+  req.end_frame_strength = o.number("--end-strength", req.end_frame_strength);
   // --lora FILE[:STRENGTH], repeatable: replaces the LoRAs of a --params file; a bare name is
   // looked up in the LoRA folder (--lora-dir, else the user's).
   if (o.has("--lora")) {

@@ -5,6 +5,7 @@
 
 #include <cctype>
 #include <cmath>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -16,8 +17,10 @@
 #include "models/magcache.h"
 #include "models/transformer_packed.h"
 #include "models/vae.h"
+#include "pipeline/conditioning.h"
 #include "pipeline/preview.h"
 #include "pipeline/section_loop.h"
+#include "pipeline/timed_prompts.h"
 #include "sampling/sample_hunyuan.h"
 
 namespace framesmith::golden {
@@ -45,9 +48,12 @@ void check_sampler(const Case& c) {
 
 sampling::HunyuanConditioning conditioning(const Case& c) {
   sampling::HunyuanConditioning cond;
-  cond.positive.embeds = c.in("prompt_embeds");
-  cond.positive.mask = c.in_optional("prompt_embeds_mask");
-  cond.positive.poolers = c.in("prompt_poolers");
+  // Timed-prompt cases hold prompt0_*, prompt1_*, ...: the first gives the shapes.
+  const std::string p =
+      c.has_in("prompt_embeds") || !c.has_in("prompt0_embeds") ? "prompt" : "prompt0";
+  cond.positive.embeds = c.in(p + "_embeds");
+  cond.positive.mask = c.in_optional(p + "_embeds_mask");
+  cond.positive.poolers = c.in(p + "_poolers");
   cond.negative.embeds = c.in_optional("negative_prompt_embeds");
   cond.negative.mask = c.in_optional("negative_prompt_embeds_mask");
   cond.negative.poolers = c.in_optional("negative_prompt_poolers");
@@ -93,7 +99,21 @@ CaseResult failed(const Case& c, const std::string& output, const std::string& e
   return r;
 }
 
-std::vector<CaseResult> run_loop(const Case& c, pipeline::LoopVariant variant) {
+// A loop's picture input: (1, 3, 1, H, W) floats in [-1, 1] as the sections cases give it, or the
+// uint8 H x W x 3 picture of the modes cases, which the worker takes as x / 127.5 - 1.
+at::Tensor loop_image(const Case& c, const std::string& name) {
+  const at::Tensor t = c.in_optional(name);
+  if (!t.defined() || t.dim() != 3) return t;
+  return t.to(at::kFloat).div(127.5).sub(1.0).permute({2, 0, 1}).unsqueeze(0).unsqueeze(2);
+}
+
+// A case's own additions to the loop: inputs it sets, outputs it records, checks it adds.
+using LoopSetup =
+    std::function<void(pipeline::SectionLoopInputs& in, std::map<std::string, at::Tensor>& produced,
+                       std::vector<CaseResult>& results)>;
+
+std::vector<CaseResult> run_loop(const Case& c, pipeline::LoopVariant variant,
+                                 const LoopSetup& setup = nullptr) {
   check_sampler(c);
   if (c.has_meta("variant")) {
     const bool f1 = c.meta("variant") == "F1";
@@ -107,7 +127,8 @@ std::vector<CaseResult> run_loop(const Case& c, pipeline::LoopVariant variant) {
 
   pipeline::SectionLoopInputs in;
   in.start_latent = c.in_optional("start_latent");
-  in.start_image = c.in_optional("start_image");
+  in.start_image = loop_image(c, "start_image");
+  in.end_image = loop_image(c, "end_image");
   in.conditioning = conditioning(c);
 
   pipeline::SectionLoopParams p;
@@ -122,6 +143,7 @@ std::vector<CaseResult> run_loop(const Case& c, pipeline::LoopVariant variant) {
   p.shift = meta_shift(c);
   p.sample_dtype = at::kFloat;
   p.transformer_device = at::kCPU;
+  p.end_frame_strength = meta_or(c, "end_frame_strength", 1.0);
 
   std::vector<CaseResult> results;
   if (variant == pipeline::LoopVariant::kOriginal && c.has_meta("paddings")) {
@@ -133,10 +155,24 @@ std::vector<CaseResult> run_loop(const Case& c, pipeline::LoopVariant variant) {
   }
 
   std::map<std::string, at::Tensor> produced;
+  if (setup) setup(in, produced, results);
   pipeline::SectionLoopCallbacks cb;
   // FramePack's reference holds the whole video after every section; the loop hands out only
   // what became final and the tail, so the assembler rebuilds the video the reference saw.
   pipeline::VideoAssembler video;
+  cb.on_context = [&](int section, const sampling::SectionContext& ctx) {
+    const std::string prefix = "section" + std::to_string(section) + ".";
+    // FramePack's names (sample_hunyuan's arguments).
+    for (const auto& [name, t] :
+         {std::make_pair("latent_indices", &ctx.latent_indices),
+          std::make_pair("clean_latents", &ctx.clean_latents),
+          std::make_pair("clean_latent_indices", &ctx.clean_latent_indices),
+          std::make_pair("clean_latents_2x", &ctx.clean_latents_2x),
+          std::make_pair("clean_latent_2x_indices", &ctx.clean_latent_indices_2x),
+          std::make_pair("clean_latents_4x", &ctx.clean_latents_4x),
+          std::make_pair("clean_latent_4x_indices", &ctx.clean_latent_indices_4x)})
+      if (t->defined()) produced[prefix + name] = t->clone();
+  };
   cb.on_section = [&](const pipeline::SectionOutput& out) {
     video.add(out);
     const std::string prefix = "section" + std::to_string(out.section) + ".";
@@ -145,6 +181,7 @@ std::vector<CaseResult> run_loop(const Case& c, pipeline::LoopVariant variant) {
   };
   const pipeline::SectionLoopResult r = pipeline::run_section_loop(*transformer, *vae, in, p, cb);
   produced["start_latent"] = r.start_latent;
+  if (r.end_latent.defined()) produced["end_latent"] = r.end_latent;
   produced["history_latents"] = video.history_latents(variant, r.start_latent);
   produced["pixels"] = video.video_so_far();
 
@@ -155,7 +192,7 @@ std::vector<CaseResult> run_loop(const Case& c, pipeline::LoopVariant variant) {
       continue;
     }
     // The start latent is one VAE forward; everything else accumulates sampler steps.
-    const double tol = name == "start_latent" ? kTolForward : kTolSampler;
+    const double tol = name == "start_latent" || name == "end_latent" ? kTolForward : kTolSampler;
     results.push_back(compare(c.name(), name, it->second, c.out(name), tol));
   }
   return results;
@@ -311,6 +348,68 @@ std::vector<CaseResult> run_sections(const Case& c) {
 
 std::vector<CaseResult> run_sections_f1(const Case& c) {
   return run_loop(c, pipeline::LoopVariant::kF1);
+}
+
+// The conditioning of prompt i of a timed-prompts case (in.prompt<i>_embeds, _mask, _poolers).
+sampling::PromptConditioning timed_prompt(const Case& c, std::size_t i) {
+  const std::string p = "prompt" + std::to_string(i);
+  return {c.in(p + "_embeds"), c.in_optional(p + "_embeds_mask"), c.in(p + "_poolers")};
+}
+
+// FramePack-Studio's timed prompts: the case's prompt parsed (spans compared with the
+// metadata's), every section conditioned on its prompt or blend, which is recorded.
+std::vector<CaseResult> run_sections_timed(const Case& c) {
+  const std::string model = c.meta("model_type");
+  if (model != "Original" && model != "F1")
+    throw Error(c.name() + ": model_type \"" + model + "\" is not a timed-prompt loop here");
+  const bool backwards = model == "Original";
+  const pipeline::PromptSchedule schedule(
+      pipeline::parse_timed_prompt(c.meta("prompt"), c.meta_double("total_second_length"),
+                                   static_cast<int>(c.meta_int("window")), backwards),
+      static_cast<int>(c.meta_int("blend_sections")));
+  std::vector<sampling::PromptConditioning> prompts;
+  for (std::size_t i = 0; i < schedule.prompts().size(); ++i) prompts.push_back(timed_prompt(c, i));
+  const LoopSetup setup = [&](pipeline::SectionLoopInputs& in,
+                              std::map<std::string, at::Tensor>& produced,
+                              std::vector<CaseResult>& results) {
+    // The parse: the same texts in the same order, times to the metadata's 6 decimals.
+    const nlohmann::json expected = nlohmann::json::parse(c.meta("prompt_sections"));
+    bool same = expected.is_array() && expected.size() == schedule.spans().size();
+    for (std::size_t i = 0; same && i < expected.size(); ++i) {
+      const pipeline::PromptSpan& s = schedule.spans()[i];
+      same = expected[i].at(0).get<std::string>() == s.prompt &&
+             std::abs(expected[i].at(1).get<double>() - s.start_s) < 2e-6 &&
+             (expected[i].at(2).is_null()
+                  ? !s.end_s
+                  : s.end_s && std::abs(expected[i].at(2).get<double>() - *s.end_s) < 2e-6);
+    }
+    results.push_back(check(
+        c, "prompt_sections", same,
+        "the timed prompt parses differently from the reference's " + c.meta("prompt_sections")));
+    const nlohmann::json texts = nlohmann::json::parse(c.meta("prompts"));
+    results.push_back(check(c, "prompts", texts == nlohmann::json(schedule.prompts()),
+                            "distinct prompts " + nlohmann::json(schedule.prompts()).dump() +
+                                ", reference " + c.meta("prompts")));
+    in.conditioning.positive = prompts.front();
+    in.section_conditioning = [&](int section, std::int64_t generated) {
+      const pipeline::SectionPrompt p = schedule.for_section(section, generated);
+      sampling::HunyuanConditioning cond = in.conditioning;
+      cond.positive = pipeline::blended_prompt(prompts, p);
+      const std::string prefix = "section" + std::to_string(section) + ".";
+      produced[prefix + "prompt_embeds"] = cond.positive.embeds;
+      produced[prefix + "prompt_embeds_mask"] = cond.positive.mask;
+      produced[prefix + "prompt_poolers"] = cond.positive.poolers;
+      return cond;
+    };
+  };
+  return run_loop(c, backwards ? pipeline::LoopVariant::kOriginal : pipeline::LoopVariant::kF1,
+                  setup);
+}
+
+// FramePack-Studio's "Original with Endframe": the original loop with the case's end image.
+std::vector<CaseResult> run_sections_endframe(const Case& c) {
+  if (!c.has_in("end_image")) throw Error(c.name() + ": the case has no in.end_image");
+  return run_loop(c, pipeline::LoopVariant::kOriginal);
 }
 
 }  // namespace framesmith::golden

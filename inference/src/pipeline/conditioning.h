@@ -10,6 +10,7 @@
 
 #include "framesmith/model_set.h"
 #include "framesmith/pipeline.h"
+#include "pipeline/timed_prompts.h"
 #include "sampling/sample_hunyuan.h"
 
 namespace framesmith {
@@ -29,6 +30,13 @@ constexpr const char* kImageEmbeddings = "image_encoder_last_hidden_state";
 
 // The start image at its bucket: uint8 (H, W, 3), FramePack's resize-and-center-crop.
 at::Tensor prepare_start_image(const Frames& image, int resolution);
+// A timed-prompt section's conditioning (pipeline/timed_prompts.h): prompt p.first, or
+// (1 - w) * first + w * second for embeddings and poolers with the first's mask.
+sampling::PromptConditioning blended_prompt(
+    const std::vector<sampling::PromptConditioning>& prompts, const SectionPrompt& p);
+// `image` resized to cover `width` x `height` and centre-cropped to it (FramePack's
+// resize_and_center_crop): uint8 (H, W, 3). The end image takes the start image's size so.
+at::Tensor prepare_image_for(const Frames& image, std::int64_t width, std::int64_t height);
 
 // Reads a conditioning file; checks names, ranks and that widths agree.
 sampling::HunyuanConditioning load_conditioning(const std::string& path);

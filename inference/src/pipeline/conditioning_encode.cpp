@@ -210,12 +210,37 @@ bool prompts_cached(const ModelSet& models, const std::string& prompt,
          (cfg == 1.0 || prompt_cache().has(base + negative_prompt));
 }
 
-at::Tensor prepare_start_image(const Frames& image, int resolution) {
-  image::check_image_size(image.height, image.width, "start image");
+namespace {
+
+at::Tensor frames_hw3(const Frames& image, const char* what) {
+  image::check_image_size(image.height, image.width, what);
+  if (image.count < 1 || image.rgb.size() < std::size_t(image.width) * image.height * 3)
+    throw Error(std::string("the ") + what + "'s pixel buffer is smaller than its size says");
   at::Tensor hw3 = at::empty({image.height, image.width, 3}, at::kByte);
   std::memcpy(hw3.data_ptr(), image.rgb.data(), static_cast<std::size_t>(hw3.numel()));
+  return hw3;
+}
+
+}  // namespace
+
+at::Tensor prepare_start_image(const Frames& image, int resolution) {
+  const at::Tensor hw3 = frames_hw3(image, "start image");
   const image::Bucket b = image::find_nearest_bucket(image.height, image.width, resolution);
   return image::resize_and_center_crop(hw3, b.width, b.height);
+}
+
+sampling::PromptConditioning blended_prompt(
+    const std::vector<sampling::PromptConditioning>& prompts, const SectionPrompt& p) {
+  const sampling::PromptConditioning& a = prompts.at(static_cast<std::size_t>(p.first));
+  if (!p.blended()) return a;
+  const sampling::PromptConditioning& b = prompts.at(static_cast<std::size_t>(p.second));
+  const double w = p.weight;
+  // FramePack-Studio: (1 - alpha) * previous + alpha * next; the previous prompt's mask.
+  return {a.embeds * (1 - w) + b.embeds * w, a.mask, a.poolers * (1 - w) + b.poolers * w};
+}
+
+at::Tensor prepare_image_for(const Frames& image, std::int64_t width, std::int64_t height) {
+  return image::resize_and_center_crop(frames_hw3(image, "end image"), width, height);
 }
 
 void encode_text(const ModelSet& models, const std::string& prompt,

@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <sstream>
 
 #include "compat/torch_compat.h"
 #include "framesmith/error.h"
@@ -157,6 +158,7 @@ class Job {
   void open_job();
   void start_governor();
   void read_loras();
+  void prepare_end_image();
   void prepare_image();
   void encode_conditioning();
   pipeline::SectionLoopInputs load_models();
@@ -179,6 +181,7 @@ class Job {
   std::unique_ptr<memory::Governor> governor_;
   memory::ModelFootprint footprint_;
   at::Tensor image_hw3_;  // the cropped start picture, host uint8 (H, W, 3)
+  at::Tensor end_hw3_;    // the end picture cropped to the start's bucket; undefined: none
   sampling::HunyuanConditioning cond_;
   std::string latents_path_;                     // the last saved section's latents
   std::shared_ptr<const LoraPatch> lora_patch_;  // null: no LoRA
@@ -235,6 +238,23 @@ void Job::read_loras() {
          {{"file", r.path}, {"layout", to_string(r.layout)}, {"applied", applied}});
 }
 
+// The end picture takes the start picture's bucket (FramePack-Studio resizes both to the same
+// size): another aspect ratio is centre-cropped, and the job says so.
+void Job::prepare_end_image() {
+  const Frames& e = req_.end_image;
+  end_hw3_ = pipeline::prepare_image_for(e, image_hw3_.size(1), image_hw3_.size(0));
+  const double start_aspect = double(req_.image.width) / req_.image.height;
+  const double end_aspect = double(e.width) / e.height;
+  if (std::abs(end_aspect / start_aspect - 1.0) > 0.01) {
+    std::ostringstream o;
+    o << "the end image (" << e.width << "x" << e.height << ") has another aspect ratio than the "
+      << "start image (" << req_.image.width << "x" << req_.image.height << "): it was "
+      << "centre-cropped to the start's " << image_hw3_.size(1) << "x" << image_hw3_.size(0);
+    emit(EventType::kNotice, "image", {}, {{"message", o.str()}});
+  }
+  store_->save_end_image(end_hw3_);
+}
+
 // The memory governor (memory/governor.h): a budget on the CPU selects the simulated device.
 void Job::start_governor() {
   compute_.device = device_;
@@ -267,6 +287,7 @@ void Job::prepare_image() {
     result_.input_image = hw3_to_frames(image_hw3_);
     store_->save_start_image(image_hw3_);
     if (cb_.on_input_image) cb_.on_input_image(result_.input_image);
+    if (req_.end_image.count > 0) prepare_end_image();
   }
   memory::JobShape shape = memory::job_shape_for(footprint_);
   shape.height = image_hw3_.size(0);
@@ -356,19 +377,28 @@ pipeline::SectionLoopInputs Job::load_models() {
   governor_->attach_transformer(*transformer_);
   in.conditioning = cond_;
   in.start_latent = store_->start_latent();  // undefined unless resumed: the loop encodes it
+  in.end_latent = store_->end_latent();
   in.resume_sections = store_->resumed_sections();
   return in;
 }
 
 void Job::encode_start_latent(pipeline::SectionLoopInputs& in) {
-  if (in.start_latent.defined()) return;
-  progress("vae encode");
-  in.start_latent = governor_->encode_start_latent(
-      [&](at::Device d) {
-        if (!d.is_cpu()) return load_vae(vae_path_, vae_dtype_, d);
-        return on_cuda_ ? load_vae(vae_path_, at::kFloat, at::kCPU) : vae_;  // CPU: float32
-      },
-      in.start_image, footprint_.vae_encoder_bytes + footprint_.vae_decoder_bytes);
+  const auto encode = [&](const at::Tensor& image) {
+    progress("vae encode");
+    return governor_->encode_start_latent(
+        [&](at::Device d) {
+          if (!d.is_cpu()) return load_vae(vae_path_, vae_dtype_, d);
+          return on_cuda_ ? load_vae(vae_path_, at::kFloat, at::kCPU) : vae_;  // CPU: float32
+        },
+        image, footprint_.vae_encoder_bytes + footprint_.vae_decoder_bytes);
+  };
+  if (!in.start_latent.defined()) in.start_latent = encode(in.start_image);
+  // The end image is encoded like the start image, saved, and taken back on resume.
+  if (end_hw3_.defined() && !in.end_latent.defined()) {
+    in.end_latent = encode(
+        end_hw3_.permute({2, 0, 1}).to(at::kFloat).div(127.5).sub(1.0).unsqueeze(0).unsqueeze(2));
+    store_->save_end_latent(in.end_latent);
+  }
 }
 
 pipeline::SectionLoopParams Job::loop_params() const {
@@ -386,6 +416,7 @@ pipeline::SectionLoopParams Job::loop_params() const {
   params.use_teacache = req_.cache == StepCache::kTeaCache;
   params.teacache_threshold = req_.teacache_threshold;
   params.use_magcache = req_.cache == StepCache::kMagCache;
+  params.end_frame_strength = req_.end_frame_strength;
   params.magcache = {req_.magcache_threshold, req_.magcache_max_skips, req_.magcache_retention};
   params.sample_dtype = transformer_dtype_;
   params.transformer_device = device_;

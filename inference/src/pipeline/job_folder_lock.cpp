@@ -58,7 +58,8 @@ JobFolderLock::JobFolderLock(const std::string& dir) {
   }
   const std::string path = key_ + "/job.lock";
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) throw Error(path + ": cannot open the job folder's lock (" + std::strerror(errno) + ")");
+  if (fd < 0)
+    throw Error(path + ": cannot open the job folder's lock (" + std::strerror(errno) + ")");
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     const int e = errno;
     const std::string who = holder_of(fd);

@@ -25,6 +25,8 @@ constexpr const char* kParamsFile = "job.json";
 constexpr const char* kStartImageFile = "start_image.safetensors";
 constexpr const char* kConditioningFile = "conditioning.safetensors";
 constexpr const char* kStartLatentFile = "start_latent.safetensors";
+constexpr const char* kEndImageFile = "end_image.safetensors";
+constexpr const char* kEndLatentFile = "end_latent.safetensors";
 constexpr const char* kSectionPrefix = "section_";
 constexpr const char* kSafetensors = ".safetensors";
 
@@ -90,7 +92,8 @@ void remove_engine_files(const std::string& dir) {
                                  ? name.substr(0, name.size() - 4)
                                  : name;
     if (base == kParamsFile || base == kStartImageFile || base == kConditioningFile ||
-        base == kStartLatentFile || is_section_file(base)) {
+        base == kStartLatentFile || base == kEndImageFile || base == kEndLatentFile ||
+        is_section_file(base)) {
       std::error_code rm;
       fs::remove(entry.path(), rm);
       if (rm)
@@ -164,6 +167,11 @@ std::string result_params(const GenerationRequest& r) {
              r.teacache_threshold != GenerationRequest{}.teacache_threshold) {
     j["teacache_threshold"] = all["teacache_threshold"];
   }
+  // An end frame changes every section; job folders from before it saved none.
+  if (r.end_image.count > 0) {
+    j["end_frame"] = true;
+    j["end_frame_strength"] = all["end_frame_strength"];
+  }
   // LoRAs change every section; none is what job folders from before them saved.
   if (!r.loras.empty()) j["loras"] = all["loras"];
   return j.dump();
@@ -229,20 +237,35 @@ JobFolderInfo inspect_job_folder(const std::string& dir) {
   return info;
 }
 
-GenerationRequest load_job_request(const std::string& dir) {
-  GenerationRequest r = read_params(dir);
-  const std::string image_path = dir + "/" + kStartImageFile;
+namespace {
+
+// A saved picture (start or end image) as Frames.
+Frames read_job_image(const std::string& dir, const char* file, const char* what) {
+  const std::string image_path = dir + "/" + file;
   if (!exists(image_path))
-    throw Error(dir + ": the job stopped before its start image was saved (" + kStartImageFile +
+    throw Error(dir + ": the job stopped before its " + what + " was saved (" + file +
                 " is missing); start it again");
   const at::Tensor img = read_tensor(image_path, "image");
   if (img.dim() != 3 || img.size(2) != 3 || img.scalar_type() != at::kByte)
     throw Error(image_path + ": \"image\" must be uint8 (H, W, 3)");
   const at::Tensor c = img.contiguous();
-  r.image.count = 1;
-  r.image.height = static_cast<int>(c.size(0));
-  r.image.width = static_cast<int>(c.size(1));
-  r.image.rgb.assign(c.data_ptr<std::uint8_t>(), c.data_ptr<std::uint8_t>() + c.numel());
+  Frames f;
+  f.count = 1;
+  f.height = static_cast<int>(c.size(0));
+  f.width = static_cast<int>(c.size(1));
+  f.rgb.assign(c.data_ptr<std::uint8_t>(), c.data_ptr<std::uint8_t>() + c.numel());
+  return f;
+}
+
+}  // namespace
+
+GenerationRequest load_job_request(const std::string& dir) {
+  GenerationRequest r = read_params(dir);
+  r.image = read_job_image(dir, kStartImageFile, "start image");
+  // job.json says whether the job has an end frame (its image is kept beside the start image).
+  if (nlohmann::json::parse(read_text(job_params_path(dir)), nullptr, false)
+          .value("end_frame", false))
+    r.end_image = read_job_image(dir, kEndImageFile, "end image");
   r.job_dir = dir;
   r.resume = true;
   return r;
@@ -274,6 +297,8 @@ JobStore::JobStore(const GenerationRequest& request)
     return;
   }
   has_image_ = exists(path(kStartImageFile));
+  has_end_image_ = exists(path(kEndImageFile));
+  if (exists(path(kEndLatentFile))) end_latent_ = read_tensor(path(kEndLatentFile), "latent");
   if (exists(path(kConditioningFile))) cond_ = load_conditioning(path(kConditioningFile));
   if (exists(path(kStartLatentFile))) start_latent_ = read_tensor(path(kStartLatentFile), "latent");
   const int total = total_latent_sections(request.seconds, request.latent_window);
@@ -310,6 +335,20 @@ void JobStore::save_start_image(const at::Tensor& image_hw3) {
   io::save_safetensors(path(kStartImageFile), {{"image", image_hw3.contiguous()}},
                        {{"framesmith", "job start image"}});
   has_image_ = true;
+}
+
+void JobStore::save_end_image(const at::Tensor& image_hw3) {
+  if (!enabled() || has_end_image_) return;
+  io::save_safetensors(path(kEndImageFile), {{"image", image_hw3.contiguous()}},
+                       {{"framesmith", "job end image"}});
+  has_end_image_ = true;
+}
+
+void JobStore::save_end_latent(const at::Tensor& latent) {
+  if (!enabled() || end_latent_.defined()) return;
+  io::save_safetensors(path(kEndLatentFile), {{"latent", latent}},
+                       {{"framesmith", "job end latent"}});
+  end_latent_ = latent;
 }
 
 void JobStore::save_conditioning(const sampling::HunyuanConditioning& c) {

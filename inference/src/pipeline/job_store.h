@@ -29,6 +29,7 @@ class JobStore {
   // Saved before: used instead of computing them again (resume only).
   const std::optional<sampling::HunyuanConditioning>& conditioning() const { return cond_; }
   const at::Tensor& start_latent() const { return start_latent_; }  // undefined if not saved
+  const at::Tensor& end_latent() const { return end_latent_; }      // undefined if not saved
   // The finished sections (checked at open: whole, made with these parameters), each read from
   // its file when the loop reaches it.
   ResumedSections resumed_sections() const;
@@ -41,6 +42,8 @@ class JobStore {
   void save_start_image(const at::Tensor& image_hw3);
   void save_conditioning(const sampling::HunyuanConditioning& c);
   void save_start_latent(const at::Tensor& latent);
+  void save_end_image(const at::Tensor& image_hw3);
+  void save_end_latent(const at::Tensor& latent);
   // Section `section` (0-based) of `sections`; returns the path ("" without a folder).
   std::string save_section(int section, int sections, const at::Tensor& latents);
 
@@ -53,6 +56,8 @@ class JobStore {
   std::string params_;                 // what the latents depend on (stored with each section)
   std::optional<JobFolderLock> lock_;  // held for the job's life (one writer per folder)
   bool has_image_ = false;
+  bool has_end_image_ = false;
+  at::Tensor end_latent_;
   std::optional<sampling::HunyuanConditioning> cond_;
   at::Tensor start_latent_;
   std::vector<std::string> section_paths_;

@@ -68,6 +68,9 @@ std::string request_to_json(const GenerationRequest& r) {
                    {"max_skips", r.magcache_max_skips},
                    {"retention", r.magcache_retention}};
   j["shift"] = r.shift;
+  // The end image itself is kept in the job folder (end_image.safetensors), as the start image.
+  j["end_frame"] = r.end_image.count > 0;
+  j["end_frame_strength"] = r.end_frame_strength;
   j["loras"] = nlohmann::json::array();
   for (const LoraSpec& l : r.loras)
     j["loras"].push_back({{"file", l.path}, {"strength", l.strength}});
@@ -131,6 +134,7 @@ void request_from_json(const std::string& text, GenerationRequest& r) {
     read_field(*it, "retention", "magcache.", r.magcache_retention);
   }
   get("shift", r.shift);
+  get("end_frame_strength", r.end_frame_strength);
   if (auto it = j.find("loras"); it != j.end() && !it->is_null()) {
     if (!it->is_array()) throw Error("job parameter \"loras\" must be a list");
     r.loras.clear();
@@ -182,6 +186,12 @@ void validate_request(const GenerationRequest& r) {
          "LoRA strength must be between -10 and 10, not " + std::to_string(l.strength) + " (" +
              escape_invalid_utf8(l.path) + ")");
   }
+  need(
+      std::isfinite(r.end_frame_strength) && r.end_frame_strength >= 0 && r.end_frame_strength <= 1,
+      "end-frame strength must be 0..1, not " + std::to_string(r.end_frame_strength));
+  need(r.end_image.count == 0 || r.variant == TransformerVariant::kOriginal,
+       "an end image needs the original model: F1 generates forwards from the start image and "
+       "has no end to hold (use --variant original)");
   need(r.vram_budget_bytes >= 0, "VRAM budget must not be negative");
   need(r.preserved_memory_bytes >= 0, "preserved memory must not be negative");
   need(r.device == "cpu" || r.device.rfind("cuda", 0) == 0,

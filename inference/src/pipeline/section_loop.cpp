@@ -4,6 +4,7 @@
 #include <framesmith/error.h>
 
 #include <algorithm>
+#include <cmath>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -38,6 +39,12 @@ void check_inputs(const SectionLoopInputs& in, const SectionLoopParams& p) {
                 std::to_string(p.latent_window_size));
   }
   if (p.steps < 1) throw Error("section loop: steps must be >= 1, got " + std::to_string(p.steps));
+  if ((in.end_latent.defined() || in.end_image.defined()) && p.variant == LoopVariant::kF1)
+    throw Error(
+        "section loop: an end frame needs the original model (F1 generates forwards, "
+        "from the start frame, and has no end to hold)");
+  if (!std::isfinite(p.end_frame_strength) || p.end_frame_strength < 0 || p.end_frame_strength > 1)
+    throw Error("section loop: the end-frame strength must be in [0, 1]");
 }
 
 void check_start_latent(const at::Tensor& s) {
@@ -98,6 +105,11 @@ class SectionSampler {
         p.generated_latent_frames = generated_latent_frames;
         callbacks_.on_step(p, preview_rgb8(vae_decode_fake(denoised)));
       };
+    }
+    if (inputs_.section_conditioning) {
+      const sampling::HunyuanConditioning cond =
+          inputs_.section_conditioning(section, generated_latent_frames);
+      return sampling::sample_hunyuan(transformer_, sp_, cond, ctx, generator_, hooks);
     }
     return sampling::sample_hunyuan(transformer_, sp_, inputs_.conditioning, ctx, generator_,
                                     hooks);
@@ -186,12 +198,17 @@ void hand_out(SectionOutput& out, const at::Tensor& combined, std::int64_t combi
 void run_original(SectionSampler& sampler, const Vae& vae, const at::Tensor& start,
                   const SectionLoopParams& p, const SectionLoopCallbacks& cb, int num_sections,
                   const ResumedSections& resume, SectionLoopResult& result) {
+  const at::Tensor& end = result.end_latent;
   const std::int64_t window = p.latent_window_size;
   const std::int64_t overlap = window * 4 - 3;
   const std::int64_t keep = kept_latent_frames(window);
   // Newest (earliest in video order) first; cut to `keep` frames after every section.
   at::Tensor history =
       at::zeros({1, start.size(1), kContextFrames, start.size(3), start.size(4)}, at::kFloat);
+  // FramePack-Studio's end frame: the first section's "post" latent. It stays in the history
+  // behind the generated frames, so later sections see it in their 2x / 4x context, and is never
+  // decoded (the decode reads generated frames only).
+  if (end.defined()) frames(history, 0, 1).copy_(end * p.end_frame_strength);
   PixelTail tail;
   std::int64_t total = 0;
   const std::vector<int> paddings = latent_paddings(num_sections);
@@ -208,6 +225,7 @@ void run_original(SectionSampler& sampler, const Vae& vae, const at::Tensor& sta
     ctx.clean_latents = at::cat({start, frames(history, 0, kContext1x)}, 2);
     ctx.clean_latents_2x = frames(history, kContext1x, kContext1x + kContext2x);
     ctx.clean_latents_4x = frames(history, kContext1x + kContext2x, kContextFrames);
+    if (cb.on_context) cb.on_context(static_cast<int>(si), ctx);
 
     SectionOutput out;
     out.section = static_cast<int>(si);
@@ -264,6 +282,7 @@ void run_f1(SectionSampler& sampler, const Vae& vae, const at::Tensor& start,
     ctx.clean_latents_4x = frames(history, t - kContextFrames, t - kContext2x - kContext1x);
     ctx.clean_latents_2x = frames(history, t - kContext2x - kContext1x, t - kContext1x);
     ctx.clean_latents = at::cat({start, frames(history, t - kContext1x, t)}, 2);
+    if (cb.on_context) cb.on_context(si, ctx);
 
     SectionOutput out;
     out.section = si;
@@ -326,6 +345,19 @@ SectionLoopResult run_section_loop(PackedTransformer& transformer, const Vae& va
                             ? host_float(inputs.start_latent)
                             : encode_start_latent(vae, inputs.start_image, params.tiling);
   check_start_latent(result.start_latent);
+  if (inputs.end_latent.defined() || inputs.end_image.defined()) {
+    // Encoded like the start image (FramePack-Studio: vae_encode of the end frame).
+    result.end_latent = inputs.end_latent.defined()
+                            ? host_float(inputs.end_latent)
+                            : encode_start_latent(vae, inputs.end_image, params.tiling);
+    check_start_latent(result.end_latent);
+    if (!result.end_latent.sizes().equals(result.start_latent.sizes())) {
+      std::ostringstream o;
+      o << "section loop: the end latent " << result.end_latent.sizes()
+        << " does not match the start latent " << result.start_latent.sizes();
+      throw Error(o.str());
+    }
+  }
   const at::Tensor& start = result.start_latent;
   if (inputs.resume_sections.count > result.num_sections) {
     throw Error("section loop: " + std::to_string(inputs.resume_sections.count) +

@@ -36,6 +36,9 @@ struct SectionLoopParams {
   double rs = 0.0;   // guidance rescale
   std::uint64_t seed = 31337;
   std::optional<double> shift;  // fixed flow shift; default: FramePack's resolution-dependent mu
+  // FramePack-Studio's "Original with Endframe": the end latent times this is the clean "post"
+  // latent of the first section sampled (the last in time); 1 = the end image as it is.
+  double end_frame_strength = 1.0;
   bool use_teacache = false;
   double teacache_threshold = 0.15;
   // FramePack-Studio's MagCache (when TeaCache is off), with the calibration of the loop's variant
@@ -64,8 +67,16 @@ struct SectionLoopInputs {
   // everything) times the scaling factor.
   at::Tensor start_latent;
   at::Tensor start_image;  // (1, 3, 1, H, W) in [-1, 1]
+  // Optional end frame (original loop only), as the start: a latent, or an image to encode.
+  at::Tensor end_latent;
+  at::Tensor end_image;
   // Negative prompt: used only when cfg != 1 (FramePack feeds zeros otherwise).
   sampling::HunyuanConditioning conditioning;
+  // Timed prompts: when set, each section is conditioned on what this returns for it (its index
+  // in generation order and FramePack's total_generated_latent_frames before it) instead of
+  // `conditioning`, which still gives the shapes.
+  std::function<sampling::HunyuanConditioning(int section, std::int64_t generated_latent_frames)>
+      section_conditioning;
   // Resuming a job: the first sections' latents, first section first, exactly as on_section
   // passed them. They are not sampled again: their noise is drawn and discarded (so the seeded
   // generator is where an uninterrupted run has it) and the video is decoded from them as it was
@@ -113,6 +124,9 @@ struct SectionLoopCallbacks {
   // Once, before the first section: the start latent (CPU float32, scaled), e.g. to save it with
   // the job.
   std::function<void(const at::Tensor& start_latent)> on_start_latent;
+  // Before each section is sampled (resumed ones included): the context it samples with, for
+  // checks against the reference and for debugging.
+  std::function<void(int section, const sampling::SectionContext& ctx)> on_context;
   // Checked before each section and each sampler step; when set the loop throws
   // framesmith::Cancelled.
   const std::atomic<bool>* cancel = nullptr;
@@ -125,6 +139,7 @@ struct SectionLoopCallbacks {
 
 struct SectionLoopResult {
   at::Tensor start_latent;  // (1, 16, 1, h, w) CPU float32, scaled
+  at::Tensor end_latent;    // as start_latent, when the job has an end frame
   int num_sections = 0;
   std::int64_t total_frames = 0;
   // The most the loop held between sections: latent frames of history (the context and the next
