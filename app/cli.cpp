@@ -33,6 +33,7 @@ const char* kUsage =
     "           [--vram-budget SIZE] [--preserve SIZE] [--conditioning FILE]\n"
     "           [--lora FILE|NAME[:STRENGTH]]... [--lora-dir DIR]\n"
     "           [--end-image FILE [--end-strength 1]]  (original model: the video's last frame)\n"
+    "           [--blend-sections 0]  timed prompts: --prompt \"[0s: a cat sits] [2s: it jumps]\"\n"
     "           [--events FILE.jsonl] [--params FILE.json|VIDEO.mp4] [--job-dir DIR] [--restart]\n"
     "           the job folder (default: <out stem>.job/) keeps every finished section and the\n"
     "           video so far (<job>_<latent frames>.mp4)\n"

@@ -36,7 +36,8 @@ InputsPanel::InputsPanel(QWidget* parent) : QWidget(parent) {
   build_end_frame(v);
   prompt_edit_ = new QPlainTextEdit;
   prompt_edit_->setObjectName("prompt");
-  prompt_edit_->setPlaceholderText("Prompt: what happens in the video");
+  prompt_edit_->setPlaceholderText(
+      "Prompt: what happens in the video. Timed: [0s: a cat sits] [2s: the cat jumps]");
   prompt_edit_->setTabChangesFocus(true);
   const int line = prompt_edit_->fontMetrics().lineSpacing();
   prompt_edit_->setFixedHeight(line * 3 + 12);

@@ -156,6 +156,12 @@ ParametersForm::ParametersForm(QWidget* parent) : QWidget(parent) {
                                        "MagCache: the share of the first steps that always "
                                        "compute (FramePack-Studio: 0.25)");
   add_row(adv, 3, 0, "Retention", magcache_retention_box_);
+  blend_box_ =
+      int_box(0, 100, 1,
+              "Timed prompts (\"[0s: a cat sits] [2s: the cat jumps]\"): at each change of "
+              "prompt, one section mixes 1/N of the new prompt into the previous one "
+              "(FramePack-Studio's blending); 0: none");
+  add_row(adv, 3, 2, "Blend", blend_box_);
   advanced->setVisible(false);
   v->addWidget(advanced);
   connect(advanced_toggle, &QToolButton::toggled, this, [advanced, advanced_toggle](bool on) {
@@ -221,7 +227,8 @@ ParametersForm::ParametersForm(QWidget* parent) : QWidget(parent) {
        {seconds_box_, gs_box_, cfg_box_, rs_box_, preserve_box_, teacache_threshold_box_,
         magcache_threshold_box_, magcache_retention_box_})
     connect(b, &QDoubleSpinBox::valueChanged, this, &ParametersForm::changed);
-  for (QSpinBox* b : {steps_box_, window_box_, resolution_box_, crf_box_, magcache_skips_box_})
+  for (QSpinBox* b :
+       {steps_box_, window_box_, resolution_box_, crf_box_, magcache_skips_box_, blend_box_})
     connect(b, &QSpinBox::valueChanged, this, &ParametersForm::changed);
   connect(variant_box_, &QComboBox::currentIndexChanged, this, &ParametersForm::changed);
   connect(device_box_, &QComboBox::currentTextChanged, this, &ParametersForm::changed);
@@ -253,6 +260,7 @@ void ParametersForm::apply(const GenerationRequest& r) {
   magcache_threshold_box_->setValue(r.magcache_threshold);
   magcache_skips_box_->setValue(r.magcache_max_skips);
   magcache_retention_box_->setValue(r.magcache_retention);
+  blend_box_->setValue(r.blend_sections);
   device_box_->setCurrentText(QString::fromStdString(r.device));
   budget_edit_->setText(
       r.vram_budget_bytes > 0
@@ -281,6 +289,7 @@ void ParametersForm::fill(GenerationRequest& r) const {
   r.magcache_threshold = magcache_threshold_box_->value();
   r.magcache_max_skips = magcache_skips_box_->value();
   r.magcache_retention = magcache_retention_box_->value();
+  r.blend_sections = blend_box_->value();
   r.device = device_box_->currentText().trimmed().toStdString();
   const QString budget = budget_edit_->text().trimmed();
   r.vram_budget_bytes = budget.isEmpty() ? 0 : parse_size(budget.toStdString());

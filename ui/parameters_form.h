@@ -60,6 +60,7 @@ class ParametersForm : public QWidget {
   QDoubleSpinBox* magcache_threshold_box_ = nullptr;
   QSpinBox* magcache_skips_box_ = nullptr;
   QDoubleSpinBox* magcache_retention_box_ = nullptr;
+  QSpinBox* blend_box_ = nullptr;
   QSpinBox* crf_box_ = nullptr;
   QComboBox* device_box_ = nullptr;
   QLineEdit* budget_edit_ = nullptr;

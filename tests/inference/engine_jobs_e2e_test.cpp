@@ -321,3 +321,51 @@ TEST(EngineJobs, EndFrameChangesTheVideoIsSaidWhenCroppedAndResumes) {
   EXPECT_EQ(bad.rc, 1);
   EXPECT_NE(bad.err.find("end-frame strength"), std::string::npos) << bad.err;
 }
+
+TEST(EngineJobs, TimedPromptsAreEncodedOnceEachSaidAndResume) {
+  const std::string work = temp_dir("fs_engine_timed");
+  const Frames start = gradient(96, 64);
+  image::write_ppm(work + "/start.ppm", start.rgb.data(), start.width, start.height);
+  const GenerationResult plain = generate(request_of_the_command(start), {});
+  ASSERT_EQ(plain.status, StatusCode::kOk) << plain.message;
+  // 4 sections of 5 frames (1/6 s each): the prompt changes half-way.
+  std::vector<std::string> args = command(work + "/start.ppm", work + "/frames");
+  for (std::size_t i = 0; i + 1 < args.size(); ++i)
+    if (args[i] == "--prompt") args[i + 1] = "[0s: a gradient that moves] [0.5s: it turns red]";
+  args.insert(args.end(), {"--blend-sections", "2", "--events", work + "/events.jsonl"});
+  const CmdResult r = run(args);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  std::string note;
+  for (const Event& e : read_events(work + "/events.jsonl"))
+    if (e.type == EventType::kNotice) note = e.text("message");
+  EXPECT_NE(note.find("timed prompts: 2 distinct"), std::string::npos) << note;
+  EXPECT_NE(note.find("\"it turns red\""), std::string::npos) << note;
+  const std::string job = work + "/frames/job";
+  EXPECT_TRUE(fs::exists(job + "/conditioning_prompt1.safetensors"));
+  EXPECT_FALSE(fs::exists(job + "/conditioning_prompt2.safetensors"));
+  // The first half's prompt is the plain run's: the second half differs from it.
+  bool differs = false;
+  for (int i = 0; i < plain.video.count && !differs; ++i) {
+    const Frames f = image::read_ppm(frame_file(work + "/frames", i));
+    differs = std::memcmp(f.rgb.data(), plain.video.frame(i), f.rgb.size()) != 0;
+  }
+  EXPECT_TRUE(differs);
+  // Killed after a section: the saved encodings are used again, the same frames come out.
+  for (int s = 1; s < 4; ++s) fs::remove(job_section_path(job, s));
+  const CmdResult resumed = run({"resume", job, "--out", work + "/resumed", "--quiet"});
+  ASSERT_EQ(resumed.rc, 0) << resumed.err;
+  for (int i = 0; i < plain.video.count; ++i)
+    EXPECT_EQ(image::read_ppm(frame_file(work + "/resumed", i)).rgb,
+              image::read_ppm(frame_file(work + "/frames", i)).rgb)
+        << "frame " << i;
+
+  // Past the video's end, overlapping: refused before anything runs.
+  for (const char* bad : {"[0s: a] [3s: b]", "[0s-0.8s: a] [0.5s: b]"}) {
+    args = command(work + "/start.ppm", work + "/bad");
+    for (std::size_t i = 0; i + 1 < args.size(); ++i)
+      if (args[i] == "--prompt") args[i + 1] = bad;
+    const CmdResult refused = run(args);
+    EXPECT_EQ(refused.rc, 1) << bad;
+    EXPECT_NE(refused.err.find("timed prompt: "), std::string::npos) << refused.err;
+  }
+}

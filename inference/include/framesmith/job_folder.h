@@ -4,6 +4,8 @@
 //   start_image.safetensors    "image": the start image as cropped to its bucket (uint8 H x W x 3)
 //   conditioning.safetensors   prompt and image embeddings (conditioning-file tensor names)
 //   start_latent.safetensors   "latent": the encoded start image (float32, scaled)
+//   end_image.safetensors, end_latent.safetensors   the end frame, as the start's (when given)
+//   conditioning_prompt<i>.safetensors   timed prompt i >= 1 (prompt 0: conditioning.safetensors)
 //   section_0000.safetensors   "latents": each finished section's new latents, generation order
 // every file to a temporary name renamed into place, each section's before the next one starts.
 // Front ends add their own files (videos, a PNG of the input); the engine leaves those alone.

@@ -47,6 +47,10 @@ struct GenerationRequest {
   // clean "post" latent of the first section sampled (the video's last). count 0: none.
   Frames end_image;
   double end_frame_strength = 1.0;  // 0..1
+  // Timed prompts: the section at each change of prompt gets 1/blend_sections of the new prompt
+  // mixed into the previous one (FramePack-Studio's blending); 0: none.
+  int blend_sections = 0;
+  // FramePack-Studio's timestamped prompts work here: "[0s: a cat sits] [2s: the cat jumps]".
   std::string prompt;
   std::string negative_prompt;
   std::string conditioning_file;  // optional: embeddings instead of encoding the prompt

@@ -76,7 +76,8 @@ const std::vector<std::string>& generation_value_options() {
                                              "--magcache-retention",
                                              "--lora",
                                              "--lora-dir",
-                                             "--end-strength"};
+                                             "--end-strength",
+                                             "--blend-sections"};
   return v;
 }
 
@@ -128,6 +129,7 @@ void apply_generation_options(const CommandOptions& o, GenerationRequest& req) {
   req.magcache_retention = o.number("--magcache-retention", req.magcache_retention);
   if (o.has("--conditioning")) req.conditioning_file = o.get("--conditioning");
   req.end_frame_strength = o.number("--end-strength", req.end_frame_strength);
+  req.blend_sections = static_cast<int>(o.number("--blend-sections", req.blend_sections));
   // --lora FILE[:STRENGTH], repeatable: replaces the LoRAs of a --params file; a bare name is
   // looked up in the LoRA folder (--lora-dir, else the user's).
   if (o.has("--lora")) {

@@ -65,6 +65,12 @@ bool prompts_cached(const ModelSet& models, const std::string& prompt,
 void encode_text(const ModelSet& models, const std::string& prompt,
                  const std::string& negative_prompt, double cfg, at::Device device,
                  sampling::HunyuanConditioning& out, const TextEncodeHooks& hooks = {});
+// As encode_text for each of `prompts` (timed prompts), the encoders loaded once; out[i] is
+// prompts[i]'s, each with the same negative conditioning.
+void encode_texts(const ModelSet& models, const std::vector<std::string>& prompts,
+                  const std::string& negative_prompt, double cfg, at::Device device,
+                  std::vector<sampling::HunyuanConditioning>& out,
+                  const TextEncodeHooks& hooks = {});
 
 // SigLIP last_hidden_state of the start image (uint8 H x W x 3) through the feature extractor.
 at::Tensor encode_image(const ModelSet& models, const at::Tensor& image_hw3, at::Device device);

@@ -246,6 +246,15 @@ at::Tensor prepare_image_for(const Frames& image, std::int64_t width, std::int64
 void encode_text(const ModelSet& models, const std::string& prompt,
                  const std::string& negative_prompt, double cfg, at::Device device,
                  sampling::HunyuanConditioning& out, const TextEncodeHooks& hooks) {
+  std::vector<sampling::HunyuanConditioning> all;
+  encode_texts(models, {prompt}, negative_prompt, cfg, device, all, hooks);
+  out.positive = all.front().positive;
+  out.negative = all.front().negative;
+}
+
+void encode_texts(const ModelSet& models, const std::vector<std::string>& prompts,
+                  const std::string& negative_prompt, double cfg, at::Device device,
+                  std::vector<sampling::HunyuanConditioning>& all, const TextEncodeHooks& hooks) {
   const std::string base = prompt_cache_base(models, device);
   std::unique_ptr<TextEncoders> enc;
   auto encode_cached = [&](const std::string& text) {
@@ -256,17 +265,22 @@ void encode_text(const ModelSet& models, const std::string& prompt,
     prompt_cache().put(base + text, e);
     return e;
   };
-  const Encoded pos = encode_cached(prompt);
-  auto [vec, mask] = crop_or_pad(pos.llama_vec, kPromptPad);
-  out.positive = {vec, mask, pos.pooler};
-  if (cfg == 1.0) {
-    // FramePack: with CFG 1 the negative branch never runs; its conditioning is zeros.
-    auto [nvec, nmask] = crop_or_pad(at::zeros_like(pos.llama_vec), kPromptPad);
-    out.negative = {nvec, nmask, at::zeros_like(pos.pooler)};
-  } else {
-    const Encoded neg = encode_cached(negative_prompt);
-    auto [nvec, nmask] = crop_or_pad(neg.llama_vec, kPromptPad);
-    out.negative = {nvec, nmask, neg.pooler};
+  all.clear();
+  for (const std::string& prompt : prompts) {
+    sampling::HunyuanConditioning out;
+    const Encoded pos = encode_cached(prompt);
+    auto [vec, mask] = crop_or_pad(pos.llama_vec, kPromptPad);
+    out.positive = {vec, mask, pos.pooler};
+    if (cfg == 1.0) {
+      // FramePack: with CFG 1 the negative branch never runs; its conditioning is zeros.
+      auto [nvec, nmask] = crop_or_pad(at::zeros_like(pos.llama_vec), kPromptPad);
+      out.negative = {nvec, nmask, at::zeros_like(pos.pooler)};
+    } else {
+      const Encoded neg = encode_cached(negative_prompt);
+      auto [nvec, nmask] = crop_or_pad(neg.llama_vec, kPromptPad);
+      out.negative = {nvec, nmask, neg.pooler};
+    }
+    all.push_back(out);
   }
 }
 

@@ -1,4 +1,5 @@
 // generate(): the engine's boundary. Exceptions stop here and become a status and one sentence.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -159,6 +160,7 @@ class Job {
   void start_governor();
   void read_loras();
   void prepare_end_image();
+  void plan_timed_prompts();
   void prepare_image();
   void encode_conditioning();
   pipeline::SectionLoopInputs load_models();
@@ -183,8 +185,10 @@ class Job {
   at::Tensor image_hw3_;  // the cropped start picture, host uint8 (H, W, 3)
   at::Tensor end_hw3_;    // the end picture cropped to the start's bucket; undefined: none
   sampling::HunyuanConditioning cond_;
-  std::string latents_path_;                     // the last saved section's latents
-  std::shared_ptr<const LoraPatch> lora_patch_;  // null: no LoRA
+  std::string latents_path_;                                 // the last saved section's latents
+  std::shared_ptr<const LoraPatch> lora_patch_;              // null: no LoRA
+  std::optional<pipeline::PromptSchedule> schedule_;         // timed prompts only
+  std::vector<sampling::PromptConditioning> timed_prompts_;  // schedule_->prompts()' encodings
 };
 
 // The request (or, resuming, the job folder's), the device, the job folder and the model set.
@@ -302,17 +306,55 @@ void Job::prepare_image() {
 
 // The prompts and the picture through their encoders (or what a resumed job or a conditioning
 // file already holds), saved to the job folder.
+// Timed prompts ("[0s: ...] [2s: ...]"): the spans as the loop will use them, and a note that
+// says which prompt holds when.
+void Job::plan_timed_prompts() {
+  schedule_.emplace(pipeline::parse_timed_prompt(req_.prompt, req_.seconds, req_.latent_window,
+                                                 req_.variant != TransformerVariant::kF1),
+                    req_.blend_sections);
+  std::ostringstream o;
+  o << "timed prompts: " << schedule_->prompts().size() << " distinct, encoded once each;";
+  for (const pipeline::PromptSpan& s : schedule_->spans()) {
+    // The original loop's spans are mirrored; say them in video time.
+    const bool backwards = req_.variant != TransformerVariant::kF1;
+    const double from = backwards ? req_.seconds - s.end_s.value_or(req_.seconds) : s.start_s;
+    const double to = backwards ? req_.seconds - s.start_s : s.end_s.value_or(req_.seconds);
+    o << " [" << std::max(0.0, from) << "-" << std::min(req_.seconds, to) << " s] \"" << s.prompt
+      << "\"";
+  }
+  if (req_.blend_sections > 0) o << "; blend " << req_.blend_sections;
+  emit(EventType::kNotice, "text", {}, {{"message", o.str()}});
+}
+
 void Job::encode_conditioning() {
+  const bool timed = req_.conditioning_file.empty() && pipeline::has_timestamps(req_.prompt);
+  if (timed) plan_timed_prompts();
+  const std::vector<std::string> texts =
+      timed ? schedule_->prompts() : std::vector<std::string>{req_.prompt};
+  std::vector<sampling::HunyuanConditioning> encoded;
+  const auto take = [&] {
+    cond_.positive = encoded.front().positive;
+    cond_.negative = encoded.front().negative;
+  };
+  const bool cached = std::all_of(texts.begin(), texts.end(), [&](const std::string& t) {
+    return pipeline::prompts_cached(models_, t, req_.negative_prompt, req_.cfg, device_);
+  });
   if (store_->conditioning()) {
     cond_ = *store_->conditioning();  // resumed: encoded before
+    encoded.push_back(cond_);
+    for (const auto& c : store_->timed_prompts()) encoded.push_back(c);
+    if (encoded.size() != texts.size())
+      throw Error(store_->dir() + ": the job folder holds " + std::to_string(encoded.size()) +
+                  " encoded prompt(s), its timed prompt has " + std::to_string(texts.size()));
   } else if (!req_.conditioning_file.empty()) {
     cond_ = pipeline::load_conditioning(req_.conditioning_file);
-  } else if (pipeline::prompts_cached(models_, req_.prompt, req_.negative_prompt, req_.cfg,
-                                      device_)) {
+    encoded.push_back(cond_);
+  } else if (cached) {
     // Encoded earlier in this session: no encoder runs, so there is no text phase to govern;
     // the conditioning is host data.
     const memory::HostScope host;
-    pipeline::encode_text(models_, req_.prompt, req_.negative_prompt, req_.cfg, device_, cond_);
+    pipeline::encode_texts(models_, texts, req_.negative_prompt, req_.cfg, device_, encoded);
+    take();
   } else {
     progress("text");
     // Low-VRAM: the LLaMA streamed onto the device per layer, CLIP whole (memory/governor.h).
@@ -321,10 +363,12 @@ void Job::encode_conditioning() {
         [&](at::Device d, const memory::Governor::LlamaPlacement& place_llama) {
           pipeline::TextEncodeHooks hooks;
           hooks.place_llama = place_llama;
-          pipeline::encode_text(models_, req_.prompt, req_.negative_prompt, req_.cfg, d, cond_,
-                                hooks);
+          pipeline::encode_texts(models_, texts, req_.negative_prompt, req_.cfg, d, encoded, hooks);
         });
+    take();
   }
+  if (timed)
+    for (const auto& c : encoded) timed_prompts_.push_back(c.positive);
   check_cancel();
   if (!cond_.image_embeddings.defined()) {
     progress("image encoder");
@@ -335,11 +379,15 @@ void Job::encode_conditioning() {
   check_cancel();
   const memory::HostScope host;
   store_->save_conditioning(cond_);
-  // The transformer sees the prompts' real tokens, not the padding: plan sampling for those.
+  if (timed) store_->save_timed_prompts({encoded.begin() + 1, encoded.end()});
+  // The transformer sees the prompts' real tokens, not the padding: plan sampling for the
+  // longest it will see.
   std::int64_t text_tokens = 0;
-  for (const sampling::PromptConditioning* p : {&cond_.positive, &cond_.negative})
-    if (p->mask.defined() && (p == &cond_.positive || req_.cfg != 1.0))
-      text_tokens = std::max(text_tokens, p->mask.sum().item<std::int64_t>());
+  std::vector<const sampling::PromptConditioning*> seen = {&cond_.positive};
+  if (req_.cfg != 1.0) seen.push_back(&cond_.negative);
+  for (const sampling::PromptConditioning& p : timed_prompts_) seen.push_back(&p);
+  for (const sampling::PromptConditioning* p : seen)
+    if (p->mask.defined()) text_tokens = std::max(text_tokens, p->mask.sum().item<std::int64_t>());
   governor_->plan_for_prompt(text_tokens);
 }
 
@@ -378,6 +426,14 @@ pipeline::SectionLoopInputs Job::load_models() {
   in.conditioning = cond_;
   in.start_latent = store_->start_latent();  // undefined unless resumed: the loop encodes it
   in.end_latent = store_->end_latent();
+  if (schedule_) {
+    in.section_conditioning = [this](int section, std::int64_t generated) {
+      sampling::HunyuanConditioning c = cond_;
+      c.positive =
+          pipeline::blended_prompt(timed_prompts_, schedule_->for_section(section, generated));
+      return c;
+    };
+  }
   in.resume_sections = store_->resumed_sections();
   return in;
 }

@@ -15,6 +15,7 @@
 #include "io/safetensors.h"
 #include "pipeline/conditioning.h"
 #include "pipeline/section_schedule.h"
+#include "pipeline/timed_prompts.h"
 
 namespace framesmith {
 namespace {
@@ -27,6 +28,12 @@ constexpr const char* kConditioningFile = "conditioning.safetensors";
 constexpr const char* kStartLatentFile = "start_latent.safetensors";
 constexpr const char* kEndImageFile = "end_image.safetensors";
 constexpr const char* kEndLatentFile = "end_latent.safetensors";
+// Timed prompts 1, 2, ... (prompt 0 is conditioning.safetensors): conditioning_prompt1.safetensors
+constexpr const char* kTimedPromptPrefix = "conditioning_prompt";
+
+std::string timed_prompt_file(std::size_t i) {
+  return std::string(kTimedPromptPrefix) + std::to_string(i) + ".safetensors";
+}
 constexpr const char* kSectionPrefix = "section_";
 constexpr const char* kSafetensors = ".safetensors";
 
@@ -93,7 +100,7 @@ void remove_engine_files(const std::string& dir) {
                                  : name;
     if (base == kParamsFile || base == kStartImageFile || base == kConditioningFile ||
         base == kStartLatentFile || base == kEndImageFile || base == kEndLatentFile ||
-        is_section_file(base)) {
+        base.rfind(kTimedPromptPrefix, 0) == 0 || is_section_file(base)) {
       std::error_code rm;
       fs::remove(entry.path(), rm);
       if (rm)
@@ -172,6 +179,8 @@ std::string result_params(const GenerationRequest& r) {
     j["end_frame"] = true;
     j["end_frame_strength"] = all["end_frame_strength"];
   }
+  // Blending matters only to timed prompts; job folders from before them saved none.
+  if (pipeline::has_timestamps(r.prompt)) j["blend_sections"] = all["blend_sections"];
   // LoRAs change every section; none is what job folders from before them saved.
   if (!r.loras.empty()) j["loras"] = all["loras"];
   return j.dump();
@@ -300,6 +309,8 @@ JobStore::JobStore(const GenerationRequest& request)
   has_end_image_ = exists(path(kEndImageFile));
   if (exists(path(kEndLatentFile))) end_latent_ = read_tensor(path(kEndLatentFile), "latent");
   if (exists(path(kConditioningFile))) cond_ = load_conditioning(path(kConditioningFile));
+  for (std::size_t i = 1; exists(dir_ + "/" + timed_prompt_file(i)); ++i)
+    timed_.push_back(load_conditioning(dir_ + "/" + timed_prompt_file(i)));
   if (exists(path(kStartLatentFile))) start_latent_ = read_tensor(path(kStartLatentFile), "latent");
   const int total = total_latent_sections(request.seconds, request.latent_window);
   int s = 0;
@@ -349,6 +360,13 @@ void JobStore::save_end_latent(const at::Tensor& latent) {
   io::save_safetensors(path(kEndLatentFile), {{"latent", latent}},
                        {{"framesmith", "job end latent"}});
   end_latent_ = latent;
+}
+
+void JobStore::save_timed_prompts(const std::vector<sampling::HunyuanConditioning>& later) {
+  if (!enabled() || !timed_.empty()) return;
+  for (std::size_t i = 0; i < later.size(); ++i)
+    pipeline::save_conditioning(dir_ + "/" + timed_prompt_file(i + 1), later[i]);
+  timed_ = later;
 }
 
 void JobStore::save_conditioning(const sampling::HunyuanConditioning& c) {

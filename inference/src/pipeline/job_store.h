@@ -30,6 +30,8 @@ class JobStore {
   const std::optional<sampling::HunyuanConditioning>& conditioning() const { return cond_; }
   const at::Tensor& start_latent() const { return start_latent_; }  // undefined if not saved
   const at::Tensor& end_latent() const { return end_latent_; }      // undefined if not saved
+  // Timed prompts 1, 2, ... (prompt 0 is conditioning()); empty when none were saved.
+  const std::vector<sampling::HunyuanConditioning>& timed_prompts() const { return timed_; }
   // The finished sections (checked at open: whole, made with these parameters), each read from
   // its file when the loop reaches it.
   ResumedSections resumed_sections() const;
@@ -43,6 +45,7 @@ class JobStore {
   void save_conditioning(const sampling::HunyuanConditioning& c);
   void save_start_latent(const at::Tensor& latent);
   void save_end_image(const at::Tensor& image_hw3);
+  void save_timed_prompts(const std::vector<sampling::HunyuanConditioning>& later);
   void save_end_latent(const at::Tensor& latent);
   // Section `section` (0-based) of `sections`; returns the path ("" without a folder).
   std::string save_section(int section, int sections, const at::Tensor& latents);
@@ -57,6 +60,7 @@ class JobStore {
   std::optional<JobFolderLock> lock_;  // held for the job's life (one writer per folder)
   bool has_image_ = false;
   bool has_end_image_ = false;
+  std::vector<sampling::HunyuanConditioning> timed_;
   at::Tensor end_latent_;
   std::optional<sampling::HunyuanConditioning> cond_;
   at::Tensor start_latent_;

@@ -6,6 +6,7 @@
 #include "framesmith/error.h"
 #include "framesmith/lora_files.h"
 #include "framesmith/utf8.h"
+#include "pipeline/timed_prompts.h"
 
 namespace framesmith {
 
@@ -71,6 +72,7 @@ std::string request_to_json(const GenerationRequest& r) {
   // The end image itself is kept in the job folder (end_image.safetensors), as the start image.
   j["end_frame"] = r.end_image.count > 0;
   j["end_frame_strength"] = r.end_frame_strength;
+  j["blend_sections"] = r.blend_sections;
   j["loras"] = nlohmann::json::array();
   for (const LoraSpec& l : r.loras)
     j["loras"].push_back({{"file", l.path}, {"strength", l.strength}});
@@ -135,6 +137,7 @@ void request_from_json(const std::string& text, GenerationRequest& r) {
   }
   get("shift", r.shift);
   get("end_frame_strength", r.end_frame_strength);
+  get("blend_sections", r.blend_sections);
   if (auto it = j.find("loras"); it != j.end() && !it->is_null()) {
     if (!it->is_array()) throw Error("job parameter \"loras\" must be a list");
     r.loras.clear();
@@ -192,6 +195,11 @@ void validate_request(const GenerationRequest& r) {
   need(r.end_image.count == 0 || r.variant == TransformerVariant::kOriginal,
        "an end image needs the original model: F1 generates forwards from the start image and "
        "has no end to hold (use --variant original)");
+  need(r.blend_sections >= 0 && r.blend_sections <= 100,
+       "blend sections must be 0..100, not " + std::to_string(r.blend_sections));
+  if (r.conditioning_file.empty())
+    for (const std::string& problem : pipeline::timed_prompt_problems(r.prompt, r.seconds))
+      need(false, "timed prompt: " + problem);
   need(r.vram_budget_bytes >= 0, "VRAM budget must not be negative");
   need(r.preserved_memory_bytes >= 0, "preserved memory must not be negative");
   need(r.device == "cpu" || r.device.rfind("cuda", 0) == 0,

@@ -55,11 +55,13 @@ double snap(double t, double section_s) {
 }  // namespace
 
 bool has_timestamps(const std::string& text) {
-  return text.find('[') != std::string::npos && text.find(']') != std::string::npos;
+  return std::regex_search(text, timestamp_pattern());
 }
 
 std::vector<PromptSpan> parse_timed_prompt(const std::string& text, double total_seconds,
                                            int latent_window, bool backwards) {
+  // FramePack-Studio parses whenever there are brackets; without a timestamp in them the whole
+  // text is the one prompt, as here.
   if (!has_timestamps(text)) return {PromptSpan{trimmed(text), 0.0, std::nullopt}};
   std::string rest;
   std::vector<PromptSpan> spans = read_spans(text, &rest);
@@ -94,8 +96,6 @@ std::vector<std::string> timed_prompt_problems(const std::string& text, double t
   if (!has_timestamps(text)) return problems;
   std::string rest;
   std::vector<PromptSpan> spans = read_spans(text, &rest);
-  if (spans.empty())
-    problems.push_back("the prompt has brackets but no timestamp like \"[2s: ...]\" in them");
   for (const PromptSpan& s : spans) {
     std::ostringstream o;
     if (s.start_s >= total_seconds) {

@@ -19,7 +19,7 @@ struct PromptSpan {
   std::optional<double> end_s;  // none: until the end
 };
 
-// Whether `text` uses the timestamp syntax at all (FramePack-Studio: a '[' and a ']').
+// Whether `text` holds a timestamp like "[2s: ...]" (other brackets are part of the prompt).
 bool has_timestamps(const std::string& text);
 
 // The spans of `text` for a video of `total_seconds` with `latent_window` latents a section:
