@@ -190,6 +190,21 @@ std::string write_tiny_lora(const std::string& path, bool with_nan) {
   return path;
 }
 
+// A scratch folder holding start.ppm, the 96 x 64 gradient the command line starts from.
+std::string folder_with_start(const char* stem) {
+  const std::string work = temp_dir(stem);
+  const Frames start = gradient(96, 64);
+  image::write_ppm(work + "/start.ppm", start.rgb.data(), start.width, start.height);
+  return work;
+}
+
+// What the command line makes without LoRA, end frame or timed prompt (made once).
+const Frames& plain_video() {
+  static const GenerationResult r = generate(request_of_the_command(gradient(96, 64)), {});
+  EXPECT_EQ(r.status, StatusCode::kOk) << r.message;
+  return r.video;
+}
+
 std::vector<Event> read_events(const std::string& path) {
   std::ifstream in(path);
   std::vector<Event> out;
@@ -200,11 +215,8 @@ std::vector<Event> read_events(const std::string& path) {
 }  // namespace
 
 TEST(EngineJobs, LoraIsReportedChangesTheVideoAndResumesWithIt) {
-  const std::string work = temp_dir("fs_engine_lora");
-  const Frames start = gradient(96, 64);
-  image::write_ppm(work + "/start.ppm", start.rgb.data(), start.width, start.height);
-  const GenerationResult plain = generate(request_of_the_command(start), {});
-  ASSERT_EQ(plain.status, StatusCode::kOk) << plain.message;
+  const std::string work = folder_with_start("fs_engine_lora");
+  const Frames& plain = plain_video();
   const std::string lora = write_tiny_lora(work + "/style.safetensors", false);
 
   std::vector<std::string> args = command(work + "/start.ppm", work + "/frames");
@@ -225,9 +237,9 @@ TEST(EngineJobs, LoraIsReportedChangesTheVideoAndResumesWithIt) {
   EXPECT_EQ(lora_events, 1);
   // The LoRA changed the pictures: some frame differs from the run without it.
   bool differs = false;
-  for (int i = 0; i < plain.video.count && !differs; ++i) {
+  for (int i = 0; i < plain.count && !differs; ++i) {
     const Frames f = image::read_ppm(frame_file(work + "/frames", i));
-    differs = std::memcmp(f.rgb.data(), plain.video.frame(i), f.rgb.size()) != 0;
+    differs = std::memcmp(f.rgb.data(), plain.frame(i), f.rgb.size()) != 0;
   }
   EXPECT_TRUE(differs);
 
@@ -237,16 +249,14 @@ TEST(EngineJobs, LoraIsReportedChangesTheVideoAndResumesWithIt) {
   fs::remove(job_section_path(job, 3));
   const CmdResult resumed = run({"resume", job, "--out", work + "/resumed", "--quiet"});
   ASSERT_EQ(resumed.rc, 0) << resumed.err;
-  for (int i = 0; i < plain.video.count; ++i)
+  for (int i = 0; i < plain.count; ++i)
     EXPECT_EQ(image::read_ppm(frame_file(work + "/resumed", i)).rgb,
               image::read_ppm(frame_file(work + "/frames", i)).rgb)
         << "frame " << i;
 }
 
 TEST(EngineJobs, BadLoraStopsTheJobBeforeAnythingIsEncodedOrSampled) {
-  const std::string work = temp_dir("fs_engine_badlora");
-  const Frames start = gradient(96, 64);
-  image::write_ppm(work + "/start.ppm", start.rgb.data(), start.width, start.height);
+  const std::string work = folder_with_start("fs_engine_badlora");
   std::vector<std::string> args = command(work + "/start.ppm", work + "/frames");
   args.insert(args.end(), {"--lora", write_tiny_lora(work + "/nan.safetensors", true), "--events",
                            work + "/events.jsonl"});
@@ -265,15 +275,13 @@ TEST(EngineJobs, BadLoraStopsTheJobBeforeAnythingIsEncodedOrSampled) {
 }
 
 TEST(EngineJobs, EndFrameChangesTheVideoIsSaidWhenCroppedAndResumes) {
-  const std::string work = temp_dir("fs_engine_end");
+  const std::string work = folder_with_start("fs_engine_end");
   const Frames start = gradient(96, 64);
-  image::write_ppm(work + "/start.ppm", start.rgb.data(), start.width, start.height);
   // An end picture of another aspect ratio, and other colours than the start's.
   Frames end = gradient(64, 64);
   for (std::uint8_t& v : end.rgb) v = static_cast<std::uint8_t>(255 - v);
   image::write_ppm(work + "/end.ppm", end.rgb.data(), end.width, end.height);
-  const GenerationResult plain = generate(request_of_the_command(start), {});
-  ASSERT_EQ(plain.status, StatusCode::kOk) << plain.message;
+  const Frames& plain = plain_video();
 
   std::vector<std::string> args = command(work + "/start.ppm", work + "/frames");
   args.insert(args.end(), {"--end-image", work + "/end.ppm", "--end-strength", "0.7", "--events",
@@ -295,9 +303,9 @@ TEST(EngineJobs, EndFrameChangesTheVideoIsSaidWhenCroppedAndResumes) {
   ASSERT_EQ(api.status, StatusCode::kOk) << api.message;
   expect_frames_equal(work + "/frames", api.video);
   bool differs = false;
-  for (int i = 0; i < plain.video.count && !differs; ++i)
-    differs = std::memcmp(plain.video.frame(i), api.video.frame(i),
-                          std::size_t(plain.video.width) * plain.video.height * 3) != 0;
+  for (int i = 0; i < plain.count && !differs; ++i)
+    differs = std::memcmp(plain.frame(i), api.video.frame(i),
+                          std::size_t(plain.width) * plain.height * 3) != 0;
   EXPECT_TRUE(differs);
   // Killed after two sections: the resume takes the saved end latent, same frames.
   const std::string job = work + "/frames/job";
@@ -323,11 +331,8 @@ TEST(EngineJobs, EndFrameChangesTheVideoIsSaidWhenCroppedAndResumes) {
 }
 
 TEST(EngineJobs, TimedPromptsAreEncodedOnceEachSaidAndResume) {
-  const std::string work = temp_dir("fs_engine_timed");
-  const Frames start = gradient(96, 64);
-  image::write_ppm(work + "/start.ppm", start.rgb.data(), start.width, start.height);
-  const GenerationResult plain = generate(request_of_the_command(start), {});
-  ASSERT_EQ(plain.status, StatusCode::kOk) << plain.message;
+  const std::string work = folder_with_start("fs_engine_timed");
+  const Frames& plain = plain_video();
   // 4 sections of 5 frames (1/6 s each): the prompt changes half-way.
   std::vector<std::string> args = command(work + "/start.ppm", work + "/frames");
   for (std::size_t i = 0; i + 1 < args.size(); ++i)
@@ -345,16 +350,16 @@ TEST(EngineJobs, TimedPromptsAreEncodedOnceEachSaidAndResume) {
   EXPECT_FALSE(fs::exists(job + "/conditioning_prompt2.safetensors"));
   // The first half's prompt is the plain run's: the second half differs from it.
   bool differs = false;
-  for (int i = 0; i < plain.video.count && !differs; ++i) {
+  for (int i = 0; i < plain.count && !differs; ++i) {
     const Frames f = image::read_ppm(frame_file(work + "/frames", i));
-    differs = std::memcmp(f.rgb.data(), plain.video.frame(i), f.rgb.size()) != 0;
+    differs = std::memcmp(f.rgb.data(), plain.frame(i), f.rgb.size()) != 0;
   }
   EXPECT_TRUE(differs);
   // Killed after a section: the saved encodings are used again, the same frames come out.
   for (int s = 1; s < 4; ++s) fs::remove(job_section_path(job, s));
   const CmdResult resumed = run({"resume", job, "--out", work + "/resumed", "--quiet"});
   ASSERT_EQ(resumed.rc, 0) << resumed.err;
-  for (int i = 0; i < plain.video.count; ++i)
+  for (int i = 0; i < plain.count; ++i)
     EXPECT_EQ(image::read_ppm(frame_file(work + "/resumed", i)).rgb,
               image::read_ppm(frame_file(work + "/frames", i)).rgb)
         << "frame " << i;
