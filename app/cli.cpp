@@ -34,7 +34,8 @@ const char* kUsage =
     "           [--lora FILE|NAME[:STRENGTH]]... [--lora-dir DIR]\n"
     "           [--end-image FILE [--end-strength 1]]  (original model: the video's last frame)\n"
     "           [--blend-sections 0]  timed prompts: --prompt \"[0s: a cat sits] [2s: it jumps]\"\n"
-    "           [--events FILE.jsonl] [--params FILE.json|VIDEO.mp4] [--job-dir DIR] [--restart]\n"
+    "           [--events FILE.jsonl] [--params|--job FILE.json|VIDEO.mp4] [--job-dir DIR]\n"
+    "           [--restart]\n"
     "           the job folder (default: <out stem>.job/) keeps every finished section and the\n"
     "           video so far (<job>_<latent frames>.mp4)\n"
     "  resume JOBDIR [--out FILE.mp4] [--model DIR] [--device D] [--vram-budget SIZE]\n"
@@ -105,19 +106,21 @@ int run_job(const GenerationRequest& req, JobOutput& output, const CommandOption
 }
 
 int cmd_generate(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
-  const CommandOptions o = parse_command_options(
-      args, 1,
-      join_options(
-          {generation_value_options(),
-           runtime_value_options(),
-           {"--image", "--end-image", "--crf", "--out", "--events", "--params", "--job-dir"}}),
-      join_options({generation_flag_options(), {"--quiet", "--restart"}}));
+  const CommandOptions o =
+      parse_command_options(args, 1,
+                            join_options({generation_value_options(),
+                                          runtime_value_options(),
+                                          {"--image", "--end-image", "--crf", "--out", "--events",
+                                           "--params", "--job", "--job-dir"}}),
+                            join_options({generation_flag_options(), {"--quiet", "--restart"}}));
   GenerationRequest req;
-  if (o.has("--params")) {
-    std::ifstream in(o.get("--params"), std::ios::binary);
-    if (!in) throw Error(o.get("--params") + ": cannot read parameters file");
+  // --job FILE.json: the job file the studio writes (also --params, which takes a video too).
+  const std::string params = o.has("--job") ? o.get("--job") : o.get("--params");
+  if (!params.empty()) {
+    std::ifstream in(params, std::ios::binary);
+    if (!in) throw Error(params + ": cannot read parameters file");
     std::string text((std::istreambuf_iterator<char>(in)), {});
-    request_from_json(read_params_text(o.get("--params"), text), req);
+    request_from_json(read_params_text(params, text), req);
   }
   apply_runtime_options(o, req);
   apply_generation_options(o, req);

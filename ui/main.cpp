@@ -24,6 +24,8 @@ framesmith::ui::StartOptions parse(QCommandLineParser& p) {
   o.variant = p.value("variant");
   o.device = p.value("device");
   o.vram_budget = p.value("vram-budget");
+  o.loras = p.values("lora");
+  o.end_image_path = p.value("end-image");
   if (p.isSet("seconds")) o.seconds = p.value("seconds").toDouble();
   if (p.isSet("steps")) o.steps = p.value("steps").toInt();
   if (p.isSet("resolution")) o.resolution = p.value("resolution").toInt();
@@ -85,6 +87,8 @@ int main(int argc, char** argv) {
       {"cache", "Step cache: none, teacache or magcache.", "NAME"},
       {"device", "cpu, cuda or cuda:N.", "DEVICE"},
       {"vram-budget", "Device memory budget (e.g. 6GiB; on cpu a simulated device).", "SIZE"},
+      {"lora", "A LoRA file and its strength (FILE[:STRENGTH]); repeatable.", "FILE"},
+      {"end-image", "End image (original model: the video's last frame).", "FILE"},
       {"settings", "Settings file (INI) instead of the usual place.", "FILE"},
       {"autostart", "Start generating at once."},
       {"screenshot",

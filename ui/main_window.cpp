@@ -26,6 +26,7 @@
 #include "first_run.h"
 #include "framesmith/error.h"
 #include "framesmith/job_folder.h"
+#include "framesmith/lora_files.h"
 #include "framesmith/request_json.h"
 #include "framesmith/units.h"
 #include "image_input.h"
@@ -318,6 +319,14 @@ void MainWindow::apply_overrides(const StartOptions& o) {
   if (!o.variant.isEmpty())
     r.variant = o.variant == "f1" ? TransformerVariant::kF1 : TransformerVariant::kOriginal;
   if (!o.device.isEmpty()) r.device = o.device.toStdString();
+  if (!o.loras.isEmpty()) {
+    r.loras.clear();
+    for (const QString& l : o.loras) {
+      LoraSpec spec = parse_lora_argument(l.toStdString());
+      spec.path = resolve_lora_path(spec.path, default_lora_dir());
+      r.loras.push_back(spec);
+    }
+  }
   if (!o.vram_budget.isEmpty()) {
     try {
       r.vram_budget_bytes = parse_size(o.vram_budget.toStdString());
@@ -326,6 +335,9 @@ void MainWindow::apply_overrides(const StartOptions& o) {
     }
   }
   parameters()->apply(r);
+  if (!o.loras.isEmpty()) inputs_->findChild<QToolButton*>("lora_toggle")->setChecked(true);
+  if (!o.end_image_path.isEmpty() && inputs_->end_image()->load_file(o.end_image_path))
+    inputs_->findChild<QToolButton*>("end_frame_toggle")->setChecked(true);
 }
 
 void MainWindow::save_settings() {

@@ -51,6 +51,8 @@ struct StartOptions {
   QString variant;      // "original" or "f1"
   QString device;       // "cpu", "cuda", "cuda:N"
   QString vram_budget;  // a SIZE ("64MiB")
+  QStringList loras;    // FILE or FILE:STRENGTH, as framesmith-cli's --lora
+  QString end_image_path;
 };
 
 class MainWindow : public QMainWindow {

@@ -16,6 +16,7 @@
 #include "framesmith/events.h"
 #include "framesmith/job_folder.h"
 #include "framesmith/pipeline.h"
+#include "framesmith/request_json.h"
 #include "image/ppm.h"
 #include "io/safetensors.h"
 #include "support/engine_commands.h"
@@ -373,4 +374,18 @@ TEST(EngineJobs, TimedPromptsAreEncodedOnceEachSaidAndResume) {
     EXPECT_EQ(refused.rc, 1) << bad;
     EXPECT_NE(refused.err.find("timed prompt: "), std::string::npos) << refused.err;
   }
+}
+
+// A job file (the JSON the studio writes beside each video) runs unchanged: the same frames as
+// the options it holds.
+TEST(EngineJobs, JobFileRunsUnchanged) {
+  const std::string work = folder_with_start("fs_engine_jobfile");
+  {
+    std::ofstream job(work + "/job.json");
+    job << request_to_json(request_of_the_command(gradient(96, 64)));
+  }
+  const CmdResult r = run({"generate", "--job", work + "/job.json", "--image", work + "/start.ppm",
+                           "--out", work + "/frames", "--quiet"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  expect_frames_equal(work + "/frames", plain_video());
 }

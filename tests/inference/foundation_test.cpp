@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "framesmith/error.h"
 #include "framesmith/events.h"
@@ -13,8 +14,10 @@
 #include "framesmith/request_json.h"
 #include "framesmith/units.h"
 #include "framesmith/utf8.h"
+#include "test_support.h"
 
 using namespace framesmith;
+using framesmith::test::error_of;
 
 namespace {
 
@@ -172,6 +175,42 @@ TEST(RequestJson, RoundTripAndValidation) {
 
 // The cache choice: kept in job files, read from files written before it existed ("teacache":
 // true / false), and set from the command line with the same spelling as the CLI's.
+// Job files carry their format: a file of today's says 2, one from before says nothing and still
+// loads with today's defaults for what it lacks, one from a newer Framesmith is refused.
+TEST(RequestJson, JobFormatIsVersionedOldFilesLoadNewerAreRefused) {
+  GenerationRequest r;
+  r.prompt = "[0s: a cat sits] [2s: it jumps]";
+  r.blend_sections = 3;
+  r.loras = {{"/l/style.safetensors", 0.5}};
+  r.end_frame_strength = 0.4;
+  const nlohmann::json j = nlohmann::json::parse(request_to_json(r));
+  EXPECT_EQ(j.at("job_format"), 2);
+  GenerationRequest back;
+  request_from_json(request_to_json(r), back);
+  EXPECT_EQ(back.blend_sections, 3);
+  EXPECT_EQ(back.end_frame_strength, 0.4);
+  ASSERT_EQ(back.loras.size(), 1u);
+  // A format-1 file, as the first releases wrote it.
+  GenerationRequest old;
+  request_from_json(R"({"framesmith_version": "0.1", "prompt": "a cat", "seconds": 3,
+                        "teacache": true, "window": 9})",
+                    old);
+  EXPECT_EQ(old.prompt, "a cat");
+  EXPECT_TRUE(old.loras.empty());
+  EXPECT_EQ(old.blend_sections, 0);
+  EXPECT_EQ(old.end_frame_strength, 1.0);
+  EXPECT_TRUE(old.cache == StepCache::kTeaCache);
+  GenerationRequest newer;
+  EXPECT_NE(error_of([&] {
+              request_from_json(R"({"job_format": 3})", newer);
+            }).find("newer than this Framesmith reads (2)"),
+            std::string::npos);
+  EXPECT_THROW(request_from_json(R"({"job_format": "two"})", newer), Error);
+  EXPECT_THROW(request_from_json(R"({"blend_sections": -1})", newer), Error);
+  EXPECT_THROW(request_from_json(R"({"end_frame_strength": 2})", newer), Error);
+  EXPECT_THROW(request_from_json(R"({"prompt": "[0s: a] [9s: b]", "seconds": 5})", newer), Error);
+}
+
 TEST(RequestJson, StepCacheChoiceRoundTripsAndReadsOldFiles) {
   GenerationRequest r;
   r.cache = StepCache::kMagCache;

@@ -124,14 +124,16 @@ namespace {
 int cmd_generate(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   const CommandOptions o = parse_command_options(
       args, 1,
-      join_options({generation_value_options(),
-                    runtime_value_options(),
-                    {"--image", "--end-image", "--out", "--events", "--params", "--job-dir"}}),
+      join_options(
+          {generation_value_options(),
+           runtime_value_options(),
+           {"--image", "--end-image", "--out", "--events", "--params", "--job", "--job-dir"}}),
       join_options({generation_flag_options(), {"--quiet", "--restart"}}));
   GenerationRequest req;
-  if (o.has("--params")) {
-    std::ifstream in(o.get("--params"), std::ios::binary);
-    if (!in) throw Error(o.get("--params") + ": cannot read parameters file");
+  const std::string params = o.has("--job") ? o.get("--job") : o.get("--params");  // job file
+  if (!params.empty()) {
+    std::ifstream in(params, std::ios::binary);
+    if (!in) throw Error(params + ": cannot read parameters file");
     request_from_json(std::string(std::istreambuf_iterator<char>(in), {}), req);
   }
   apply_runtime_options(o, req);

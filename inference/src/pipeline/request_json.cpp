@@ -12,6 +12,8 @@ namespace framesmith {
 
 namespace {
 
+constexpr int kJobFormat = 2;
+
 // object[key] into `field` when present and not null; Error naming prefix + key when its type
 // is wrong.
 template <typename T>
@@ -48,6 +50,9 @@ StepCache parse_step_cache(const std::string& text) {
 
 std::string request_to_json(const GenerationRequest& r) {
   nlohmann::ordered_json j;
+  // The job file's format: 1 had no field (before the cache choice, LoRAs, end frame and timed
+  // prompts), 2 adds them. Older files load; newer ones are refused, not half-read.
+  j["job_format"] = kJobFormat;
   j["framesmith_version"] = engine_version();
   j["model"] = r.model_dir;
   j["variant"] = r.variant == TransformerVariant::kF1 ? "f1" : "original";
@@ -90,6 +95,14 @@ void request_from_json(const std::string& text, GenerationRequest& r) {
     throw Error(std::string("job parameters are not valid JSON: ") + e.what());
   }
   if (!j.is_object()) throw Error("job parameters must be a JSON object");
+  if (auto it = j.find("job_format"); it != j.end() && !it->is_null()) {
+    if (!it->is_number_integer() || it->get<int>() < 1)
+      throw Error("job parameter \"job_format\" must be a whole number from 1");
+    if (it->get<int>() > kJobFormat)
+      throw Error("this job file has format " + std::to_string(it->get<int>()) +
+                  ", newer than this Framesmith reads (" + std::to_string(kJobFormat) +
+                  "): update Framesmith to run it");
+  }
   auto get = [&](const char* key, auto& field) { read_field(j, key, "", field); };
   get("model", r.model_dir);
   std::string variant = r.variant == TransformerVariant::kF1 ? "f1" : "original";
