@@ -70,6 +70,18 @@ TEST(SamplingGolden, SectionsTimedPrompts) {
   }
 }
 
+// Its "Video" and "Video F1" extension of a 17-frame clip: the clip's latents, every section's
+// context (their lengths differ by section and direction) and latents, the new pixels.
+TEST(SamplingGolden, SectionsVideoExtension) {
+  for (const char* name : {"sections_extend", "sections_extend_f1"}) {
+    SCOPED_TRACE(name);
+    const golden::Case c(std::string(FRAMESMITH_GOLDEN_DIR) + "/modes-tiny-a", name);
+    const std::vector<golden::CaseResult> results = golden::run_sections_extend(c);
+    EXPECT_GE(results.size(), 18u);
+    framesmith::test::expect_all_pass(results);
+  }
+}
+
 // FramePack-Studio's MagCache (fpstudio-tiny-a): the ratios it picks, the computed/skipped call
 // sequence, and the latents with and without it.
 TEST(SamplingGolden, SampleMagCache) {

@@ -180,8 +180,12 @@ TEST_F(VaeTest, BadInputsNameTheTensor) {
               vae_->decode(at::zeros({1, 4, 2, 2, 2}, at::kLong));
             }).find("z"),
             std::string::npos);
+  // One pass takes any frame count (FramePack-Studio encodes clips in 16-frame batches: 16 -> 4
+  // latents); diffusers' temporal tiles (above 16 frames) need 1 + 4k.
+  EXPECT_EQ(vae_->encode(at::zeros({1, 3, 2, 16, 16})).mean.size(2), 1);
+  EXPECT_EQ(vae_->encode(at::zeros({1, 3, 8, 16, 16})).mean.size(2), 2);
   EXPECT_NE(error_of([&] {
-              vae_->encode(at::zeros({1, 3, 2, 16, 16}));
+              vae_->encode(at::zeros({1, 3, 18, 16, 16}));
             }).find("pixels"),
             std::string::npos);
   EXPECT_NE(error_of([&] {

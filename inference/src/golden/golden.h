@@ -66,7 +66,8 @@ std::vector<CaseResult> run_sample_magcache(const Case& c);
 std::vector<CaseResult> run_sections(const Case& c);
 std::vector<CaseResult> run_sections_f1(const Case& c);
 std::vector<CaseResult> run_sections_endframe(const Case& c);
-std::vector<CaseResult> run_sections_timed(const Case& c);  // sections_timed, sections_timed_f1
+std::vector<CaseResult> run_sections_timed(const Case& c);   // sections_timed, sections_timed_f1
+std::vector<CaseResult> run_sections_extend(const Case& c);  // sections_extend, sections_extend_f1
 
 // Runs every case of `set_dir`: each <case>.safetensors, and each case that cases.json names.
 // A case without a runner, or named in cases.json without its file, is a failure with the

@@ -34,6 +34,8 @@ const std::vector<std::pair<std::string, Runner>>& runners() {
       {"sections_endframe", run_sections_endframe},
       {"sections_timed", run_sections_timed},
       {"sections_timed_f1", run_sections_timed},
+      {"sections_extend", run_sections_extend},
+      {"sections_extend_f1", run_sections_extend},
       {"clip_tokenize", run_clip_tokenize},
       {"clip_text_forward", run_clip_text_forward},
       {"llama_forward", run_llama_forward},

@@ -21,6 +21,7 @@
 #include "pipeline/preview.h"
 #include "pipeline/section_loop.h"
 #include "pipeline/timed_prompts.h"
+#include "pipeline/video_extend.h"
 #include "sampling/sample_hunyuan.h"
 
 namespace framesmith::golden {
@@ -107,6 +108,59 @@ at::Tensor loop_image(const Case& c, const std::string& name) {
   return t.to(at::kFloat).div(127.5).sub(1.0).permute({2, 0, 1}).unsqueeze(0).unsqueeze(2);
 }
 
+// A loop case's sampling parameters, from its metadata.
+struct LoopMeta {
+  int sections = 0, window = 0, steps = 0;
+  std::uint64_t seed = 0;
+  double gs = 10.0, cfg = 1.0, rs = 0.0;
+  std::optional<double> shift;
+};
+
+LoopMeta loop_meta(const Case& c) {
+  LoopMeta m;
+  m.sections = static_cast<int>(c.meta_int("sections"));
+  m.window = static_cast<int>(c.meta_int("window"));
+  m.steps = static_cast<int>(c.meta_int("steps"));
+  m.seed = static_cast<std::uint64_t>(c.meta_int("seed"));
+  m.gs = c.meta_double("gs");
+  m.cfg = meta_or(c, "cfg", 1.0);
+  m.rs = meta_or(c, "rs", 0.0);
+  m.shift = meta_shift(c);
+  return m;
+}
+
+// Every out.* of the case against what the loop produced under that name; a missing one fails.
+void compare_produced(const Case& c, const std::map<std::string, at::Tensor>& produced,
+                      std::vector<CaseResult>& results) {
+  for (const std::string& name : c.out_names()) {
+    auto it = produced.find(name);
+    if (it == produced.end()) {
+      results.push_back(failed(c, name, "the loop produced no \"" + name + "\""));
+      continue;
+    }
+    // Start, end and clip latents are VAE forwards; everything else accumulates sampler steps.
+    const double tol = name == "start_latent" || name == "end_latent" || name == "video_latents"
+                           ? kTolForward
+                           : kTolSampler;
+    results.push_back(compare(c.name(), name, it->second, c.out(name), tol));
+  }
+}
+
+// A section's context under FramePack's names (sample_hunyuan's arguments).
+void record_context(std::map<std::string, at::Tensor>& produced, int section,
+                    const sampling::SectionContext& ctx) {
+  const std::string prefix = "section" + std::to_string(section) + ".";
+  for (const auto& [name, t] :
+       {std::make_pair("latent_indices", &ctx.latent_indices),
+        std::make_pair("clean_latents", &ctx.clean_latents),
+        std::make_pair("clean_latent_indices", &ctx.clean_latent_indices),
+        std::make_pair("clean_latents_2x", &ctx.clean_latents_2x),
+        std::make_pair("clean_latent_2x_indices", &ctx.clean_latent_indices_2x),
+        std::make_pair("clean_latents_4x", &ctx.clean_latents_4x),
+        std::make_pair("clean_latent_4x_indices", &ctx.clean_latent_indices_4x)})
+    if (t->defined()) produced[prefix + name] = t->clone();
+}
+
 // A case's own additions to the loop: inputs it sets, outputs it records, checks it adds.
 using LoopSetup =
     std::function<void(pipeline::SectionLoopInputs& in, std::map<std::string, at::Tensor>& produced,
@@ -131,16 +185,17 @@ std::vector<CaseResult> run_loop(const Case& c, pipeline::LoopVariant variant,
   in.end_image = loop_image(c, "end_image");
   in.conditioning = conditioning(c);
 
+  const LoopMeta m = loop_meta(c);
   pipeline::SectionLoopParams p;
   p.variant = variant;
-  p.num_sections = static_cast<int>(c.meta_int("sections"));
-  p.latent_window_size = static_cast<int>(c.meta_int("window"));
-  p.steps = static_cast<int>(c.meta_int("steps"));
-  p.seed = static_cast<std::uint64_t>(c.meta_int("seed"));
-  p.gs = c.meta_double("gs");
-  p.cfg = meta_or(c, "cfg", 1.0);
-  p.rs = meta_or(c, "rs", 0.0);
-  p.shift = meta_shift(c);
+  p.num_sections = m.sections;
+  p.latent_window_size = m.window;
+  p.steps = m.steps;
+  p.seed = m.seed;
+  p.gs = m.gs;
+  p.cfg = m.cfg;
+  p.rs = m.rs;
+  p.shift = m.shift;
   p.sample_dtype = at::kFloat;
   p.transformer_device = at::kCPU;
   p.end_frame_strength = meta_or(c, "end_frame_strength", 1.0);
@@ -161,17 +216,7 @@ std::vector<CaseResult> run_loop(const Case& c, pipeline::LoopVariant variant,
   // what became final and the tail, so the assembler rebuilds the video the reference saw.
   pipeline::VideoAssembler video;
   cb.on_context = [&](int section, const sampling::SectionContext& ctx) {
-    const std::string prefix = "section" + std::to_string(section) + ".";
-    // FramePack's names (sample_hunyuan's arguments).
-    for (const auto& [name, t] :
-         {std::make_pair("latent_indices", &ctx.latent_indices),
-          std::make_pair("clean_latents", &ctx.clean_latents),
-          std::make_pair("clean_latent_indices", &ctx.clean_latent_indices),
-          std::make_pair("clean_latents_2x", &ctx.clean_latents_2x),
-          std::make_pair("clean_latent_2x_indices", &ctx.clean_latent_indices_2x),
-          std::make_pair("clean_latents_4x", &ctx.clean_latents_4x),
-          std::make_pair("clean_latent_4x_indices", &ctx.clean_latent_indices_4x)})
-      if (t->defined()) produced[prefix + name] = t->clone();
+    record_context(produced, section, ctx);
   };
   cb.on_section = [&](const pipeline::SectionOutput& out) {
     video.add(out);
@@ -185,16 +230,7 @@ std::vector<CaseResult> run_loop(const Case& c, pipeline::LoopVariant variant,
   produced["history_latents"] = video.history_latents(variant, r.start_latent);
   produced["pixels"] = video.video_so_far();
 
-  for (const std::string& name : c.out_names()) {
-    auto it = produced.find(name);
-    if (it == produced.end()) {
-      results.push_back(failed(c, name, "the loop produced no \"" + name + "\""));
-      continue;
-    }
-    // The start latent is one VAE forward; everything else accumulates sampler steps.
-    const double tol = name == "start_latent" || name == "end_latent" ? kTolForward : kTolSampler;
-    results.push_back(compare(c.name(), name, it->second, c.out(name), tol));
-  }
+  compare_produced(c, produced, results);
   return results;
 }
 
@@ -404,6 +440,64 @@ std::vector<CaseResult> run_sections_timed(const Case& c) {
   };
   return run_loop(c, backwards ? pipeline::LoopVariant::kOriginal : pipeline::LoopVariant::kF1,
                   setup);
+}
+
+// FramePack-Studio's "Video" / "Video F1" extension of the case's clip: the clip's latents, each
+// section's context and latents, the new frames' latents and pixels.
+std::vector<CaseResult> run_sections_extend(const Case& c) {
+  check_sampler(c);
+  const std::string model = c.meta("model_type");
+  if (model != "Video" && model != "Video F1")
+    throw Error(c.name() + ": model_type \"" + model + "\" is not a video extension here");
+  auto transformer = load_transformer(c.set_dir() + "/transformer", at::kFloat, at::kCPU);
+  const auto vae = load_vae(c.set_dir() + "/vae", at::kFloat, at::kCPU);
+  const at::Tensor video = c.in("input_video");  // T x H x W x 3, uint8 values
+  const std::int64_t n = pipeline::frames_to_encode(video.size(0));
+  const at::Tensor clip = video.narrow(0, video.size(0) - n, n)
+                              .to(at::kFloat)
+                              .div(127.5)
+                              .sub(1.0)
+                              .permute({3, 0, 1, 2})
+                              .unsqueeze(0);
+  const LoopMeta m = loop_meta(c);
+  pipeline::VideoExtendParams p;
+  p.direction = model == "Video F1" ? pipeline::ExtendDirection::kForward
+                                    : pipeline::ExtendDirection::kBackward;
+  p.sections = m.sections;
+  p.latent_window = m.window;
+  p.steps = m.steps;
+  p.seed = m.seed;
+  p.gs = m.gs;
+  p.cfg = m.cfg;
+  p.rs = m.rs;
+  p.shift = m.shift;
+  p.num_cleaned_frames = static_cast<int>(meta_or(c, "num_cleaned_frames", 5));
+  p.sample_dtype = at::kFloat;
+
+  std::vector<CaseResult> results;
+  if (c.has_meta("encoded_frames"))
+    results.push_back(check(
+        c, "encoded_frames", n == c.meta_int("encoded_frames"),
+        "encodes " + std::to_string(n) + " frames, the reference " + c.meta("encoded_frames")));
+  if (p.direction == pipeline::ExtendDirection::kBackward && c.has_meta("paddings"))
+    results.push_back(check(
+        c, "paddings", parse_int_list(c.meta("paddings")) == pipeline::video_paddings(p.sections),
+        "padding schedule differs from the metadata's " + c.meta("paddings")));
+  std::map<std::string, at::Tensor> produced;
+  pipeline::VideoExtendCallbacks cb;
+  cb.on_context = [&](int section, const sampling::SectionContext& ctx) {
+    record_context(produced, section, ctx);
+  };
+  cb.on_sampled = [&](int section, const at::Tensor& latents) {
+    produced["section" + std::to_string(section) + ".latents"] = latents.clone();
+  };
+  const pipeline::VideoExtendResult r =
+      pipeline::extend_video(*transformer, *vae, clip, conditioning(c), p, cb);
+  produced["video_latents"] = r.video_latents;
+  produced["history_latents"] = r.new_latents;
+  produced["pixels"] = r.pixels;
+  compare_produced(c, produced, results);
+  return results;
 }
 
 // FramePack-Studio's "Original with Endframe": the original loop with the case's end image.

@@ -361,9 +361,14 @@ at::Tensor Vae::prepare(const at::Tensor& t, const char* what, std::int64_t chan
 VaePosterior Vae::encode(const at::Tensor& pixels, const VaeTiling& tiling) const {
   const at::Tensor x = prepare(pixels, "pixels", cfg_.in_channels);
   const std::int64_t sr = cfg_.spatial_compression_ratio, tr = cfg_.temporal_compression_ratio;
-  if ((x.size(2) - 1) % tr != 0 || x.size(3) % sr != 0 || x.size(4) % sr != 0)
+  // One pass takes any frame count (the causal downsampling makes 1 + (T - 1) / 4 latents, as
+  // FramePack-Studio's 16-frame batches of a clip rely on); the temporal tiles need 1 + 4k.
+  const bool tiled_in_time = tiling.temporal && x.size(2) > tiling.tile_sample_min_num_frames;
+  if ((tiled_in_time && (x.size(2) - 1) % tr != 0) || x.size(3) % sr != 0 || x.size(4) % sr != 0)
     throw Error("VAE: pixels has shape " + shape_str(x.sizes()) + "; frames must be 1 + " +
-                std::to_string(tr) + "k and height/width multiples of " + std::to_string(sr));
+                std::to_string(tr) + "k (above " +
+                std::to_string(tiling.tile_sample_min_num_frames) +
+                " frames) and height/width multiples of " + std::to_string(sr));
   check_tiling(tiling, sr, tr);
   const at::Tensor moments = encode_moments(x, tiling);
   const std::int64_t l = cfg_.latent_channels;
