@@ -199,6 +199,19 @@ std::string folder_with_start(const char* stem) {
   return work;
 }
 
+// The `count` frame files of `dir` as one video.
+Frames read_frames(const std::string& dir, int count) {
+  Frames video;
+  for (int i = 0; i < count; ++i) {
+    const Frames f = image::read_ppm(frame_file(dir, i));
+    video.width = f.width;
+    video.height = f.height;
+    video.rgb.insert(video.rgb.end(), f.rgb.begin(), f.rgb.end());
+  }
+  video.count = count;
+  return video;
+}
+
 // What the command line makes without LoRA, end frame or timed prompt (made once).
 const Frames& plain_video() {
   static const GenerationResult r = generate(request_of_the_command(gradient(96, 64)), {});
@@ -250,10 +263,7 @@ TEST(EngineJobs, LoraIsReportedChangesTheVideoAndResumesWithIt) {
   fs::remove(job_section_path(job, 3));
   const CmdResult resumed = run({"resume", job, "--out", work + "/resumed", "--quiet"});
   ASSERT_EQ(resumed.rc, 0) << resumed.err;
-  for (int i = 0; i < plain.count; ++i)
-    EXPECT_EQ(image::read_ppm(frame_file(work + "/resumed", i)).rgb,
-              image::read_ppm(frame_file(work + "/frames", i)).rgb)
-        << "frame " << i;
+  expect_frames_equal(work + "/resumed", read_frames(work + "/frames", plain.count));
 }
 
 TEST(EngineJobs, BadLoraStopsTheJobBeforeAnythingIsEncodedOrSampled) {
@@ -360,10 +370,7 @@ TEST(EngineJobs, TimedPromptsAreEncodedOnceEachSaidAndResume) {
   for (int s = 1; s < 4; ++s) fs::remove(job_section_path(job, s));
   const CmdResult resumed = run({"resume", job, "--out", work + "/resumed", "--quiet"});
   ASSERT_EQ(resumed.rc, 0) << resumed.err;
-  for (int i = 0; i < plain.count; ++i)
-    EXPECT_EQ(image::read_ppm(frame_file(work + "/resumed", i)).rgb,
-              image::read_ppm(frame_file(work + "/frames", i)).rgb)
-        << "frame " << i;
+  expect_frames_equal(work + "/resumed", read_frames(work + "/frames", plain.count));
 
   // Past the video's end, overlapping: refused before anything runs.
   for (const char* bad : {"[0s: a] [3s: b]", "[0s-0.8s: a] [0.5s: b]"}) {

@@ -13,10 +13,10 @@ namespace framesmith {
 
 // Options that take a value, and flags; anything else is an error, so typos are caught.
 struct CommandOptions {
-  std::map<std::string, std::string> values;              // the last value of each option
-  std::map<std::string, std::vector<std::string>> lists;  // every value, for repeatable ones
+  std::map<std::string, std::vector<std::string>> values;  // every value given, in order
   std::vector<std::string> flags;
   bool has(const std::string& k) const { return values.count(k) != 0; }
+  // The last value given for `k` (a repeated option's last wins), `fallback` when absent.
   std::string get(const std::string& k, const std::string& fallback = "") const;
   bool flag(const std::string& f) const;
   // The value of `k` as a number (the whole text must be one); `fallback` when absent.

@@ -12,12 +12,12 @@ namespace framesmith {
 
 std::string CommandOptions::get(const std::string& k, const std::string& fallback) const {
   auto it = values.find(k);
-  return it == values.end() ? fallback : it->second;
+  return it == values.end() ? fallback : it->second.back();
 }
 
 std::vector<std::string> CommandOptions::all(const std::string& k) const {
-  auto it = lists.find(k);
-  return it == lists.end() ? std::vector<std::string>{} : it->second;
+  auto it = values.find(k);
+  return it == values.end() ? std::vector<std::string>{} : it->second;
 }
 
 bool CommandOptions::flag(const std::string& f) const {
@@ -44,8 +44,7 @@ CommandOptions parse_command_options(const std::vector<std::string>& args, std::
     const std::string& a = args[i];
     if (std::find(value_opts.begin(), value_opts.end(), a) != value_opts.end()) {
       if (i + 1 >= args.size()) throw Error("option " + a + " needs a value");
-      o.values[a] = args[++i];
-      o.lists[a].push_back(args[i]);
+      o.values[a].push_back(args[++i]);
     } else if (std::find(flag_opts.begin(), flag_opts.end(), a) != flag_opts.end()) {
       o.flags.push_back(a);
     } else {

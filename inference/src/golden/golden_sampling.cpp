@@ -105,7 +105,7 @@ CaseResult failed(const Case& c, const std::string& output, const std::string& e
 at::Tensor loop_image(const Case& c, const std::string& name) {
   const at::Tensor t = c.in_optional(name);
   if (!t.defined() || t.dim() != 3) return t;
-  return t.to(at::kFloat).div(127.5).sub(1.0).permute({2, 0, 1}).unsqueeze(0).unsqueeze(2);
+  return pipeline::vae_pixels(t);
 }
 
 // A loop case's sampling parameters, from its metadata.
@@ -453,12 +453,7 @@ std::vector<CaseResult> run_sections_extend(const Case& c) {
   const auto vae = load_vae(c.set_dir() + "/vae", at::kFloat, at::kCPU);
   const at::Tensor video = c.in("input_video");  // T x H x W x 3, uint8 values
   const std::int64_t n = pipeline::frames_to_encode(video.size(0));
-  const at::Tensor clip = video.narrow(0, video.size(0) - n, n)
-                              .to(at::kFloat)
-                              .div(127.5)
-                              .sub(1.0)
-                              .permute({3, 0, 1, 2})
-                              .unsqueeze(0);
+  const at::Tensor clip = pipeline::vae_pixels(video.narrow(0, video.size(0) - n, n));
   const LoopMeta m = loop_meta(c);
   pipeline::VideoExtendParams p;
   p.direction = model == "Video F1" ? pipeline::ExtendDirection::kForward

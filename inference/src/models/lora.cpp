@@ -34,10 +34,6 @@ bool starts_with(const std::string& s, const std::string& p) {
   return s.size() >= p.size() && s.compare(0, p.size(), p) == 0;
 }
 
-bool ends_with(const std::string& s, const std::string& p) {
-  return s.size() >= p.size() && s.compare(s.size() - p.size(), p.size(), p) == 0;
-}
-
 std::string underscored(std::string s) {
   std::replace(s.begin(), s.end(), '.', '_');
   return s;
@@ -47,13 +43,6 @@ std::string underscored(std::string s) {
 struct Group {
   std::string down_key, up_key, alpha_key;
   bool kohya_names = false;  // lora_down / lora_up
-};
-
-// A stem's place in the model: weights (module + ".weight"), the up matrix split by rows among
-// them in order (one entry: the whole up matrix). Rows 0 = "the rest" (the last target of a
-// fused single-block linear1).
-struct Target {
-  std::vector<std::string> modules;
 };
 
 // HunyuanVideo's original names → the packed model's (diffusers' conversion of them).
@@ -127,7 +116,7 @@ class Mapper {
  public:
   explicit Mapper(const io::TensorStore& base) : base_(base) {
     for (const std::string& key : base.names()) {
-      if (!ends_with(key, ".weight") || base.info(key).shape.size() != 2) continue;
+      if (!io::ends_with(key, ".weight") || base.info(key).shape.size() != 2) continue;
       const std::string module = key.substr(0, key.size() - 7);
       by_underscores_.emplace(underscored(module), module);
     }
@@ -181,7 +170,7 @@ std::map<std::string, Group> group_keys(const io::SafeTensorsFile& file,
   for (const std::string& key : file.names()) {
     bool known = false;
     for (const auto& [suffix, kind] : kSuffixes) {
-      if (!ends_with(key, suffix)) continue;
+      if (!io::ends_with(key, suffix)) continue;
       Group& g = groups[key.substr(0, key.size() - suffix.size())];
       if (kind == 0 || kind == 2) g.down_key = key;
       if (kind == 1 || kind == 3) g.up_key = key;
@@ -415,7 +404,7 @@ std::vector<std::string> list_lora_files(const std::string& dir) {
   if (!d) return out;
   while (dirent* e = ::readdir(d)) {
     const std::string n = e->d_name;
-    if (n.size() > 12 && ends_with(n, ".safetensors") && io::is_file(dir + "/" + n))
+    if (n.size() > 12 && io::ends_with(n, ".safetensors") && io::is_file(dir + "/" + n))
       out.push_back(dir + "/" + n);
   }
   ::closedir(d);

@@ -458,7 +458,8 @@ void refuse_scaled_float8(const io::TensorStore& store) {
 
 std::shared_ptr<PackedTransformer> load_transformer(const std::string& folder, at::ScalarType dtype,
                                                     at::Device device, Conversion conversion,
-                                                    const TransformerLoras& loras) {
+                                                    const TransformerLoras& loras,
+                                                    std::shared_ptr<const io::TensorStore> store) {
   const std::string config_path = folder + "/config.json";
   const nlohmann::json j = io::read_json_file(config_path, "the transformer config");
   TransformerConfig cfg;
@@ -467,7 +468,7 @@ std::shared_ptr<PackedTransformer> load_transformer(const std::string& folder, a
   } catch (const Error& e) {
     throw Error(config_path + ": " + e.what());
   }
-  auto store = std::make_shared<const io::TensorStore>(io::TensorStore::open(folder));
+  if (!store) store = std::make_shared<const io::TensorStore>(io::TensorStore::open(folder));
   refuse_scaled_float8(*store);
   const std::vector<std::string> problems = check_specs(*store, transformer_parameter_specs(cfg));
   if (!problems.empty()) {

@@ -192,16 +192,17 @@ class PackedTransformer {
 // (an Error lists all missing and mis-shaped tensors). `conversion`: see Weights; at use, the
 // weights stay on the host whatever `device` says (the governor places them).
 // `loras`: LoRA files added to the weights as they are converted (models/lora.h); every file is
-// read and checked against the checkpoint before the model is built.
+// read and checked against the checkpoint before the model is built. `store`: the folder's
+// checkpoint when the caller has opened it already (else it is opened here).
 struct TransformerLoras {
   std::shared_ptr<const LoraPatch> patch;  // set: already read (files are then not read)
   std::vector<LoraSpec> files;
   LoraOptions options;
   std::vector<LoraFileReport>* reports = nullptr;  // filled when set
 };
-std::shared_ptr<PackedTransformer> load_transformer(const std::string& folder, at::ScalarType dtype,
-                                                    at::Device device,
-                                                    Conversion conversion = Conversion::kAtLoad,
-                                                    const TransformerLoras& loras = {});
+std::shared_ptr<PackedTransformer> load_transformer(
+    const std::string& folder, at::ScalarType dtype, at::Device device,
+    Conversion conversion = Conversion::kAtLoad, const TransformerLoras& loras = {},
+    std::shared_ptr<const io::TensorStore> store = nullptr);
 
 }  // namespace framesmith

@@ -30,6 +30,9 @@ constexpr const char* kImageEmbeddings = "image_encoder_last_hidden_state";
 
 // The start image at its bucket: uint8 (H, W, 3), FramePack's resize-and-center-crop.
 at::Tensor prepare_start_image(const Frames& image, int resolution);
+// uint8 pictures, (H, W, 3) or (T, H, W, 3), as the VAE takes them: (1, 3, T, H, W) float32 in
+// [-1, 1], x / 127.5 - 1 as FramePack and FramePack-Studio scale them.
+at::Tensor vae_pixels(const at::Tensor& u8);
 // A timed-prompt section's conditioning (pipeline/timed_prompts.h): prompt p.first, or
 // (1 - w) * first + w * second for embeddings and poolers with the first's mask.
 sampling::PromptConditioning blended_prompt(

@@ -229,6 +229,11 @@ at::Tensor prepare_start_image(const Frames& image, int resolution) {
   return image::resize_and_center_crop(hw3, b.width, b.height);
 }
 
+at::Tensor vae_pixels(const at::Tensor& u8) {
+  const at::Tensor thw3 = u8.dim() == 3 ? u8.unsqueeze(0) : u8;
+  return thw3.to(at::kFloat).div(127.5).sub(1.0).permute({3, 0, 1, 2}).unsqueeze(0);
+}
+
 sampling::PromptConditioning blended_prompt(
     const std::vector<sampling::PromptConditioning>& prompts, const SectionPrompt& p) {
   const sampling::PromptConditioning& a = prompts.at(static_cast<std::size_t>(p.first));

@@ -185,10 +185,11 @@ class Job {
   at::Tensor image_hw3_;  // the cropped start picture, host uint8 (H, W, 3)
   at::Tensor end_hw3_;    // the end picture cropped to the start's bucket; undefined: none
   sampling::HunyuanConditioning cond_;
-  std::string latents_path_;                                 // the last saved section's latents
-  std::shared_ptr<const LoraPatch> lora_patch_;              // null: no LoRA
-  std::optional<pipeline::PromptSchedule> schedule_;         // timed prompts only
-  std::vector<sampling::PromptConditioning> timed_prompts_;  // schedule_->prompts()' encodings
+  std::string latents_path_;                                  // the last saved section's latents
+  std::shared_ptr<const LoraPatch> lora_patch_;               // null: no LoRA
+  std::shared_ptr<const io::TensorStore> transformer_store_;  // opened by read_loras, else null
+  std::optional<pipeline::PromptSchedule> schedule_;          // timed prompts only
+  std::vector<sampling::PromptConditioning> timed_prompts_;   // schedule_->prompts()' encodings
 };
 
 // The request (or, resuming, the job folder's), the device, the job folder and the model set.
@@ -224,9 +225,12 @@ void Job::open_job() {
 void Job::read_loras() {
   if (req_.loras.empty()) return;
   const memory::HostScope host;  // the factors live on the host; placements copy them
-  const io::TensorStore store = io::TensorStore::open(models_.find(Component::kTransformer)->path);
+  // Opened once: load_models builds the transformer on this mapping.
+  transformer_store_ = std::make_shared<const io::TensorStore>(
+      io::TensorStore::open(models_.find(Component::kTransformer)->path));
   std::vector<LoraFileReport> reports;
-  lora_patch_ = std::make_shared<const LoraPatch>(build_lora_patch(req_.loras, store, &reports));
+  lora_patch_ = std::make_shared<const LoraPatch>(
+      build_lora_patch(req_.loras, *transformer_store_, &reports));
   // With a device memory the weights are converted at each placement (resident modules once,
   // streamed ones every time they come in); the plain CPU converts them once, at load.
   const std::string applied = compute_.has_device_memory()
@@ -304,19 +308,17 @@ void Job::prepare_image() {
   governor_->plan_job(footprint_, shape);
 }
 
-// The prompts and the picture through their encoders (or what a resumed job or a conditioning
-// file already holds), saved to the job folder.
 // Timed prompts ("[0s: ...] [2s: ...]"): the spans as the loop will use them, and a note that
 // says which prompt holds when.
 void Job::plan_timed_prompts() {
-  schedule_.emplace(pipeline::parse_timed_prompt(req_.prompt, req_.seconds, req_.latent_window,
-                                                 req_.variant != TransformerVariant::kF1),
-                    req_.blend_sections);
+  const bool backwards = req_.variant != TransformerVariant::kF1;
+  schedule_.emplace(
+      pipeline::parse_timed_prompt(req_.prompt, req_.seconds, req_.latent_window, backwards),
+      req_.blend_sections);
   std::ostringstream o;
   o << "timed prompts: " << schedule_->prompts().size() << " distinct, encoded once each;";
   for (const pipeline::PromptSpan& s : schedule_->spans()) {
     // The original loop's spans are mirrored; say them in video time.
-    const bool backwards = req_.variant != TransformerVariant::kF1;
     const double from = backwards ? req_.seconds - s.end_s.value_or(req_.seconds) : s.start_s;
     const double to = backwards ? req_.seconds - s.start_s : s.end_s.value_or(req_.seconds);
     o << " [" << std::max(0.0, from) << "-" << std::min(req_.seconds, to) << " s] \"" << s.prompt
@@ -326,6 +328,8 @@ void Job::plan_timed_prompts() {
   emit(EventType::kNotice, "text", {}, {{"message", o.str()}});
 }
 
+// The prompts and the picture through their encoders (or what a resumed job or a conditioning
+// file already holds), saved to the job folder.
 void Job::encode_conditioning() {
   const bool timed = req_.conditioning_file.empty() && pipeline::has_timestamps(req_.prompt);
   if (timed) plan_timed_prompts();
@@ -412,15 +416,15 @@ pipeline::SectionLoopInputs Job::load_models() {
     loras.patch = lora_patch_;
     transformer_ = load_transformer(models_.find(Component::kTransformer)->path, transformer_dtype_,
                                     mapped ? at::Device(at::kCPU) : device_,
-                                    mapped ? Conversion::kAtUse : Conversion::kAtLoad, loras);
+                                    mapped ? Conversion::kAtUse : Conversion::kAtLoad, loras,
+                                    transformer_store_);
     // One mapping of the VAE's file for the whole model and the streamed decoder.
     const auto vae_store =
         std::make_shared<const io::TensorStore>(io::TensorStore::open(vae_path_));
     vae_ = load_vae(vae_path_, vae_dtype_, at::kCPU, vae_store);
     governor_->attach_decoder(std::make_shared<memory::StreamedVaeDecoder>(
         vae_->config(), Weights(vae_store, vae_dtype_, at::kCPU)));
-    in.start_image =
-        image_hw3_.permute({2, 0, 1}).to(at::kFloat).div(127.5).sub(1.0).unsqueeze(0).unsqueeze(2);
+    in.start_image = pipeline::vae_pixels(image_hw3_);
   }
   governor_->attach_transformer(*transformer_);
   in.conditioning = cond_;
@@ -451,8 +455,7 @@ void Job::encode_start_latent(pipeline::SectionLoopInputs& in) {
   if (!in.start_latent.defined()) in.start_latent = encode(in.start_image);
   // The end image is encoded like the start image, saved, and taken back on resume.
   if (end_hw3_.defined() && !in.end_latent.defined()) {
-    in.end_latent = encode(
-        end_hw3_.permute({2, 0, 1}).to(at::kFloat).div(127.5).sub(1.0).unsqueeze(0).unsqueeze(2));
+    in.end_latent = encode(pipeline::vae_pixels(end_hw3_));
     store_->save_end_latent(in.end_latent);
   }
 }

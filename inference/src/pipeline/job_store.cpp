@@ -209,15 +209,19 @@ std::string saved_params(const io::SafeTensorsFile& section) {
   return it == meta.end() ? std::string() : it->second;
 }
 
-GenerationRequest read_params(const std::string& dir) {
+// job.json as a request; `end_frame`, when given, says whether the job has an end frame (its
+// picture is kept beside the start image, not in the JSON).
+GenerationRequest read_params(const std::string& dir, bool* end_frame = nullptr) {
   const std::string p = job_params_path(dir);
   if (!exists(p)) throw Error(dir + ": no job here (" + kParamsFile + " is missing)");
   GenerationRequest r;
+  const std::string text = read_text(p);
   try {
-    request_from_json(read_text(p), r);
+    request_from_json(text, r);
   } catch (const Error& e) {
     throw Error(p + ": " + e.what());
   }
+  if (end_frame) *end_frame = nlohmann::json::parse(text, nullptr, false).value("end_frame", false);
   return r;
 }
 
@@ -269,12 +273,10 @@ Frames read_job_image(const std::string& dir, const char* file, const char* what
 }  // namespace
 
 GenerationRequest load_job_request(const std::string& dir) {
-  GenerationRequest r = read_params(dir);
+  bool end_frame = false;
+  GenerationRequest r = read_params(dir, &end_frame);
   r.image = read_job_image(dir, kStartImageFile, "start image");
-  // job.json says whether the job has an end frame (its image is kept beside the start image).
-  if (nlohmann::json::parse(read_text(job_params_path(dir)), nullptr, false)
-          .value("end_frame", false))
-    r.end_image = read_job_image(dir, kEndImageFile, "end image");
+  if (end_frame) r.end_image = read_job_image(dir, kEndImageFile, "end image");
   r.job_dir = dir;
   r.resume = true;
   return r;
