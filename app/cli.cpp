@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <fstream>
 
+#include "download_command.h"
 #include "framesmith/console_job.h"
 #include "framesmith/engine_cli.h"
 #include "framesmith/error.h"
@@ -41,6 +42,10 @@ const char* kUsage =
     "  resume JOBDIR [--out FILE.mp4] [--model DIR] [--device D] [--vram-budget SIZE]\n"
     "           [--preserve SIZE] [--crf N] [--events FILE.jsonl] [--quiet]\n"
     "           continue a stopped, failed or killed job: same video as an uninterrupted run\n"
+    "  download framepack|framepack-f1 [--to DIR|hf|hf:DIR] [--dry-run]\n"
+    "           the files FramePack uses, from the Hugging Face hub (HF_ENDPOINT, HF_TOKEN,\n"
+    "           proxies from the environment), resumable; default target: the hub cache when\n"
+    "           it exists, else <data>/framesmith/models/<set>\n"
     "  export-frames VIDEO.mp4 DIR [--frame N]\n"
     "           every frame (or frame N, from 0) as DIR/<video stem>_00000.png, ...\n";
 
@@ -221,6 +226,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     if (args[0] == "generate") return cmd_generate(args, out, err);
     if (args[0] == "resume") return cmd_resume(args, out, err);
     if (args[0] == "export-frames") return cmd_export_frames(args, out, err);
+    if (args[0] == "download") return cmd_download(args, out, err);
   } catch (const std::exception& e) {
     err << "error: " << e.what() << "\n";
     return 1;

@@ -22,6 +22,7 @@
 #include <QUrl>
 #include <QVBoxLayout>
 
+#include "download_dialog.h"
 #include "event_log.h"
 #include "first_run.h"
 #include "framesmith/error.h"
@@ -233,6 +234,10 @@ void MainWindow::build_menus() {
   job->addAction("New random &seed", QKeySequence(Qt::CTRL | Qt::Key_R), parameters(),
                  &ParametersForm::roll_seed);
 
+  QMenu* model = menuBar()->addMenu("&Model");
+  model->addAction("&Download FramePack…", this, &MainWindow::open_download_dialog);
+  model->addAction("Use the &tiny demo model", model_picker(), &ModelPicker::use_tiny_model);
+
   QMenu* view = menuBar()->addMenu("&View");
   view->addAction("&Follow memory graph", QKeySequence(Qt::CTRL | Qt::Key_G), this,
                   [this] { graph_->set_following(true); });
@@ -276,7 +281,13 @@ void MainWindow::restore_settings(const StartOptions& options) {
   } catch (const std::exception& e) {
     report(QString("cannot create Framesmith's folders: %1").arg(e.what()), true);
   }
-  if (first_start) report(QString::fromStdString(app::real_weights_help(folders.models)), false);
+  if (first_start) {
+    report(QString::fromStdString(app::real_weights_help(folders.models)), false);
+    report(
+        "No FramePack model yet: the tiny demo model is in use. Model › Download FramePack… "
+        "fetches the real one (about 40 GB) from the Hugging Face hub.",
+        false);
+  }
   app::StudioSettings st = app::load_settings(*settings_);
   if (st.output_dir.isEmpty()) st.output_dir = default_output_dir();
   if (!options.image_path.isEmpty()) st.image_path.clear();  // the command line's comes next
@@ -355,6 +366,21 @@ ImageInput* MainWindow::image_input() const {
 ParametersForm* MainWindow::parameters() const {
   return inputs_->parameters();
 }
+void MainWindow::open_download_dialog() {
+  if (!download_dialog_) {
+    download_dialog_ = new DownloadDialog(this);
+    connect(
+        download_dialog_, &DownloadDialog::downloaded, this, [this](const QString& where, bool f1) {
+          model_picker()->set_variant(f1 ? TransformerVariant::kF1 : TransformerVariant::kOriginal);
+          model_picker()->set_location(where);
+          report("Downloaded model set in use: " + where, false);
+        });
+  }
+  download_dialog_->show();
+  download_dialog_->raise();
+  download_dialog_->activateWindow();
+}
+
 ModelPicker* MainWindow::model_picker() const {
   return inputs_->model_picker();
 }

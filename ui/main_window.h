@@ -28,6 +28,7 @@ class ImageInput;
 class InputsPanel;
 class JobsPanel;
 class MemoryGraph;
+class DownloadDialog;
 class ModelPicker;
 class ParametersForm;
 class PreviewPlayer;
@@ -90,6 +91,7 @@ class MainWindow : public QMainWindow {
   JobsPanel* jobs_panel() const { return jobs_; }
   // Tests feed events through the worker's signals (see app::JobRunner::worker).
   app::GenerationWorker* worker() const { return runner_.worker(); }
+  DownloadDialog* download_dialog() const { return download_dialog_; }
 
  public Q_SLOTS:
   // Queues the current inputs as a job; it starts at once when nothing runs.
@@ -102,6 +104,9 @@ class MainWindow : public QMainWindow {
   void stop_generation();
   void resume_queue();
   void open_log();
+  // Model > Download FramePack…: the dialog (made once, not modal); a finished download becomes
+  // the model in use.
+  void open_download_dialog();
 
  Q_SIGNALS:
   void generation_finished(int status);
@@ -136,6 +141,7 @@ class MainWindow : public QMainWindow {
   PreviewPlayer* player_ = nullptr;
   QProgressBar* progress_bar_ = nullptr;
   QLabel* status_label_ = nullptr;
+  DownloadDialog* download_dialog_ = nullptr;
   QToolButton* error_log_button_ = nullptr;
   JobsPanel* jobs_ = nullptr;
   MemoryGraph* graph_ = nullptr;
