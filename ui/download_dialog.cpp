@@ -285,6 +285,7 @@ void DownloadDialog::on_finished(int outcome, const QString& error) {
 
 void DownloadDialog::append_log(const QString& line) {
   log_->appendPlainText(line);
+  Q_EMIT log_line(line);
 }
 
 void DownloadDialog::update_buttons() {

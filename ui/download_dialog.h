@@ -42,6 +42,9 @@ class DownloadDialog : public QDialog {
   // The model set is complete at `where` ("hf", "hf:DIR" or a folder) for `variant_f1`.
   void downloaded(const QString& where, bool variant_f1);
   void state_changed();
+  // Every line of the dialog's log (what was fetched from where, retries, errors), for the
+  // studio's log file.
+  void log_line(const QString& line);
 
  protected:
   void closeEvent(QCloseEvent* e) override;

@@ -366,9 +366,12 @@ ImageInput* MainWindow::image_input() const {
 ParametersForm* MainWindow::parameters() const {
   return inputs_->parameters();
 }
+
 void MainWindow::open_download_dialog() {
   if (!download_dialog_) {
     download_dialog_ = new DownloadDialog(this);
+    connect(download_dialog_, &DownloadDialog::log_line, this,
+            [this](const QString& line) { log_->append("download: " + line); });
     connect(
         download_dialog_, &DownloadDialog::downloaded, this, [this](const QString& where, bool f1) {
           model_picker()->set_variant(f1 ? TransformerVariant::kF1 : TransformerVariant::kOriginal);

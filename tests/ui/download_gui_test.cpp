@@ -92,6 +92,14 @@ class DownloadGuiTest : public QObject {
     QCOMPARE(w.model_picker()->location(), QDir::cleanPath(to));
     QVERIFY2(w.model_picker()->status().usable, qPrintable(w.model_picker()->status().summary));
     QVERIFY(d->log_text().contains("fetched"));
+    // The studio's log file says what came from where.
+    QFile log(o.log_file);
+    QVERIFY(log.open(QIODevice::ReadOnly));
+    const QString logged = QString::fromUtf8(log.readAll());
+    QVERIFY2(
+        logged.contains(
+            "download: lllyasviel/FramePackI2V_HY: diffusion_pytorch_model.safetensors: fetched"),
+        qPrintable(logged));
     // FRAMESMITH_SCREENSHOT_DIR=DIR saves what the dialog looks like, for a person to check.
     if (const QByteArray shots = qgetenv("FRAMESMITH_SCREENSHOT_DIR"); !shots.isEmpty())
       d->grab().save(QString::fromUtf8(shots) + "/download-dialog.png");
