@@ -76,6 +76,8 @@ void GenerationWorker::run(const JobSpec& job) {
   // stopped, failed or killed job can be resumed from the studio or with framesmith-cli resume.
   GenerationRequest request = job.request;
   if (request.job_dir.empty()) request.job_dir = default_job_dir(job.video_path.toStdString());
+  // The studio runs job after job: what one loads stays for the next (Unload frees it).
+  request.model_reuse = ModelReuse::kKeepWarm;
   std::unique_ptr<JobOutput> output;
   try {
     output = std::make_unique<JobOutput>(job.video_path.toStdString(), job.crf, request);

@@ -9,6 +9,7 @@
 #include <QFileInfo>
 #include <QHBoxLayout>
 #include <QLabel>
+#include <QLocale>
 #include <QMenuBar>
 #include <QMimeData>
 #include <QProgressBar>
@@ -197,6 +198,19 @@ QWidget* MainWindow::build_preview() {
   status_row->addWidget(status_label_, 1);
   status_row->addWidget(error_log_button_, 0, Qt::AlignTop);
   v->addLayout(status_row);
+  // What the studio keeps loaded between jobs (models, embeddings), and a way to let go of it.
+  auto* warm_row = new QHBoxLayout;
+  warm_label_ = new QLabel;
+  warm_label_->setObjectName("warm_models");
+  unload_button_ = new QToolButton;
+  unload_button_->setObjectName("unload_models");
+  unload_button_->setText("Unload");
+  unload_button_->setToolTip("Free the memory of the models kept loaded for the next job");
+  connect(unload_button_, &QToolButton::clicked, this, &MainWindow::unload_models);
+  warm_row->addWidget(warm_label_, 1);
+  warm_row->addWidget(unload_button_);
+  v->addLayout(warm_row);
+  refresh_warm_models();
   return w;
 }
 
@@ -365,6 +379,43 @@ ImageInput* MainWindow::image_input() const {
 }
 ParametersForm* MainWindow::parameters() const {
   return inputs_->parameters();
+}
+
+void MainWindow::refresh_warm_models() {
+  const std::vector<WarmModel> kept = warm_models();
+  if (kept.empty()) {
+    warm_label_->setText("No models kept loaded");
+    warm_label_->setToolTip(QString());
+    unload_button_->setEnabled(false);
+    return;
+  }
+  const QLocale locale;
+  QStringList parts, details;
+  std::int64_t host = 0;
+  for (const WarmModel& m : kept) {
+    host += m.host_bytes;
+    parts << QString::fromStdString(m.kind);
+    details << QString("%1: %2 in memory, %3 mapped — %4")
+                   .arg(QString::fromStdString(m.kind),
+                        locale.formattedDataSize(m.host_bytes, 1,
+                                                 QLocale::DataSizeTraditionalFormat),
+                        locale.formattedDataSize(m.mapped_bytes, 1,
+                                                 QLocale::DataSizeTraditionalFormat),
+                        QString::fromStdString(m.description));
+  }
+  parts.removeDuplicates();
+  warm_label_->setText(
+      QString("Kept loaded for the next job: %1 (%2 in memory)")
+          .arg(parts.join(", "),
+               locale.formattedDataSize(host, 1, QLocale::DataSizeTraditionalFormat)));
+  warm_label_->setToolTip(details.join("\n"));
+  unload_button_->setEnabled(true);
+}
+
+void MainWindow::unload_models() {
+  unload_warm_models();  // a running job keeps what it uses until it ends
+  refresh_warm_models();
+  report("Unloaded the models kept for the next job", false);
 }
 
 void MainWindow::open_download_dialog() {
@@ -550,6 +601,7 @@ void MainWindow::on_video_chunk(const QList<QImage>& finals, qint64 first_final,
 }
 
 void MainWindow::on_job_finished(const app::JobSpec& job, int status, const QString& message) {
+  refresh_warm_models();
   const double seconds = job_clock_.elapsed() / 1000.0;
   const QString& video = job.video_path;
   const bool ok = status == int(StatusCode::kOk);

@@ -107,6 +107,8 @@ class MainWindow : public QMainWindow {
   // Model > Download FramePack…: the dialog (made once, not modal); a finished download becomes
   // the model in use.
   void open_download_dialog();
+  // Drops the models kept loaded between jobs (framesmith::unload_warm_models).
+  void unload_models();
 
  Q_SIGNALS:
   void generation_finished(int status);
@@ -142,6 +144,9 @@ class MainWindow : public QMainWindow {
   QProgressBar* progress_bar_ = nullptr;
   QLabel* status_label_ = nullptr;
   DownloadDialog* download_dialog_ = nullptr;
+  QLabel* warm_label_ = nullptr;
+  QToolButton* unload_button_ = nullptr;
+  void refresh_warm_models();
   QToolButton* error_log_button_ = nullptr;
   JobsPanel* jobs_ = nullptr;
   MemoryGraph* graph_ = nullptr;

@@ -4,6 +4,7 @@
 // budget forces shows as a marker on the memory graph and a row in the event log.
 #include <QElapsedTimer>
 #include <QFile>
+#include <QLabel>
 #include <QTemporaryDir>
 #include <QTest>
 #include <QTimer>
@@ -156,6 +157,18 @@ class GenerationGuiTest : public QObject {
     const QString text = QString::fromUtf8(log.readAll());
     QVERIFY(text.contains("job 1 start"));
     QVERIFY(text.contains("job 1 ok"));
+
+    // The studio keeps the job's models for the next one, says so, and lets go on Unload.
+    auto* warm = w.findChild<QLabel*>("warm_models");
+    QVERIFY(warm);
+    QVERIFY2(warm->text().startsWith("Kept loaded for the next job: "), qPrintable(warm->text()));
+    QVERIFY2(warm->text().contains("transformer"), qPrintable(warm->text()));
+    QVERIFY(warm->toolTip().contains("mapped"));
+    auto* unload = w.findChild<QToolButton*>("unload_models");
+    QVERIFY(unload && unload->isEnabled());
+    unload->click();
+    QCOMPARE(warm->text(), QString("No models kept loaded"));
+    QVERIFY(!unload->isEnabled());
 
     // The GUI never waited on the engine: its event loop kept running (timer ticks) while the job
     // ran. How long it stalled at worst is a figure, not a bound a loaded 2-core machine can be

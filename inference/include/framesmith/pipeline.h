@@ -37,6 +37,10 @@ struct LoraSpec {
   double strength = 1.0;
 };
 
+// Whether a job's models stay loaded for the next job (the studio) or go with it (one-job
+// programs: the CLIs). Warm: framesmith/pipeline.h's warm_models() lists what is kept.
+enum class ModelReuse { kLoadPerJob = 1, kKeepWarm };
+
 struct GenerationRequest {
   std::string model_dir;  // diffusers-layout folder or "hf"
   TransformerVariant variant = TransformerVariant::kOriginal;
@@ -70,6 +74,7 @@ struct GenerationRequest {
   double magcache_retention = 0.25;  // the first quarter of the steps always computes
   double shift = 0.0;                // 0: resolution-dependent flux shift
   std::vector<LoraSpec> loras;       // applied in order to the transformer
+  ModelReuse model_reuse = ModelReuse::kLoadPerJob;
 
   std::string device = "cpu";          // "cpu", "cuda", "cuda:N"
   std::int64_t vram_budget_bytes = 0;  // 0: the device's own size
@@ -152,6 +157,23 @@ struct GenerationResult {
 };
 
 GenerationResult generate(const GenerationRequest& request, const GenerationCallbacks& callbacks);
+
+// What jobs with ModelReuse::kKeepWarm left loaded (thread-safe; a job running meanwhile keeps
+// what it uses even when it is unloaded here). `host_bytes` is host memory beyond mapped files
+// (what the budget counts), `mapped_bytes` the mapped checkpoint pages it reads.
+struct WarmModel {
+  std::string kind;         // "transformer", "vae", "text encoders", "image embedding", ...
+  std::string description;  // the folder (and dtype, device) it was loaded for
+  std::int64_t host_bytes = 0;
+  std::int64_t mapped_bytes = 0;
+  double idle_s = 0;  // since a job last used it
+};
+std::vector<WarmModel> warm_models();
+// Drops every warm model and the prompt embeddings kept for later jobs.
+void unload_warm_models();
+// The host-memory budget of warm models (default: half of the host's memory); past it the least
+// recently used go. A negative value restores the default.
+void set_warm_models_budget(std::int64_t host_bytes);
 
 // Version of the engine and of the LibTorch it was built against.
 std::string engine_version();

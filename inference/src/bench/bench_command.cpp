@@ -18,6 +18,7 @@ const std::map<std::string, BenchFn>& subcommands() {
       {"chunked-decode", bench::bench_chunked_decode},
       {"generate", bench::bench_generate},
       {"step-cache", bench::bench_step_cache},
+      {"warm-models", bench::bench_warm_models},
       {"video-memory", bench::bench_video_memory},
       {"long-video", bench::bench_long_video},
       {"budget", bench::bench_budget},
@@ -43,6 +44,8 @@ const char* kUsage =
     "  generate    --model DIR [--seconds S] [--steps N] [--window N] [--resolution R]\n"
     "              [--vram-budget SIZE] [--device D] [--teacache] [--conditioning FILE]\n"
     "  step-cache  --model DIR [--repeat 3] (generate's options): TeaCache and MagCache vs none\n"
+    "  warm-models --model DIR [--repeat 3] (generate's options): a second identical job with\n"
+    "              the first one's models kept warm, time to the first sampler step\n"
     "  video-memory --model DIR [--short 5 --long 60] (generate's options)\n"
     "  long-video  --model DIR --image FILE [--seconds 5,20,60] [--resolution 320] [--steps 1]\n"
     "              [--window 9] [--variant original|f1] [--crf 16] [--program CLI] [--work DIR]\n"

@@ -15,6 +15,7 @@ int bench_make_random_model(const Options& o, std::ostream& out);
 int bench_chunked_decode(const Options& o, std::ostream& out);
 int bench_generate(const Options& o, std::ostream& out);
 int bench_step_cache(const Options& o, std::ostream& out);
+int bench_warm_models(const Options& o, std::ostream& out);
 int bench_video_memory(const Options& o, std::ostream& out);
 int bench_long_video(const Options& o, std::ostream& out);
 int bench_budget(const Options& o, std::ostream& out);

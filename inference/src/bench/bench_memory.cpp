@@ -150,6 +150,7 @@ struct GenerateSettings {
   std::optional<StepCache> cache;  // set: replaces `teacache`
   std::int64_t budget = 0;         // 0: unconstrained
   bool keep_video = false;
+  ModelReuse reuse = ModelReuse::kLoadPerJob;
 };
 
 struct GenerateRun {
@@ -160,6 +161,8 @@ struct GenerateRun {
   std::vector<std::string> residency;  // the governor's residency actions, first few
   Frames video;                        // with keep_video
   int steps_reused = 0;                // over all sections (calls: one per step at cfg 1)
+  double first_step_s = -1;            // from the call until the first sampler step is done
+  double sampling_start_s = -1;        // from the call until the transformer is placed to sample
 };
 
 // Random conditioning of the transformer's sizes (no text or image encoder needed).
@@ -200,6 +203,8 @@ GenerateRun run_generate(const GenerateSettings& s) {
   r.resolution = s.resolution;
   r.cache = s.cache ? *s.cache : s.teacache ? StepCache::kTeaCache : StepCache::kNone;
   r.device = s.device;
+  r.model_reuse = s.reuse;
+  if (s.conditioning.empty()) r.prompt = "a lighthouse at dusk, waves breaking";
   const bool simulated = s.device == "cpu";
   r.vram_budget_bytes = s.budget > 0 ? s.budget : simulated ? kUnlimited : 0;
   r.image.width = r.image.height = s.resolution;
@@ -214,14 +219,21 @@ GenerateRun run_generate(const GenerateSettings& s) {
     sim::reset_counters();
   }
   auto last = std::chrono::steady_clock::now();
+  const auto t0 = last;
   GenerationCallbacks cb;
   cb.on_progress = [&](const Progress& p) {
     const auto now = std::chrono::steady_clock::now();
+    if (p.phase == "sampling" && run.first_step_s < 0)
+      run.first_step_s = std::chrono::duration<double>(now - t0).count();
     if (p.phase == "sampling" && p.step > 1)  // step 1 also carries the section's set-up
       run.step_s.push_back(std::chrono::duration<double>(now - last).count());
     last = now;
   };
   cb.on_event = [&](const Event& e) {
+    // The transformer's placement for the first section: sampling starts (job thread only).
+    if (e.type == EventType::kResidency && e.phase == "sampling" && run.sampling_start_s < 0)
+      run.sampling_start_s =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (e.type == EventType::kMemory)
       run.peak = std::max<std::int64_t>(run.peak, std::int64_t(e.number("peak")));
     if (e.type == EventType::kSectionDone) run.steps_reused += int(e.number("calls_reused"));
@@ -230,7 +242,6 @@ GenerateRun run_generate(const GenerateSettings& s) {
       if (it != e.texts.end()) run.residency.push_back(it->second);
     }
   };
-  const auto t0 = std::chrono::steady_clock::now();
   const GenerationResult res = generate(r, cb);
   run.seconds = seconds_since(t0);
   if (res.status != StatusCode::kOk)
@@ -342,6 +353,57 @@ int bench_step_cache(const Options& o, std::ostream& out) {
                    {"device", s.device},
                    {"threads", threads},
                    {"caches", rows}});
+  return 0;
+}
+
+// Warm models: the first job of a studio session loads and encodes everything, the second
+// identical one takes it from the warm registry. Time from the call to the first sampler step,
+// both jobs side by side in each repeat (the registry emptied before each pair); with the real
+// encoders (no --conditioning) unless one is given.
+int bench_warm_models(const Options& o, std::ostream& out) {
+  const int threads = apply_threads(o);
+  const bool given = o.has("conditioning");
+  GenerateSettings s = generate_settings(o);
+  if (!given) s.conditioning.clear();
+  const int repeat = static_cast<int>(o.integer("repeat", 3));
+  o.check_all_used();
+  s.reuse = ModelReuse::kKeepWarm;
+  Stats first, second, whole_first, whole_second, start_first, start_second;
+  std::int64_t kept_host = 0, kept_mapped = 0;
+  for (int i = 0; i < repeat; ++i) {
+    unload_warm_models();
+    const GenerateRun a = run_generate(s);
+    const GenerateRun b = run_generate(s);
+    start_first.seconds.push_back(a.sampling_start_s);
+    start_second.seconds.push_back(b.sampling_start_s);
+    first.seconds.push_back(a.first_step_s);
+    second.seconds.push_back(b.first_step_s);
+    whole_first.seconds.push_back(a.seconds);
+    whole_second.seconds.push_back(b.seconds);
+    kept_host = kept_mapped = 0;
+    for (const WarmModel& m : warm_models()) {
+      kept_host += m.host_bytes;
+      kept_mapped += m.mapped_bytes;
+    }
+  }
+  unload_warm_models();
+  print_line(out, {{"bench", "warm-models"},
+                   {"model", s.model},
+                   {"device", s.device},
+                   {"resolution", s.resolution},
+                   {"steps", s.steps},
+                   {"threads", threads},
+                   {"encoders", given ? "conditioning file" : "text and image encoders"},
+                   {"first_job_to_sampling", start_first.to_json()},
+                   {"second_job_to_sampling", start_second.to_json()},
+                   {"ratio_to_sampling", start_second.median() / start_first.median()},
+                   {"first_job_to_first_step", first.to_json()},
+                   {"second_job_to_first_step", second.to_json()},
+                   {"first_job_whole", whole_first.to_json()},
+                   {"second_job_whole", whole_second.to_json()},
+                   {"ratio_to_first_step", second.median() / first.median()},
+                   {"kept_host_bytes", kept_host},
+                   {"kept_mapped_bytes", kept_mapped}});
   return 0;
 }
 

@@ -174,6 +174,12 @@ WeightForm PackedTransformer::weight_form(const std::string& key) const {
   return f;
 }
 
+void PackedTransformer::set_lora_patch(std::shared_ptr<const LoraPatch> patch) {
+  if (weights_.conversion() != Conversion::kAtUse)
+    throw Error("transformer: LoRAs were merged at load; a new set needs the model loaded again");
+  weights_ = weights_.with_lora(std::move(patch));
+}
+
 PackedTransformer::~PackedTransformer() = default;
 
 int PackedTransformer::num_blocks() const {

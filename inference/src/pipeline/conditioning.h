@@ -52,6 +52,9 @@ struct TextEncodeHooks {
   // what it returns is kept until the encoding ends (a streamer that copies each module onto the
   // device at use, through LlamaModel::before_module). CLIP is loaded on `device` whole either way.
   std::function<std::shared_ptr<void>(LlamaModel&)> place_llama;
+  // Keep the loaded encoders in the warm registry (pipeline/warm_models.h) for later jobs. Only
+  // where they are host-side as a whole (no place_llama: CLIP would be a device copy).
+  bool keep_warm = false;
 };
 
 // Empties the prompt cache below (the host rung of an out-of-memory ladder: it only saves time).

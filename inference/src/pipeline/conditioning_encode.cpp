@@ -12,6 +12,7 @@
 #include "models/llama.h"
 #include "models/siglip.h"
 #include "pipeline/conditioning.h"
+#include "pipeline/warm_models.h"
 #include "text/tokenizer_clip.h"
 #include "text/tokenizer_llama.h"
 
@@ -261,11 +262,29 @@ void encode_texts(const ModelSet& models, const std::vector<std::string>& prompt
                   const std::string& negative_prompt, double cfg, at::Device device,
                   std::vector<sampling::HunyuanConditioning>& all, const TextEncodeHooks& hooks) {
   const std::string base = prompt_cache_base(models, device);
-  std::unique_ptr<TextEncoders> enc;
+  std::shared_ptr<TextEncoders> enc;
+  const bool warm = hooks.keep_warm && !hooks.place_llama;
   auto encode_cached = [&](const std::string& text) {
     Encoded e;
     if (prompt_cache().get(base + text, &e)) return e;
-    if (!enc) enc = std::make_unique<TextEncoders>(load_text_encoders(models, device, hooks));
+    if (!enc && warm) enc = warm_registry().find<TextEncoders>("text encoders", base);
+    if (!enc) {
+      enc = std::make_shared<TextEncoders>(load_text_encoders(models, device, hooks));
+      // The LLaMA stays mapped (converted per layer as its forward runs: page cache only); CLIP
+      // is converted at load.
+      if (warm) {
+        const io::TensorStore llama =
+            io::TensorStore::open(need(models, Component::kTextEncoder).path);
+        const io::TensorStore clip =
+            io::TensorStore::open(need(models, Component::kTextEncoder2).path);
+        const at::ScalarType dtype = device.is_cuda() ? at::kHalf : at::kFloat;
+        warm_registry().keep("text encoders", base, enc,
+                             need(models, Component::kTextEncoder).path + ", " +
+                                 need(models, Component::kTextEncoder2).path,
+                             converted_bytes(clip, dtype),
+                             std::int64_t(llama.total_bytes() + clip.total_bytes()));
+      }
+    }
     e = encode_prompt(*enc, text);
     prompt_cache().put(base + text, e);
     return e;

@@ -23,6 +23,7 @@
 #include "pipeline/job_store.h"
 #include "pipeline/section_loop.h"
 #include "pipeline/section_schedule.h"
+#include "pipeline/warm_models.h"
 
 namespace framesmith {
 
@@ -86,6 +87,17 @@ at::Device parse_device(const std::string& d) {
     return device;
   }
   throw Error("unknown device \"" + d + "\"");
+}
+
+// Warm-model keys: every fact the object depends on, joined.
+std::string warm_key(std::initializer_list<std::string> parts) {
+  std::string k;
+  for (const std::string& p : parts) k += p + "|";
+  return k;
+}
+
+std::string dtype_name(at::ScalarType t) {
+  return std::string(c10::toString(t));
 }
 
 class Job {
@@ -190,6 +202,21 @@ class Job {
   std::shared_ptr<const io::TensorStore> transformer_store_;  // opened by read_loras, else null
   std::optional<pipeline::PromptSchedule> schedule_;          // timed prompts only
   std::vector<sampling::PromptConditioning> timed_prompts_;   // schedule_->prompts()' encodings
+  // ModelReuse::kKeepWarm: what was taken from the warm registry (for the notice).
+  std::vector<std::string> reused_;
+  bool warm() const { return req_.model_reuse == ModelReuse::kKeepWarm; }
+  std::string image_key(const at::Tensor& hw3) const {
+    return pipeline::content_key(hw3.data_ptr(), static_cast<std::size_t>(hw3.nbytes()));
+  }
+  std::string lora_key() const {
+    std::ostringstream o;
+    for (const LoraSpec& l : req_.loras) o << l.path << ":" << l.strength << ";";
+    return o.str();
+  }
+  void load_transformer_warm(bool mapped);
+  void load_vae_warm();
+  at::Tensor encode_latent_warm(const at::Tensor& hw3, const std::string& what,
+                                const std::function<at::Tensor()>& encode);
 };
 
 // The request (or, resuming, the job folder's), the device, the job folder and the model set.
@@ -274,7 +301,12 @@ void Job::start_governor() {
   options.budget = req_.vram_budget_bytes;
   options.limits.preserved_memory = req_.preserved_memory_bytes;
   options.profile_path = memory::default_profile_path(on_cuda_);
-  options.release_host_memory = [] { pipeline::clear_prompt_cache(); };
+  // The host rung of the out-of-memory ladder: what is kept for later jobs goes first (a model
+  // this job uses stays: the job holds it).
+  options.release_host_memory = [] {
+    pipeline::clear_prompt_cache();
+    pipeline::warm_registry().clear();
+  };
   // FRAMESMITH_MEMORY_PLAN=largest: every phase starts at its largest setting (estimates are
   // still reported); for testing the OOM recovery and for measuring.
   if (const char* plan = std::getenv("FRAMESMITH_MEMORY_PLAN");
@@ -367,6 +399,7 @@ void Job::encode_conditioning() {
         [&](at::Device d, const memory::Governor::LlamaPlacement& place_llama) {
           pipeline::TextEncodeHooks hooks;
           hooks.place_llama = place_llama;
+          hooks.keep_warm = warm();
           pipeline::encode_texts(models_, texts, req_.negative_prompt, req_.cfg, d, encoded, hooks);
         });
     take();
@@ -374,11 +407,23 @@ void Job::encode_conditioning() {
   if (timed)
     for (const auto& c : encoded) timed_prompts_.push_back(c.positive);
   check_cancel();
+  const std::string image_key = warm_key({"image", models_.find(Component::kImageEncoder)->path,
+                                          req_.device, this->image_key(image_hw3_)});
+  if (!cond_.image_embeddings.defined() && warm()) {
+    if (auto kept = pipeline::warm_registry().find<at::Tensor>("image embedding", image_key)) {
+      cond_.image_embeddings = *kept;
+      reused_.push_back("image embedding");
+    }
+  }
   if (!cond_.image_embeddings.defined()) {
     progress("image encoder");
     governor_->run_encoder("image", footprint_.image_encoder_bytes, [&](at::Device d) {
       cond_.image_embeddings = pipeline::encode_image(models_, image_hw3_, d);
     });
+    if (warm())
+      pipeline::warm_registry().keep(
+          "image embedding", image_key, std::make_shared<at::Tensor>(cond_.image_embeddings),
+          "SigLIP output for the start picture", cond_.image_embeddings.nbytes(), 0, 4);
   }
   check_cancel();
   const memory::HostScope host;
@@ -412,18 +457,8 @@ pipeline::SectionLoopInputs Job::load_models() {
     const bool mapped = compute_.has_device_memory();
     std::optional<memory::HostScope> host;
     if (mapped) host.emplace();
-    TransformerLoras loras;
-    loras.patch = lora_patch_;
-    transformer_ = load_transformer(models_.find(Component::kTransformer)->path, transformer_dtype_,
-                                    mapped ? at::Device(at::kCPU) : device_,
-                                    mapped ? Conversion::kAtUse : Conversion::kAtLoad, loras,
-                                    transformer_store_);
-    // One mapping of the VAE's file for the whole model and the streamed decoder.
-    const auto vae_store =
-        std::make_shared<const io::TensorStore>(io::TensorStore::open(vae_path_));
-    vae_ = load_vae(vae_path_, vae_dtype_, at::kCPU, vae_store);
-    governor_->attach_decoder(std::make_shared<memory::StreamedVaeDecoder>(
-        vae_->config(), Weights(vae_store, vae_dtype_, at::kCPU)));
+    load_transformer_warm(mapped);
+    load_vae_warm();
     in.start_image = pipeline::vae_pixels(image_hw3_);
   }
   governor_->attach_transformer(*transformer_);
@@ -442,6 +477,86 @@ pipeline::SectionLoopInputs Job::load_models() {
   return in;
 }
 
+// The transformer as loaded for this folder, dtype, conversion and LoRAs: from the warm registry
+// when an earlier job loaded the same, else loaded (and kept, for a warm job). Between jobs it
+// is host-side only: the governor's residency put every module back when the job ended.
+void Job::load_transformer_warm(bool mapped) {
+  const std::string& path = models_.find(Component::kTransformer)->path;
+  // Converted at use (a device job), the LoRA factors are added at each placement: a warm model
+  // takes this job's LoRAs and strengths as they are. Merged at load (the plain CPU), they are
+  // part of the key.
+  const std::string key =
+      warm_key({path, dtype_name(transformer_dtype_), mapped ? "at use" : "at load", req_.device,
+                mapped ? std::string() : lora_key()});
+  if (warm()) transformer_ = pipeline::warm_registry().find<PackedTransformer>("transformer", key);
+  if (transformer_) {
+    if (mapped) transformer_->set_lora_patch(lora_patch_);
+    reused_.push_back(lora_patch_ && mapped ? "transformer (with this job's LoRAs)"
+                                            : "transformer");
+    return;
+  }
+  if (!transformer_store_)
+    transformer_store_ = std::make_shared<const io::TensorStore>(io::TensorStore::open(path));
+  TransformerLoras loras;
+  loras.patch = lora_patch_;
+  transformer_ = load_transformer(path, transformer_dtype_, mapped ? at::Device(at::kCPU) : device_,
+                                  mapped ? Conversion::kAtUse : Conversion::kAtLoad, loras,
+                                  transformer_store_);
+  if (!warm()) return;
+  std::int64_t host = 0, in_file = 0;
+  for (int i = 0; i < transformer_->num_modules(); ++i)
+    for (const auto& [name, t] : transformer_->module_tensors(i))
+      (transformer_store_->maps(*t) ? in_file : host) += t->nbytes();
+  pipeline::warm_registry().keep("transformer", key, transformer_,
+                                 path + " (" + dtype_name(transformer_dtype_) + ")", host, in_file);
+}
+
+// The VAE with one mapping of its file for the model and the streamed decoder.
+void Job::load_vae_warm() {
+  struct KeptVae {
+    std::shared_ptr<Vae> vae;
+    std::shared_ptr<const io::TensorStore> store;
+  };
+  const std::string key = warm_key({vae_path_, dtype_name(vae_dtype_)});
+  std::shared_ptr<KeptVae> kept;
+  if (warm()) kept = pipeline::warm_registry().find<KeptVae>("vae", key);
+  if (kept) {
+    reused_.push_back("VAE");
+  } else {
+    kept = std::make_shared<KeptVae>();
+    kept->store = std::make_shared<const io::TensorStore>(io::TensorStore::open(vae_path_));
+    kept->vae = load_vae(vae_path_, vae_dtype_, at::kCPU, kept->store);
+    if (warm())
+      pipeline::warm_registry().keep("vae", key, kept,
+                                     vae_path_ + " (" + dtype_name(vae_dtype_) + ")",
+                                     pipeline::converted_bytes(*kept->store, vae_dtype_),
+                                     std::int64_t(kept->store->total_bytes()));
+  }
+  vae_ = kept->vae;
+  governor_->attach_decoder(std::make_shared<memory::StreamedVaeDecoder>(
+      vae_->config(), Weights(kept->store, vae_dtype_, at::kCPU)));
+}
+
+// A picture's latent depends on the VAE, its dtype, the device and the picture's bytes only.
+at::Tensor Job::encode_latent_warm(const at::Tensor& hw3, const std::string& what,
+                                   const std::function<at::Tensor()>& encode) {
+  const std::string key =
+      warm_key({vae_path_, dtype_name(vae_dtype_), req_.device, image_key(hw3)});
+  if (warm())
+    if (auto kept = pipeline::warm_registry().find<at::Tensor>("latent", key)) {
+      reused_.push_back(what);
+      return *kept;
+    }
+  at::Tensor latent = encode();
+  if (warm()) {
+    const memory::HostScope host;
+    auto copy = std::make_shared<at::Tensor>(latent.to(at::kCPU).clone());
+    pipeline::warm_registry().keep("latent", key, copy, what + " of " + vae_path_, copy->nbytes(),
+                                   0, 4);
+  }
+  return latent;
+}
+
 void Job::encode_start_latent(pipeline::SectionLoopInputs& in) {
   const auto encode = [&](const at::Tensor& image) {
     progress("vae encode");
@@ -452,10 +567,13 @@ void Job::encode_start_latent(pipeline::SectionLoopInputs& in) {
         },
         image, footprint_.vae_encoder_bytes + footprint_.vae_decoder_bytes);
   };
-  if (!in.start_latent.defined()) in.start_latent = encode(in.start_image);
+  if (!in.start_latent.defined())
+    in.start_latent =
+        encode_latent_warm(image_hw3_, "start latent", [&] { return encode(in.start_image); });
   // The end image is encoded like the start image, saved, and taken back on resume.
   if (end_hw3_.defined() && !in.end_latent.defined()) {
-    in.end_latent = encode(pipeline::vae_pixels(end_hw3_));
+    in.end_latent = encode_latent_warm(end_hw3_, "end latent",
+                                       [&] { return encode(pipeline::vae_pixels(end_hw3_)); });
     store_->save_end_latent(in.end_latent);
   }
 }
@@ -529,6 +647,12 @@ GenerationResult Job::run() {
   encode_conditioning();
   pipeline::SectionLoopInputs in = load_models();
   encode_start_latent(in);
+  if (!reused_.empty()) {
+    std::string list;
+    for (const std::string& r : reused_) list += (list.empty() ? "" : ", ") + r;
+    emit(EventType::kNotice, "loading", {},
+         {{"message", "kept warm from an earlier job: " + list}});
+  }
   result_.sections_resumed = in.resume_sections.count;
   result_.sections_done = result_.sections_resumed;
   const pipeline::SectionLoopParams params = loop_params();
@@ -615,6 +739,23 @@ GenerationResult generate(const GenerationRequest& request, const GenerationCall
       return fail(StatusCode::kOutOfMemory, "out of memory: " + msg);
     return fail(StatusCode::kFailed, e.what());
   }
+}
+
+}  // namespace framesmith
+
+namespace framesmith {
+
+std::vector<WarmModel> warm_models() {
+  return pipeline::warm_registry().list();
+}
+
+void unload_warm_models() {
+  pipeline::warm_registry().clear();
+  pipeline::clear_prompt_cache();
+}
+
+void set_warm_models_budget(std::int64_t host_bytes) {
+  pipeline::warm_registry().set_budget(host_bytes);
 }
 
 }  // namespace framesmith
