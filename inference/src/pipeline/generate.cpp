@@ -314,7 +314,20 @@ void Job::start_governor() {
     options.use_plan = false;
   governor_ = std::make_unique<memory::Governor>(
       options, [this](const Event& e) { deliver(e); }, cb_.cancel, t0_);
+  // The model set's sizes (every component's header and config): kept with the warm models.
+  std::string where;
+  for (const ComponentPath& c : models_.found) where += c.path + ";";
+  const std::string key = warm_key({where, on_cuda_ ? "cuda" : "cpu"});
+  if (warm())
+    if (auto kept = pipeline::warm_registry().find<memory::ModelFootprint>("footprint", key)) {
+      footprint_ = *kept;
+      return;
+    }
   footprint_ = memory::read_model_footprint(models_, on_cuda_);
+  if (warm())
+    pipeline::warm_registry().keep("footprint", key,
+                                   std::make_shared<memory::ModelFootprint>(footprint_),
+                                   "sizes of " + models_.description, 0, 0);
 }
 
 // The start picture cropped to its bucket, and with its size the plan of every phase.

@@ -74,8 +74,9 @@ std::vector<WarmModel> WarmModels::list() const {
   std::vector<WarmModel> out;
   const auto now = std::chrono::steady_clock::now();
   for (const Entry& e : entries_)
-    out.push_back({e.kind, e.description, e.host_bytes, e.mapped_bytes,
-                   std::chrono::duration<double>(now - e.used).count()});
+    if (e.host_bytes > 0 || e.mapped_bytes > 0)  // what holds no memory is not worth a line
+      out.push_back({e.kind, e.description, e.host_bytes, e.mapped_bytes,
+                     std::chrono::duration<double>(now - e.used).count()});
   return out;
 }
 

@@ -30,6 +30,7 @@ class WarmModels {
   bool keep(const std::string& kind, const std::string& key, std::shared_ptr<void> object,
             const std::string& description, std::int64_t host_bytes, std::int64_t mapped_bytes,
             std::size_t per_kind = 1);
+  // Entries that hold memory (host or mapped), oldest first.
   std::vector<WarmModel> list() const;
   void clear();
   void set_budget(std::int64_t host_bytes);
