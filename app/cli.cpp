@@ -111,13 +111,22 @@ int run_job(const GenerationRequest& req, JobOutput& output, const CommandOption
 }
 
 int cmd_generate(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
-  const CommandOptions o =
-      parse_command_options(args, 1,
-                            join_options({generation_value_options(),
-                                          runtime_value_options(),
-                                          {"--image", "--end-image", "--crf", "--out", "--events",
-                                           "--params", "--job", "--job-dir"}}),
-                            join_options({generation_flag_options(), {"--quiet", "--restart"}}));
+  const CommandOptions o = parse_command(
+      {"framesmith-cli generate",
+       "Generates a video (MP4) from a start image and a prompt; the job folder keeps every "
+       "finished section.",
+       {},
+       "",
+       option_specs(join_options({generation_value_options(),
+                                  runtime_value_options(),
+                                  {"--image", "--end-image", "--crf", "--out", "--events",
+                                   "--params", "--job", "--job-dir"}}),
+                    join_options({generation_flag_options(), {"--quiet", "--restart"}}))},
+      args, 1);
+  if (!o.help.empty()) {
+    out << o.help;
+    return 0;
+  }
   GenerationRequest req;
   // --job FILE.json: the job file the studio writes (also --params, which takes a video too).
   const std::string params = o.has("--job") ? o.get("--job") : o.get("--params");
@@ -147,12 +156,20 @@ int cmd_generate(const std::vector<std::string>& args, std::ostream& out, std::o
 }
 
 int cmd_resume(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
-  if (args.size() < 2 || args[1].rfind("--", 0) == 0)
-    throw Error("usage: framesmith-cli resume JOBDIR [--out FILE.mp4] [options]");
-  const std::string dir = args[1];
-  const CommandOptions o = parse_command_options(
-      args, 2, join_options({runtime_value_options(), {"--out", "--crf", "--events"}}),
-      {"--quiet"});
+  const CommandOptions o = parse_command(
+      {"framesmith-cli resume",
+       "Continues a stopped, failed or killed job from its folder: the same video as an "
+       "uninterrupted run.",
+       {"JOBDIR"},
+       "",
+       option_specs(join_options({runtime_value_options(), {"--out", "--crf", "--events"}}),
+                    {"--quiet"})},
+      args, 1);
+  if (!o.help.empty()) {
+    out << o.help;
+    return 0;
+  }
+  const std::string dir = o.positionals.at(0);
   const JobFolderInfo info = inspect_job_folder(dir);
   if (!info.has_job) throw Error(dir + ": no job here (job.json is missing)");
   GenerationRequest req = load_job_request(dir);  // resume = true
@@ -181,10 +198,18 @@ int cmd_resume(const std::vector<std::string>& args, std::ostream& out, std::ost
 
 // export-frames VIDEO DIR [--frame N]: every frame (or frame N, 0-based) as PNG files.
 int cmd_export_frames(const std::vector<std::string>& args, std::ostream& out, std::ostream&) {
-  if (args.size() < 3 || args[1].rfind("--", 0) == 0 || args[2].rfind("--", 0) == 0)
-    throw Error("usage: framesmith-cli export-frames VIDEO.mp4 DIR [--frame N]");
-  const std::string video = args[1], dir = args[2];
-  const CommandOptions o = parse_command_options(args, 3, {"--frame"}, {});
+  const CommandOptions o = parse_command({"framesmith-cli export-frames",
+                                          "Writes every frame of a video (or frame N, from 0) as "
+                                          "PNG files: DIR/<video stem>_00000.png, ...",
+                                          {"VIDEO.mp4", "DIR"},
+                                          "",
+                                          {{"--frame", "only this frame (0-based)", false}}},
+                                         args, 1);
+  if (!o.help.empty()) {
+    out << o.help;
+    return 0;
+  }
+  const std::string video = o.positionals.at(0), dir = o.positionals.at(1);
   const std::string stem =
       QFileInfo(QString::fromStdString(video)).completeBaseName().toStdString();
   quiet_ffmpeg_logging();

@@ -162,9 +162,21 @@ std::string describe_plan(const hub::DownloadPlan& plan) {
 }
 
 int cmd_download(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
-  if (args.size() < 2 || args[1].rfind("--", 0) == 0) throw Error(kDownloadUsage);
-  const std::string name = args[1];
-  const CommandOptions o = parse_command_options(args, 2, {"--to"}, {"--dry-run"});
+  const CommandOptions o = parse_command(
+      {"framesmith-cli download",
+       "Fetches the files FramePack uses (framepack or framepack-f1) from the Hugging Face hub; "
+       "HF_ENDPOINT, HF_TOKEN and the proxy variables are honoured. A stopped download resumes.",
+       {"SET"},
+       "",
+       {{"--to", "hf (the hub cache, default when it exists), hf:DIR, or a folder (plain layout)",
+         false},
+        {"--dry-run", "show the plan (files, sizes, free disk) and fetch nothing", true}}},
+      args, 1);
+  if (!o.help.empty()) {
+    out << o.help;
+    return 0;
+  }
+  const std::string name = o.positionals.at(0);
   std::vector<hub::RepoSelection> selection;
   try {
     selection = hub::model_set_selection(name);

@@ -1,4 +1,4 @@
-# The engine's two small libraries besides LibTorch: nlohmann-json (headers) and PCRE2 (8-bit).
+# The engine's small libraries besides LibTorch: nlohmann-json and CLI11 (headers) and PCRE2.
 # From the system (Debian: nlohmann-json3-dev, libpcre2-dev) where they are installed; otherwise
 # from FRAMESMITH_DEPS_DIR, a folder tools/bundle-engine-deps.sh fills from this machine's Debian
 # packages (include/nlohmann, include/pcre2.h, lib/libpcre2-8.so.0) so that a machine with no
@@ -18,6 +18,20 @@ if(NOT nlohmann_json_FOUND)
   set_target_properties(nlohmann_json::nlohmann_json PROPERTIES
                         INTERFACE_INCLUDE_DIRECTORIES ${FRAMESMITH_NLOHMANN_INCLUDE})
   message(STATUS "nlohmann-json: bundled headers in ${FRAMESMITH_NLOHMANN_INCLUDE}")
+endif()
+
+# CLI11 (Debian: libcli11-dev): every command line of both programs.
+find_package(CLI11 2 CONFIG QUIET)
+if(NOT TARGET CLI11::CLI11)
+  find_path(FRAMESMITH_CLI11_INCLUDE CLI/CLI.hpp HINTS ${FRAMESMITH_DEPS_DIR}/include NO_CACHE)
+  if(NOT FRAMESMITH_CLI11_INCLUDE)
+    message(FATAL_ERROR "CLI11 not found: install libcli11-dev, or set "
+                        "FRAMESMITH_DEPS_DIR to a folder made by tools/bundle-engine-deps.sh")
+  endif()
+  add_library(CLI11::CLI11 INTERFACE IMPORTED)
+  set_target_properties(CLI11::CLI11 PROPERTIES
+                        INTERFACE_INCLUDE_DIRECTORIES ${FRAMESMITH_CLI11_INCLUDE})
+  message(STATUS "CLI11: bundled headers in ${FRAMESMITH_CLI11_INCLUDE}")
 endif()
 
 find_package(PkgConfig QUIET)

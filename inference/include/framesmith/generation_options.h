@@ -15,6 +15,9 @@ namespace framesmith {
 struct CommandOptions {
   std::map<std::string, std::vector<std::string>> values;  // every value given, in order
   std::vector<std::string> flags;
+  std::vector<std::string> positionals;  // the arguments that are not options, in order
+  // Non-empty when --help / -h was given: the command's help text (nothing else was checked).
+  std::string help;
   bool has(const std::string& k) const { return values.count(k) != 0; }
   // The last value given for `k` (a repeated option's last wins), `fallback` when absent.
   std::string get(const std::string& k, const std::string& fallback = "") const;
@@ -25,7 +28,32 @@ struct CommandOptions {
   std::vector<std::string> all(const std::string& k) const;
 };
 
-// args[first..]: throws Error on an unknown option or a value option at the end.
+// One command's arguments, declared once: CLI11 (Debian's libcli11-dev) parses them and writes
+// the command's --help from the same declaration.
+struct OptionSpec {
+  std::string name;   // "--prompt"
+  std::string help;   // "" : the shared text for the name (option_help), if any
+  bool flag = false;  // takes no value
+};
+struct CommandSpec {
+  std::string name;                      // "framesmith-cli generate"
+  std::string description;               // what it does, for --help
+  std::vector<std::string> positionals;  // required, in order ("JOBDIR")
+  std::string more_positionals;  // "": no others; else the name of any number after them ("DIR")
+  std::vector<OptionSpec> options;
+};
+// Parses args[first..] against `spec`. --help / -h: the result's `help` holds the text. Throws
+// Error (CLI11's words, the command's name and "see --help") for an unknown option, a missing
+// value or a missing or extra positional argument.
+CommandOptions parse_command(const CommandSpec& spec, const std::vector<std::string>& args,
+                             std::size_t first);
+// Value options and flags by name, with the shared help texts.
+std::vector<OptionSpec> option_specs(const std::vector<std::string>& value_opts,
+                                     const std::vector<std::string>& flag_opts = {});
+// The shared help text of a generation or runtime option ("" for others).
+std::string option_help(const std::string& name);
+
+// args[first..], options only (no positionals): parse_command with an unnamed spec.
 CommandOptions parse_command_options(const std::vector<std::string>& args, std::size_t first,
                                      const std::vector<std::string>& value_opts,
                                      const std::vector<std::string>& flag_opts);

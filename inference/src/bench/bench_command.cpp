@@ -59,6 +59,21 @@ const char* kUsage =
     "  make-random-model --out DIR [--config full|tiny|FILE] [--dtype bf16] [--sparse]\n"
     "              [--only transformer,vae]   (= make-random-model DIR, transformer + VAE)\n";
 
+// The usage lines of one subcommand (its first line and the continuation lines after it).
+std::string usage_of(const std::string& name) {
+  const std::string all = kUsage;
+  const auto at = all.find("\n  " + name + " ");
+  if (at == std::string::npos) return "bench " + name;
+  std::string lines = all.substr(at + 3, all.find('\n', at + 1) - at - 3);
+  std::size_t next = all.find('\n', at + 1);
+  while (next != std::string::npos && all.compare(next + 1, 14, "              ") == 0) {
+    const std::size_t end = all.find('\n', next + 1);
+    lines += "\n" + all.substr(next + 1, end - next - 1);
+    next = end;
+  }
+  return "bench " + lines;
+}
+
 }  // namespace
 
 std::string bench_commands_help() {
@@ -76,7 +91,12 @@ int run_bench_command(const std::vector<std::string>& args, std::ostream& out, s
     return 2;
   }
   try {
-    return it->second(bench::Options(args, 2), out);
+    const bench::Options options(args, 2, usage_of(args[1]));
+    if (!options.help().empty()) {
+      out << options.help();
+      return 0;
+    }
+    return it->second(options, out);
   } catch (const std::exception& e) {
     err << "bench " << args[1] << ": " << e.what() << "\n";
     return 1;

@@ -11,18 +11,43 @@
 #include <thread>
 
 #include "framesmith/error.h"
+#include "framesmith/generation_options.h"
 #include "framesmith/pipeline.h"
 #include "framesmith/units.h"
 
 namespace framesmith::bench {
 
-Options::Options(const std::vector<std::string>& args, std::size_t first) {
-  for (std::size_t i = first; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (a.rfind("--", 0) != 0) throw Error("bench: unexpected argument \"" + a + "\"");
-    const bool has_value = i + 1 < args.size() && args[i + 1].rfind("--", 0) != 0;
-    values_[a.substr(2)] = has_value ? args[++i] : "1";
-  }
+// Every option any bench subcommand reads; CLI11 refuses others, check_all_used those a
+// subcommand does not read.
+const std::vector<std::string>& bench_value_options() {
+  static const std::vector<std::string> v = {
+      "bands",         "chunk",         "chunks",       "conditioning", "config",
+      "crf",           "device",        "dim",          "dtype",        "fraction",
+      "heads",         "height",        "hz",           "image",        "inputs",
+      "latent-frames", "latent-height", "latent-width", "lengths",      "long",
+      "model",         "only",          "out",          "program",      "prompt-tokens",
+      "repeat",        "resolution",    "resolutions",  "seconds",      "seed",
+      "short",         "size",          "steps",        "text-tokens",  "threads",
+      "tiling",        "trial-seconds", "vae-dtype",    "variant",      "vram-budget",
+      "warmup",        "width",         "window",       "work"};
+  return v;
+}
+const std::vector<std::string>& bench_flag_options() {
+  static const std::vector<std::string> v = {"teacache", "sparse"};
+  return v;
+}
+
+Options::Options(const std::vector<std::string>& args, std::size_t first,
+                 const std::string& usage) {
+  CommandSpec spec;
+  spec.name = args.size() >= first && first > 0 ? "bench " + args[first - 1] : "bench";
+  spec.description = usage;
+  for (const std::string& n : bench_value_options()) spec.options.push_back({"--" + n, "", false});
+  for (const std::string& n : bench_flag_options()) spec.options.push_back({"--" + n, "", true});
+  const CommandOptions o = parse_command(spec, args, first);
+  help_ = o.help;
+  for (const auto& [name, vals] : o.values) values_[name.substr(2)] = vals.back();
+  for (const std::string& f : o.flags) values_[f.substr(2)] = "1";
 }
 
 std::string Options::str(const std::string& key, const std::string& fallback) const {

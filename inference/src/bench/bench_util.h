@@ -13,10 +13,16 @@
 
 namespace framesmith::bench {
 
-// "--key value" pairs and bare "--flag"s (value "1") after the subcommand name.
+// "--key value" pairs and the bare flags --teacache and --sparse (value "1") after the
+// subcommand name.
 class Options {
  public:
-  explicit Options(const std::vector<std::string>& args, std::size_t first = 2);
+  // Parsed by CLI11 against every bench option (framesmith/generation_options.h); `usage` is
+  // the subcommand's line for its --help.
+  explicit Options(const std::vector<std::string>& args, std::size_t first = 2,
+                   const std::string& usage = "");
+  // Non-empty when --help was given.
+  const std::string& help() const { return help_; }
   bool has(const std::string& key) const { return values_.count(key) != 0; }
   std::string str(const std::string& key, const std::string& fallback = "") const;
   std::int64_t integer(const std::string& key, std::int64_t fallback) const;
@@ -27,6 +33,7 @@ class Options {
 
  private:
   std::map<std::string, std::string> values_;
+  std::string help_;
   mutable std::map<std::string, bool> used_;
 };
 

@@ -6,6 +6,7 @@
 
 #include "framesmith/bench.h"
 #include "framesmith/error.h"
+#include "framesmith/generation_options.h"
 #include "framesmith/model_set.h"
 #include "framesmith/pipeline.h"
 #include "framesmith/units.h"
@@ -19,14 +20,24 @@ namespace framesmith {
 namespace {
 
 int cmd_inspect(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
-  if (args.size() < 2) {
-    err << "usage: inspect-model PATH|hf [--variant original|f1]\n";
-    return 2;
+  const CommandOptions o = parse_command(
+      {"inspect-model",
+       "Lists each component of a model set (config, dtype, parameters, size) and names what is "
+       "missing or malformed.",
+       {"PATH|hf"},
+       "",
+       {{"--variant", "original or f1 (which transformer repository the hub cache holds)", false}}},
+      args, 1);
+  if (!o.help.empty()) {
+    out << o.help;
+    return 0;
   }
-  TransformerVariant variant = TransformerVariant::kOriginal;
-  for (std::size_t i = 2; i + 1 < args.size(); ++i)
-    if (args[i] == "--variant" && args[i + 1] == "f1") variant = TransformerVariant::kF1;
-  ModelSet set = locate_model_set(args[1], variant);
+  const std::string variant_name = o.get("--variant", "original");
+  if (variant_name != "original" && variant_name != "f1")
+    throw Error("--variant must be original or f1");
+  const TransformerVariant variant =
+      variant_name == "f1" ? TransformerVariant::kF1 : TransformerVariant::kOriginal;
+  ModelSet set = locate_model_set(o.positionals.at(0), variant);
   out << "model set: " << set.description << "\n";
   int problems = 0;
   for (Component c : all_components()) {
@@ -68,28 +79,43 @@ int cmd_inspect(const std::vector<std::string>& args, std::ostream& out, std::os
 }
 
 int cmd_make_tiny(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
-  if (args.size() < 2) {
-    err << "usage: make-tiny-model DIR [--seed N]\n";
-    return 2;
+  const CommandOptions o =
+      parse_command({"make-tiny-model",
+                     "Writes the tiny random-weight model set (all eight components) into DIR.",
+                     {"DIR"},
+                     "",
+                     {{"--seed", "random seed of the weights (default 0)", false}}},
+                    args, 1);
+  if (!o.help.empty()) {
+    out << o.help;
+    return 0;
   }
-  unsigned long long seed = 0;
-  for (std::size_t i = 2; i + 1 < args.size(); ++i)
-    if (args[i] == "--seed") seed = std::stoull(args[i + 1]);
-  make_tiny_model(args[1], seed);
-  out << "tiny model written to " << args[1]
+  const double seed = o.number("--seed", 0);
+  if (seed < 0 || seed != static_cast<double>(static_cast<unsigned long long>(seed)))
+    throw Error("--seed needs a whole number 0, 1, 2, ...");
+  const std::string dir = o.positionals.at(0);
+  make_tiny_model(dir, static_cast<unsigned long long>(seed));
+  out << "tiny model written to " << dir
       << " (random weights: its videos are noise; see README for the real weights)\n";
   return 0;
 }
 
 int cmd_check_golden(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
-  if (args.size() < 2) {
-    err << "usage: check-golden DIR [DIR...]\n";
-    return 2;
+  const CommandOptions o = parse_command(
+      {"check-golden",
+       "Runs every case of reference case-set folders and prints rel-L2 and max-abs per output.",
+       {"DIR"},
+       "DIR",
+       {}},
+      args, 1);
+  if (!o.help.empty()) {
+    out << o.help;
+    return 0;
   }
   int failed = 0, total = 0;
-  for (std::size_t i = 1; i < args.size(); ++i) {
-    out << "case set " << args[i] << "\n";
-    for (const auto& r : golden::run_case_set(args[i])) {
+  for (const std::string& set : o.positionals) {
+    out << "case set " << set << "\n";
+    for (const auto& r : golden::run_case_set(set)) {
       ++total;
       out << "  " << std::left << std::setw(20) << r.case_name << " " << std::setw(26) << r.output;
       if (!r.error.empty()) {
@@ -109,15 +135,18 @@ int cmd_check_golden(const std::vector<std::string>& args, std::ostream& out, st
 
 // The LoRA folder's files with what their headers say (no model needed to list them).
 int cmd_loras(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
-  std::string dir = default_lora_dir();
-  for (std::size_t i = 1; i < args.size(); ++i) {
-    if (args[i] == "--lora-dir" && i + 1 < args.size()) {
-      dir = args[++i];
-    } else {
-      err << "usage: loras [--lora-dir DIR]\n";
-      return 2;
-    }
+  const CommandOptions o = parse_command(
+      {"loras",
+       "Lists the LoRA folder's files: layout, rank, modules, size (from their headers).",
+       {},
+       "",
+       option_specs({"--lora-dir"})},
+      args, 1);
+  if (!o.help.empty()) {
+    out << o.help;
+    return 0;
   }
+  const std::string dir = o.get("--lora-dir", default_lora_dir());
   if (dir.empty()) throw Error("no LoRA folder: HOME is not set (give --lora-dir DIR)");
   const std::vector<std::string> files = list_lora_files(dir);
   out << "LoRA folder: " << dir << "\n";

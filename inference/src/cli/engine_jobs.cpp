@@ -122,13 +122,21 @@ std::string engine_job_commands_help() {
 namespace {
 
 int cmd_generate(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
-  const CommandOptions o = parse_command_options(
-      args, 1,
-      join_options(
-          {generation_value_options(),
-           runtime_value_options(),
-           {"--image", "--end-image", "--out", "--events", "--params", "--job", "--job-dir"}}),
-      join_options({generation_flag_options(), {"--quiet", "--restart"}}));
+  const CommandOptions o = parse_command(
+      {"framesmith-engine generate",
+       "Generates a video's frames (PPM files, as they become final) from a start image (PPM).",
+       {},
+       "",
+       option_specs(join_options({generation_value_options(),
+                                  runtime_value_options(),
+                                  {"--image", "--end-image", "--out", "--events", "--params",
+                                   "--job", "--job-dir"}}),
+                    join_options({generation_flag_options(), {"--quiet", "--restart"}}))},
+      args, 1);
+  if (!o.help.empty()) {
+    out << o.help;
+    return 0;
+  }
   GenerationRequest req;
   const std::string params = o.has("--job") ? o.get("--job") : o.get("--params");  // job file
   if (!params.empty()) {
@@ -154,11 +162,19 @@ int cmd_generate(const std::vector<std::string>& args, std::ostream& out, std::o
 }
 
 int cmd_resume(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
-  if (args.size() < 2 || args[1].rfind("--", 0) == 0)
-    throw Error("usage: framesmith-engine resume JOBDIR --out DIR [options]");
-  const std::string dir = args[1];
-  const CommandOptions o = parse_command_options(
-      args, 2, join_options({runtime_value_options(), {"--out", "--events"}}), {"--quiet"});
+  const CommandOptions o = parse_command(
+      {"framesmith-engine resume",
+       "Continues a stopped, failed or killed job from its folder: the same frames as an "
+       "uninterrupted run.",
+       {"JOBDIR"},
+       "",
+       option_specs(join_options({runtime_value_options(), {"--out", "--events"}}), {"--quiet"})},
+      args, 1);
+  if (!o.help.empty()) {
+    out << o.help;
+    return 0;
+  }
+  const std::string dir = o.positionals.at(0);
   if (!o.has("--out")) throw Error("--out DIR is required (the frames go there)");
   const JobFolderInfo info = inspect_job_folder(dir);
   if (!info.has_job) throw Error(dir + ": no job here (job.json is missing)");

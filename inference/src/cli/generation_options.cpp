@@ -36,24 +36,6 @@ double CommandOptions::number(const std::string& k, double fallback) const {
   throw Error("option " + k + " needs a number, not \"" + text + "\"");
 }
 
-CommandOptions parse_command_options(const std::vector<std::string>& args, std::size_t first,
-                                     const std::vector<std::string>& value_opts,
-                                     const std::vector<std::string>& flag_opts) {
-  CommandOptions o;
-  for (std::size_t i = first; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (std::find(value_opts.begin(), value_opts.end(), a) != value_opts.end()) {
-      if (i + 1 >= args.size()) throw Error("option " + a + " needs a value");
-      o.values[a].push_back(args[++i]);
-    } else if (std::find(flag_opts.begin(), flag_opts.end(), a) != flag_opts.end()) {
-      o.flags.push_back(a);
-    } else {
-      throw Error("unknown option \"" + a + "\" (see --help)");
-    }
-  }
-  return o;
-}
-
 const std::vector<std::string>& generation_value_options() {
   static const std::vector<std::string> v = {"--prompt",
                                              "--negative-prompt",

@@ -7,6 +7,7 @@
 
 #include "compat/torch_compat.h"
 #include "framesmith/error.h"
+#include "framesmith/generation_options.h"
 #include "framesmith/image_bucket.h"
 #include "framesmith/memory_plan.h"
 #include "framesmith/model_set.h"
@@ -51,40 +52,47 @@ int run_estimate_command(const std::vector<std::string>& args, std::ostream& out
   r.seconds = 5.0;
   r.vram_budget_bytes = 0;
   int image_w = 0, image_h = 0;
-  for (std::size_t i = 1; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (i + 1 >= args.size()) {
-      err << "estimate: " << a << " needs a value\n" << kUsage;
-      return 2;
-    }
-    const std::string& v = args[++i];
-    if (a == "--model") {
-      r.model_dir = v;
-    } else if (a == "--resolution") {
-      r.resolution = static_cast<int>(to_number(a, v));
-    } else if (a == "--seconds") {
-      r.seconds = to_number(a, v);
-    } else if (a == "--window") {
-      r.latent_window = static_cast<int>(to_number(a, v));
-    } else if (a == "--vram-budget") {
-      r.vram_budget_bytes = parse_size(v);
-    } else if (a == "--preserve") {
-      r.preserved_memory_bytes = parse_size(v);
-    } else if (a == "--device") {
-      r.device = v;
-    } else if (a == "--variant") {
-      if (v != "original" && v != "f1")
-        throw Error("--variant must be original or f1, not \"" + v + "\"");
-      r.variant = v == "f1" ? TransformerVariant::kF1 : TransformerVariant::kOriginal;
-    } else if (a == "--image-size") {
-      const std::size_t x = v.find('x');
-      if (x == std::string::npos) throw Error("--image-size: expected WxH, got \"" + v + "\"");
-      image_w = static_cast<int>(to_number(a, v.substr(0, x)));
-      image_h = static_cast<int>(to_number(a, v.substr(x + 1)));
-    } else {
-      err << "estimate: unknown option " << a << "\n" << kUsage;
-      return 2;
-    }
+  const CommandOptions o = parse_command(
+      {"estimate",
+       "The memory plan of a job without running it: chunk sizes and peaks per phase.",
+       {},
+       "",
+       {{"--model", "", false},
+        {"--resolution", "", false},
+        {"--seconds", "", false},
+        {"--window", "", false},
+        {"--vram-budget", "", false},
+        {"--preserve", "", false},
+        {"--device", "cpu, cuda or cuda:N (default cuda: the plan for a card)", false},
+        {"--variant", "", false},
+        {"--image-size", "the start picture's size, WxH (default: square at the resolution)",
+         false}}},
+      args, 1);
+  if (!o.help.empty()) {
+    out << o.help;
+    return 0;
+  }
+  if (o.has("--model")) r.model_dir = o.get("--model");
+  if (o.has("--resolution"))
+    r.resolution = static_cast<int>(to_number("--resolution", o.get("--resolution")));
+  if (o.has("--seconds")) r.seconds = to_number("--seconds", o.get("--seconds"));
+  if (o.has("--window"))
+    r.latent_window = static_cast<int>(to_number("--window", o.get("--window")));
+  if (o.has("--vram-budget")) r.vram_budget_bytes = parse_size(o.get("--vram-budget"));
+  if (o.has("--preserve")) r.preserved_memory_bytes = parse_size(o.get("--preserve"));
+  if (o.has("--device")) r.device = o.get("--device");
+  if (o.has("--variant")) {
+    const std::string v = o.get("--variant");
+    if (v != "original" && v != "f1")
+      throw Error("--variant must be original or f1, not \"" + v + "\"");
+    r.variant = v == "f1" ? TransformerVariant::kF1 : TransformerVariant::kOriginal;
+  }
+  if (o.has("--image-size")) {
+    const std::string v = o.get("--image-size");
+    const std::size_t x = v.find('x');
+    if (x == std::string::npos) throw Error("--image-size: expected WxH, got \"" + v + "\"");
+    image_w = static_cast<int>(to_number("--image-size", v.substr(0, x)));
+    image_h = static_cast<int>(to_number("--image-size", v.substr(x + 1)));
   }
   if (r.model_dir.empty()) {
     err << kUsage;

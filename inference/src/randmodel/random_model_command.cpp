@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "framesmith/error.h"
+#include "framesmith/generation_options.h"
 #include "framesmith/units.h"
 #include "randmodel/random_model_set.h"
 
@@ -19,32 +20,32 @@ std::set<std::string> comma_list(const std::string& s) {
   return out;
 }
 
-RandomModelOptions parse_options(const std::vector<std::string>& args) {
+const CommandSpec& random_model_spec() {
+  static const CommandSpec spec{
+      "make-random-model",
+      "Writes a model set of random weights at the real sizes and layout (full: all eight parts, "
+      "42.9 GB).",
+      {"DIR"},
+      "",
+      {{"--config", "full, tiny or a config file (default full)", false},
+       {"--sparse", "headers only, no weight bytes (a sparse file)", true},
+       {"--seed", "random seed", false},
+       {"--only", "components, comma-separated (transformer,vae)", false},
+       {"--dtype", "the transformer's dtype: bf16 or fp8_e4m3fn (Kijai's single file)", false},
+       {"--max-shard-size", "largest shard file (5GB, ...)", false}}};
+  return spec;
+}
+
+RandomModelOptions parse_options(const CommandOptions& c) {
   RandomModelOptions o;
-  o.dir = args.size() > 1 ? args[1] : "";
-  if (o.dir.empty() || o.dir.rfind("--", 0) == 0)
-    throw Error("make-random-model: the output folder DIR comes first");
-  for (std::size_t i = 2; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (a == "--sparse") {
-      o.sparse = true;
-      continue;
-    }
-    if (i + 1 >= args.size()) throw Error("make-random-model: " + a + " needs a value");
-    const std::string& v = args[++i];
-    if (a == "--config")
-      o.config = v;
-    else if (a == "--seed")
-      o.seed = parse_seed(v).seed;
-    else if (a == "--only")
-      o.only = comma_list(v);
-    else if (a == "--dtype")
-      o.transformer_dtype = v;
-    else if (a == "--max-shard-size")
-      o.max_shard_bytes = static_cast<std::uint64_t>(parse_size(v));
-    else
-      throw Error("make-random-model: unknown option \"" + a + "\"");
-  }
+  o.dir = c.positionals.at(0);
+  o.sparse = c.flag("--sparse");
+  if (c.has("--config")) o.config = c.get("--config");
+  if (c.has("--seed")) o.seed = parse_seed(c.get("--seed")).seed;
+  if (c.has("--only")) o.only = comma_list(c.get("--only"));
+  if (c.has("--dtype")) o.transformer_dtype = c.get("--dtype");
+  if (c.has("--max-shard-size"))
+    o.max_shard_bytes = static_cast<std::uint64_t>(parse_size(c.get("--max-shard-size")));
   return o;
 }
 
@@ -59,11 +60,12 @@ std::string make_random_model_help() {
 
 int run_make_random_model(const std::vector<std::string>& args, std::ostream& out,
                           std::ostream& err) {
-  if (args.size() < 2) {
-    err << "usage:\n" << make_random_model_help();
-    return 2;
+  const CommandOptions c = parse_command(random_model_spec(), args, 1);
+  if (!c.help.empty()) {
+    out << c.help;
+    return 0;
   }
-  const RandomModelReport r = write_random_model_set(parse_options(args), out);
+  const RandomModelReport r = write_random_model_set(parse_options(c), out);
   for (const WrittenComponentInfo& c : r.components)
     out << "  " << std::left << std::setw(16) << c.folder << std::right << std::setw(15)
         << c.parameters << " params  " << format_size(double(c.bytes)) << " in " << c.shards
