@@ -188,11 +188,15 @@ std::string write_lora(const std::string& model, const std::string& path) {
 
 }  // namespace
 
-// On a device the LoRA factors are added at each placement: a new strength reuses the warm base
-// model (not loaded again) and makes exactly what a cold job with that strength makes.
-TEST_F(WarmModels, NewLoraStrengthReusesTheBaseModelOnADevice) {
-  const std::int64_t budget = std::int64_t(512) << 20;
-  const std::string lora = write_lora(model_a(), model_a() + "/../style.safetensors");
+// A new LoRA strength reuses the warm base model (not loaded again) and makes exactly what a
+// cold job with that strength makes: on a device (factors added at each placement) and on the
+// plain CPU (the touched weights converted again from the mapping).
+class WarmLora : public WarmModels, public ::testing::WithParamInterface<std::int64_t> {};
+
+TEST_P(WarmLora, NewStrengthReusesTheBaseModel) {
+  const std::int64_t budget = GetParam();
+  const std::string lora =
+      write_lora(model_a(), model_a() + "/../style" + std::to_string(budget) + ".safetensors");
   GenerationRequest weak = request(ModelReuse::kKeepWarm, budget);
   weak.loras = {{lora, 0.5}};
   GenerationRequest strong = weak;
@@ -213,3 +217,6 @@ TEST_F(WarmModels, NewLoraStrengthReusesTheBaseModelOnADevice) {
   const JobRun plain_cold = run_job(request(ModelReuse::kLoadPerJob, budget));
   EXPECT_EQ(plain.result.video.rgb, plain_cold.result.video.rgb);
 }
+
+INSTANTIATE_TEST_SUITE_P(DeviceAndPlainCpu, WarmLora,
+                         ::testing::Values(std::int64_t(512) << 20, std::int64_t(0)));

@@ -175,9 +175,18 @@ WeightForm PackedTransformer::weight_form(const std::string& key) const {
 }
 
 void PackedTransformer::set_lora_patch(std::shared_ptr<const LoraPatch> patch) {
-  if (weights_.conversion() != Conversion::kAtUse)
-    throw Error("transformer: LoRAs were merged at load; a new set needs the model loaded again");
-  weights_ = weights_.with_lora(std::move(patch));
+  const std::shared_ptr<const LoraPatch> old = weights_.lora();
+  if (!old && !patch) return;
+  weights_ = weights_.with_lora(patch);
+  if (weights_.conversion() == Conversion::kAtUse) return;
+  for (int i = 0; i < num_modules(); ++i)
+    for (auto& [key, t] : module_tensors(i)) {
+      if (!(old && old->count(key)) && !(patch && patch->count(key))) continue;
+      at::Tensor fresh = weights_.get(key, t->sizes());
+      // FramePack's float32 output projection (see the constructor).
+      if (key.rfind("proj_out.", 0) == 0) fresh = fresh.to(at::kFloat);
+      *t = fresh;
+    }
 }
 
 PackedTransformer::~PackedTransformer() = default;

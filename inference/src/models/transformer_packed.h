@@ -169,9 +169,10 @@ class PackedTransformer {
   WeightForm weight_form(const std::string& key) const;
   Conversion conversion() const { return weights_.conversion(); }
   const Weights& weights() const { return weights_; }
-  // Weights converted at use only (a device job's mapped host copy): the LoRA factors added at
-  // every placement from now on (null: none). A warm model takes a new job's LoRAs or strengths
-  // this way instead of being loaded again. Error for weights converted at load (merged).
+  // The LoRA factors from now on (null: none): a warm model takes a new job's LoRAs or strengths
+  // this way instead of being loaded again. Converted at use (a device job's mapped host copy),
+  // they are added at every placement; converted at load (the plain CPU), every weight the old or
+  // the new set touches is converted again from the mapping with the new factors.
   void set_lora_patch(std::shared_ptr<const LoraPatch> patch);
 
  private:

@@ -63,6 +63,10 @@ class Weights {
   at::Device device() const { return device_; }
   Conversion conversion() const { return conversion_; }
   const io::TensorStore& store() const { return *store_; }
+  // The LoRA factors set by with_lora (null: none).
+  const std::shared_ptr<const std::map<std::string, std::vector<LoraFactor>>>& lora() const {
+    return lora_;
+  }
   // How the tensor get(name) returned becomes its compute form: the compute dtype (integers:
   // their own), and whether it holds raw float8 codes (loaded at use only; at load they were
   // decoded). Throws Error for a name the store lacks.

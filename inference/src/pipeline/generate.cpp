@@ -208,11 +208,6 @@ class Job {
   std::string image_key(const at::Tensor& hw3) const {
     return pipeline::content_key(hw3.data_ptr(), static_cast<std::size_t>(hw3.nbytes()));
   }
-  std::string lora_key() const {
-    std::ostringstream o;
-    for (const LoraSpec& l : req_.loras) o << l.path << ":" << l.strength << ";";
-    return o.str();
-  }
   void load_transformer_warm(bool mapped);
   void load_vae_warm();
   at::Tensor encode_latent_warm(const at::Tensor& hw3, const std::string& what,
@@ -495,17 +490,14 @@ pipeline::SectionLoopInputs Job::load_models() {
 // is host-side only: the governor's residency put every module back when the job ended.
 void Job::load_transformer_warm(bool mapped) {
   const std::string& path = models_.find(Component::kTransformer)->path;
-  // Converted at use (a device job), the LoRA factors are added at each placement: a warm model
-  // takes this job's LoRAs and strengths as they are. Merged at load (the plain CPU), they are
-  // part of the key.
+  // A warm model takes this job's LoRAs and strengths (added at each placement on a device,
+  // the touched weights converted again on the plain CPU): they are not part of the key.
   const std::string key =
-      warm_key({path, dtype_name(transformer_dtype_), mapped ? "at use" : "at load", req_.device,
-                mapped ? std::string() : lora_key()});
+      warm_key({path, dtype_name(transformer_dtype_), mapped ? "at use" : "at load", req_.device});
   if (warm()) transformer_ = pipeline::warm_registry().find<PackedTransformer>("transformer", key);
   if (transformer_) {
-    if (mapped) transformer_->set_lora_patch(lora_patch_);
-    reused_.push_back(lora_patch_ && mapped ? "transformer (with this job's LoRAs)"
-                                            : "transformer");
+    transformer_->set_lora_patch(lora_patch_);
+    reused_.push_back(lora_patch_ ? "transformer (with this job's LoRAs)" : "transformer");
     return;
   }
   if (!transformer_store_)
