@@ -248,6 +248,8 @@ void MainWindow::build_menus() {
   job->addAction("New random &seed", QKeySequence(Qt::CTRL | Qt::Key_R), parameters(),
                  &ParametersForm::roll_seed);
 
+  connect(model_picker(), &ModelPicker::download_requested, this,
+          &MainWindow::open_download_dialog);
   QMenu* model = menuBar()->addMenu("&Model");
   model->addAction("&Download FramePack…", this, &MainWindow::open_download_dialog);
   model->addAction("Use the &tiny demo model", model_picker(), &ModelPicker::use_tiny_model);

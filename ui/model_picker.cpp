@@ -40,13 +40,22 @@ ModelPicker::ModelPicker(QWidget* parent)
   row->addWidget(browse);
   row->addWidget(hf);
   row->addWidget(tiny);
+  // Shown while there is no real model (the tiny one, or a set with parts missing).
+  download_ = new QToolButton;
+  download_->setObjectName("download_models");
+  download_->setText("Download…");
+  download_->setToolTip("Fetch FramePack's files (about 40 GB) from the Hugging Face hub");
   v->addLayout(row);
   status_label_ = new QLabel;
   status_label_->setWordWrap(true);
   QFont small = status_label_->font();
   small.setPointSizeF(small.pointSizeF() * 0.92);
   status_label_->setFont(small);
-  v->addWidget(status_label_);
+  // The status line, with the download offer beside it (the path field keeps its width).
+  auto* status_row = new QHBoxLayout;
+  status_row->addWidget(status_label_, 1);
+  status_row->addWidget(download_, 0, Qt::AlignTop);
+  v->addLayout(status_row);
 
   connect(path_edit_, &QLineEdit::editingFinished, this, &ModelPicker::refresh);
   connect(browse, &QToolButton::clicked, this, [this] {
@@ -55,6 +64,7 @@ ModelPicker::ModelPicker(QWidget* parent)
   });
   connect(hf, &QToolButton::clicked, this, [this] { set_location("hf"); });
   connect(tiny, &QToolButton::clicked, this, &ModelPicker::use_tiny_model);
+  connect(download_, &QToolButton::clicked, this, &ModelPicker::download_requested);
 }
 
 QString ModelPicker::location() const {
@@ -86,6 +96,7 @@ void ModelPicker::refresh() {
   if (status_.usable && is_tiny()) text += " · tiny random model (its videos are noise)";
   status_label_->setText(text);
   status_label_->setStyleSheet(status_.usable ? "color: #2a7a2a;" : "color: #b03020;");
+  download_->setVisible(!status_.usable || is_tiny());
   status_label_->setToolTip(
       (status_.found.isEmpty() ? QString() : "found:\n  " + status_.found.join("\n  ")) +
       (status_.missing.isEmpty() ? QString() : "\nmissing:\n  " + status_.missing.join("\n  ")));

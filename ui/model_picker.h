@@ -8,6 +8,7 @@
 
 class QLabel;
 class QLineEdit;
+class QToolButton;
 
 namespace framesmith::ui {
 
@@ -31,12 +32,15 @@ class ModelPicker : public QWidget {
  Q_SIGNALS:
   void location_changed(const QString& where);
   void message(const QString& text, bool error);
+  // The Download… button: the window opens its download dialog.
+  void download_requested();
 
  private:
   void refresh();
 
   QLineEdit* path_edit_ = nullptr;
   QLabel* status_label_ = nullptr;
+  QToolButton* download_ = nullptr;
   TransformerVariant variant_ = TransformerVariant::kOriginal;
   app::ModelStatus status_;
   QString tiny_dir_;

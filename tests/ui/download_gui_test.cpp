@@ -8,6 +8,7 @@
 #include <QTemporaryDir>
 #include <QTest>
 #include <QTimer>
+#include <QToolButton>
 
 #include "download_dialog.h"
 #include "model_picker.h"
@@ -70,7 +71,12 @@ class DownloadGuiTest : public QObject {
     QTemporaryDir dir;
     ui::StartOptions o = ui::test::isolated_options(dir);
     ui::MainWindow w(o);
-    w.open_download_dialog();
+    // First start: the tiny model is in use, and the model row offers the download.
+    auto* offer = w.model_picker()->findChild<QToolButton*>("download_models");
+    QVERIFY(offer);
+    QTRY_VERIFY_WITH_TIMEOUT(w.model_picker()->is_tiny(), 20000);
+    QVERIFY(!offer->isHidden());
+    offer->click();
     ui::DownloadDialog* d = w.download_dialog();
     QVERIFY(d && d->isVisible());
     d->set_config(config_for(server));
@@ -91,6 +97,7 @@ class DownloadGuiTest : public QObject {
     QVERIFY(!QDir(to + "/transformer").entryList().contains("README.md"));
     QCOMPARE(w.model_picker()->location(), QDir::cleanPath(to));
     QVERIFY2(w.model_picker()->status().usable, qPrintable(w.model_picker()->status().summary));
+    QVERIFY(offer->isHidden());  // a real model set now: nothing left to offer
     QVERIFY(d->log_text().contains("fetched"));
     // The studio's log file says what came from where.
     QFile log(o.log_file);

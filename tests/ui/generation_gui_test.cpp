@@ -164,6 +164,9 @@ class GenerationGuiTest : public QObject {
     QVERIFY2(warm->text().startsWith("Kept loaded for the next job: "), qPrintable(warm->text()));
     QVERIFY2(warm->text().contains("transformer"), qPrintable(warm->text()));
     QVERIFY(warm->toolTip().contains("mapped"));
+    // FRAMESMITH_SCREENSHOT_DIR=DIR saves the window after the job, for a person to check.
+    if (const QByteArray shots = qgetenv("FRAMESMITH_SCREENSHOT_DIR"); !shots.isEmpty())
+      w.grab().save(QString::fromUtf8(shots) + "/studio-after-job.png");
     auto* unload = w.findChild<QToolButton*>("unload_models");
     QVERIFY(unload && unload->isEnabled());
     unload->click();
