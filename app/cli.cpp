@@ -123,10 +123,7 @@ int cmd_generate(const std::vector<std::string>& args, std::ostream& out, std::o
                                    "--params", "--job", "--job-dir"}}),
                     join_options({generation_flag_options(), {"--quiet", "--restart"}}))},
       args, 1);
-  if (!o.help.empty()) {
-    out << o.help;
-    return 0;
-  }
+  if (answered_help(o, out)) return 0;
   GenerationRequest req;
   // --job FILE.json: the job file the studio writes (also --params, which takes a video too).
   const std::string params = o.has("--job") ? o.get("--job") : o.get("--params");
@@ -165,10 +162,7 @@ int cmd_resume(const std::vector<std::string>& args, std::ostream& out, std::ost
        option_specs(join_options({runtime_value_options(), {"--out", "--crf", "--events"}}),
                     {"--quiet"})},
       args, 1);
-  if (!o.help.empty()) {
-    out << o.help;
-    return 0;
-  }
+  if (answered_help(o, out)) return 0;
   const std::string dir = o.positionals.at(0);
   const JobFolderInfo info = inspect_job_folder(dir);
   if (!info.has_job) throw Error(dir + ": no job here (job.json is missing)");
@@ -205,10 +199,7 @@ int cmd_export_frames(const std::vector<std::string>& args, std::ostream& out, s
                                           "",
                                           {{"--frame", "only this frame (0-based)", false}}},
                                          args, 1);
-  if (!o.help.empty()) {
-    out << o.help;
-    return 0;
-  }
+  if (answered_help(o, out)) return 0;
   const std::string video = o.positionals.at(0), dir = o.positionals.at(1);
   const std::string stem =
       QFileInfo(QString::fromStdString(video)).completeBaseName().toStdString();

@@ -172,10 +172,7 @@ int cmd_download(const std::vector<std::string>& args, std::ostream& out, std::o
          false},
         {"--dry-run", "show the plan (files, sizes, free disk) and fetch nothing", true}}},
       args, 1);
-  if (!o.help.empty()) {
-    out << o.help;
-    return 0;
-  }
+  if (answered_help(o, out)) return 0;
   const std::string name = o.positionals.at(0);
   std::vector<hub::RepoSelection> selection;
   try {

@@ -4,6 +4,7 @@
 #pragma once
 #include <initializer_list>
 #include <map>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -47,6 +48,8 @@ struct CommandSpec {
 // value or a missing or extra positional argument.
 CommandOptions parse_command(const CommandSpec& spec, const std::vector<std::string>& args,
                              std::size_t first);
+// Writes the help text when --help was asked for: the command then ends (exit status 0).
+bool answered_help(const CommandOptions& o, std::ostream& out);
 // Value options and flags by name, with the shared help texts.
 std::vector<OptionSpec> option_specs(const std::vector<std::string>& value_opts,
                                      const std::vector<std::string>& flag_opts = {});

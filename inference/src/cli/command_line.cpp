@@ -66,6 +66,12 @@ std::string option_help(const std::string& name) {
   return it == help_table().end() ? std::string() : it->second;
 }
 
+bool answered_help(const CommandOptions& o, std::ostream& out) {
+  if (o.help.empty()) return false;
+  out << o.help;
+  return true;
+}
+
 std::vector<OptionSpec> option_specs(const std::vector<std::string>& value_opts,
                                      const std::vector<std::string>& flag_opts) {
   std::vector<OptionSpec> specs;

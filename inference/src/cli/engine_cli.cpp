@@ -28,10 +28,7 @@ int cmd_inspect(const std::vector<std::string>& args, std::ostream& out, std::os
        "",
        {{"--variant", "original or f1 (which transformer repository the hub cache holds)", false}}},
       args, 1);
-  if (!o.help.empty()) {
-    out << o.help;
-    return 0;
-  }
+  if (answered_help(o, out)) return 0;
   const std::string variant_name = o.get("--variant", "original");
   if (variant_name != "original" && variant_name != "f1")
     throw Error("--variant must be original or f1");
@@ -86,10 +83,7 @@ int cmd_make_tiny(const std::vector<std::string>& args, std::ostream& out, std::
                      "",
                      {{"--seed", "random seed of the weights (default 0)", false}}},
                     args, 1);
-  if (!o.help.empty()) {
-    out << o.help;
-    return 0;
-  }
+  if (answered_help(o, out)) return 0;
   const double seed = o.number("--seed", 0);
   if (seed < 0 || seed != static_cast<double>(static_cast<unsigned long long>(seed)))
     throw Error("--seed needs a whole number 0, 1, 2, ...");
@@ -108,10 +102,7 @@ int cmd_check_golden(const std::vector<std::string>& args, std::ostream& out, st
        "DIR",
        {}},
       args, 1);
-  if (!o.help.empty()) {
-    out << o.help;
-    return 0;
-  }
+  if (answered_help(o, out)) return 0;
   int failed = 0, total = 0;
   for (const std::string& set : o.positionals) {
     out << "case set " << set << "\n";
@@ -142,10 +133,7 @@ int cmd_loras(const std::vector<std::string>& args, std::ostream& out, std::ostr
        "",
        option_specs({"--lora-dir"})},
       args, 1);
-  if (!o.help.empty()) {
-    out << o.help;
-    return 0;
-  }
+  if (answered_help(o, out)) return 0;
   const std::string dir = o.get("--lora-dir", default_lora_dir());
   if (dir.empty()) throw Error("no LoRA folder: HOME is not set (give --lora-dir DIR)");
   const std::vector<std::string> files = list_lora_files(dir);

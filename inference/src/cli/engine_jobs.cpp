@@ -133,10 +133,7 @@ int cmd_generate(const std::vector<std::string>& args, std::ostream& out, std::o
                                    "--job", "--job-dir"}}),
                     join_options({generation_flag_options(), {"--quiet", "--restart"}}))},
       args, 1);
-  if (!o.help.empty()) {
-    out << o.help;
-    return 0;
-  }
+  if (answered_help(o, out)) return 0;
   GenerationRequest req;
   const std::string params = o.has("--job") ? o.get("--job") : o.get("--params");  // job file
   if (!params.empty()) {
@@ -170,10 +167,7 @@ int cmd_resume(const std::vector<std::string>& args, std::ostream& out, std::ost
        "",
        option_specs(join_options({runtime_value_options(), {"--out", "--events"}}), {"--quiet"})},
       args, 1);
-  if (!o.help.empty()) {
-    out << o.help;
-    return 0;
-  }
+  if (answered_help(o, out)) return 0;
   const std::string dir = o.positionals.at(0);
   if (!o.has("--out")) throw Error("--out DIR is required (the frames go there)");
   const JobFolderInfo info = inspect_job_folder(dir);

@@ -68,10 +68,7 @@ int run_estimate_command(const std::vector<std::string>& args, std::ostream& out
         {"--image-size", "the start picture's size, WxH (default: square at the resolution)",
          false}}},
       args, 1);
-  if (!o.help.empty()) {
-    out << o.help;
-    return 0;
-  }
+  if (answered_help(o, out)) return 0;
   if (o.has("--model")) r.model_dir = o.get("--model");
   if (o.has("--resolution"))
     r.resolution = static_cast<int>(to_number("--resolution", o.get("--resolution")));

@@ -61,10 +61,7 @@ std::string make_random_model_help() {
 int run_make_random_model(const std::vector<std::string>& args, std::ostream& out,
                           std::ostream& err) {
   const CommandOptions c = parse_command(random_model_spec(), args, 1);
-  if (!c.help.empty()) {
-    out << c.help;
-    return 0;
-  }
+  if (answered_help(c, out)) return 0;
   const RandomModelReport r = write_random_model_set(parse_options(c), out);
   for (const WrittenComponentInfo& c : r.components)
     out << "  " << std::left << std::setw(16) << c.folder << std::right << std::setw(15)
