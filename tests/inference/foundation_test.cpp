@@ -175,7 +175,7 @@ TEST(RequestJson, RoundTripAndValidation) {
 
 // The cache choice: kept in job files, read from files written before it existed ("teacache":
 // true / false), and set from the command line with the same spelling as the CLI's.
-// Job files carry their format: a file of today's says 2, one from before says nothing and still
+// Job files carry their format: a file of today's says 3, one from before says nothing and still
 // loads with today's defaults for what it lacks, one from a newer Framesmith is refused.
 TEST(RequestJson, JobFormatIsVersionedOldFilesLoadNewerAreRefused) {
   GenerationRequest r;
@@ -184,7 +184,7 @@ TEST(RequestJson, JobFormatIsVersionedOldFilesLoadNewerAreRefused) {
   r.loras = {{"/l/style.safetensors", 0.5}};
   r.end_frame_strength = 0.4;
   const nlohmann::json j = nlohmann::json::parse(request_to_json(r));
-  EXPECT_EQ(j.at("job_format"), 2);
+  EXPECT_EQ(j.at("job_format"), 3);
   GenerationRequest back;
   request_from_json(request_to_json(r), back);
   EXPECT_EQ(back.blend_sections, 3);
@@ -202,8 +202,8 @@ TEST(RequestJson, JobFormatIsVersionedOldFilesLoadNewerAreRefused) {
   EXPECT_TRUE(old.cache == StepCache::kTeaCache);
   GenerationRequest newer;
   EXPECT_NE(error_of([&] {
-              request_from_json(R"({"job_format": 3})", newer);
-            }).find("newer than this Framesmith reads (2)"),
+              request_from_json(R"({"job_format": 4})", newer);
+            }).find("newer than this Framesmith reads (3)"),
             std::string::npos);
   EXPECT_THROW(request_from_json(R"({"job_format": "two"})", newer), Error);
   EXPECT_THROW(request_from_json(R"({"blend_sections": -1})", newer), Error);

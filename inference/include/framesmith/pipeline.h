@@ -41,6 +41,15 @@ struct LoraSpec {
 // programs: the CLIs). Warm: framesmith/pipeline.h's warm_models() lists what is kept.
 enum class ModelReuse { kLoadPerJob = 1, kKeepWarm };
 
+// Where a video job's clip came from, kept in its job file (its frames are not kept: the job
+// file and a resume read them again from `path`).
+struct VideoSource {
+  std::string path;
+  double fps = 30.0;  // the clip's frame rate: the video made is written at it
+  // The clip as it was decoded: a resume checks that the file still holds the same.
+  int frames = 0, width = 0, height = 0;
+};
+
 struct GenerationRequest {
   std::string model_dir;  // diffusers-layout folder or "hf"
   TransformerVariant variant = TransformerVariant::kOriginal;
@@ -51,6 +60,17 @@ struct GenerationRequest {
   // clean "post" latent of the first section sampled (the video's last). count 0: none.
   Frames end_image;
   double end_frame_strength = 1.0;  // 0..1
+  // Video extension (FramePack-Studio's "Video" with the original variant, its sections sampled
+  // from the far end back towards the clip, and "Video F1", forwards): the clip to continue,
+  // every frame as decoded (any size: each is cropped to the bucket of that size, as the start
+  // image is). The clip's last frames are encoded as the history, its first encoded frame is the
+  // picture the image encoder sees (`image` is not used), and the video made is the whole clip
+  // followed by `seconds` of new frames, joined without a seam. count 0: none.
+  Frames input_video;
+  VideoSource input_video_source;
+  // FramePack-Studio's "adherence to video" (num_cleaned_frames): 1..10 of the clip's and the
+  // newest latents as the 1x context.
+  int video_context_frames = 5;
   // Timed prompts: the section at each change of prompt gets 1/blend_sections of the new prompt
   // mixed into the previous one (FramePack-Studio's blending); 0: none.
   int blend_sections = 0;

@@ -132,7 +132,8 @@ void apply_runtime_options(const CommandOptions& o, GenerationRequest& req) {
 }
 
 void make_paths_absolute(GenerationRequest& req) {
-  std::vector<std::string*> paths = {&req.model_dir, &req.conditioning_file};
+  std::vector<std::string*> paths = {&req.model_dir, &req.conditioning_file,
+                                     &req.input_video_source.path};
   for (LoraSpec& l : req.loras) paths.push_back(&l.path);
   for (std::string* p : paths) {
     std::error_code ec;

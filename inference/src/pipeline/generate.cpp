@@ -23,6 +23,7 @@
 #include "pipeline/job_store.h"
 #include "pipeline/section_loop.h"
 #include "pipeline/section_schedule.h"
+#include "pipeline/video_extend.h"
 #include "pipeline/warm_models.h"
 
 namespace framesmith {
@@ -147,7 +148,8 @@ class Job {
   // The video so far as RGB8, when no on_chunk client took it (empty otherwise).
   Frames assembled_video() const {
     const at::Tensor v = cb_.on_chunk ? at::Tensor() : assembler_.video_so_far();
-    return v.defined() ? to_frames(v) : Frames();
+    if (!v.defined()) return Frames();
+    return seam_done_ ? with_clip_prefix(to_frames(v)) : to_frames(v);
   }
   // What the job made so far (finished sections' video, the cropped input): kept on failure.
   GenerationResult partial() const {
@@ -169,11 +171,15 @@ class Job {
   std::int64_t tail_frames_ = 0;
 
   void open_job();
+  bool video_job() const { return video_; }
   void start_governor();
   void read_loras();
   void prepare_end_image();
   void plan_timed_prompts();
   void prepare_image();
+  void prepare_video();
+  void encode_video(pipeline::SectionLoopInputs& in);
+  Frames with_clip_prefix(const Frames& from_seam) const;
   void encode_conditioning();
   pipeline::SectionLoopInputs load_models();
   void encode_start_latent(pipeline::SectionLoopInputs& in);
@@ -196,6 +202,12 @@ class Job {
   memory::ModelFootprint footprint_;
   at::Tensor image_hw3_;  // the cropped start picture, host uint8 (H, W, 3)
   at::Tensor end_hw3_;    // the end picture cropped to the start's bucket; undefined: none
+  // A video job's clip, every frame cropped to the bucket: host uint8 (T, H, W, 3). The frames
+  // before the last `clip_tail_` go out unchanged with the chunk that joins the clip (the seam).
+  at::Tensor clip_hw3_;
+  bool video_ = false;
+  std::int64_t clip_tail_ = 0;
+  bool seam_done_ = false;
   sampling::HunyuanConditioning cond_;
   std::string latents_path_;                                  // the last saved section's latents
   std::shared_ptr<const LoraPatch> lora_patch_;               // null: no LoRA
@@ -218,9 +230,13 @@ class Job {
 void Job::open_job() {
   if (req_.resume) req_ = pipeline::resumed_request(req_);
   validate_request(req_);
-  if (req_.image.count < 1 || req_.image.width < 1 || req_.image.height < 1 ||
-      req_.image.rgb.size() < std::size_t(req_.image.width) * req_.image.height * 3)
-    throw Error("no start image (or its pixel buffer is smaller than its size says)");
+  video_ = req_.input_video.count > 0;
+  const Frames& picture = video_job() ? req_.input_video : req_.image;
+  if (picture.count < 1 || picture.width < 1 || picture.height < 1 ||
+      picture.rgb.size() < std::size_t(picture.width) * picture.height * 3 * picture.count)
+    throw Error(video_job() ? "the input video has no frames (or its pixel buffer is smaller "
+                              "than its size says)"
+                            : "no start image (or its pixel buffer is smaller than its size says)");
   device_ = parse_device(req_.device);
   on_cuda_ = device_.is_cuda();
   // FramePack's precisions on CUDA; float32 on the CPU (bf16 matmuls are slow there).
@@ -328,7 +344,9 @@ void Job::start_governor() {
 // The start picture cropped to its bucket, and with its size the plan of every phase.
 void Job::prepare_image() {
   progress("image");
-  {
+  if (video_job()) {
+    prepare_video();
+  } else {
     // The picture is prepared, kept and saved on the host (the device gets it in the encoders).
     const memory::HostScope host;
     image_hw3_ = pipeline::prepare_start_image(req_.image, req_.resolution);
@@ -346,6 +364,89 @@ void Job::prepare_image() {
                              : req_.cache == StepCache::kMagCache ? 1
                                                                   : 0;
   governor_->plan_job(footprint_, shape);
+}
+
+// The clip's frames at the bucket of their size, and the picture the image encoder sees: the
+// first of the frames that are encoded (FramePack-Studio's video_encode).
+void Job::prepare_video() {
+  const memory::HostScope host;
+  const Frames& v = req_.input_video;
+  const std::int64_t encoded = pipeline::frames_to_encode(v.count);
+  if (encoded < 4)
+    throw Error("the input video has " + std::to_string(v.count) +
+                " frame(s): extending a video needs at least 4");
+  auto frame = [&](int i) {
+    Frames f;
+    f.width = v.width;
+    f.height = v.height;
+    f.count = 1;
+    f.rgb.assign(v.frame(i), v.frame(i) + std::size_t(v.width) * v.height * 3);
+    return f;
+  };
+  image_hw3_ = pipeline::prepare_start_image(frame(int(v.count - encoded)), req_.resolution);
+  const std::int64_t w = image_hw3_.size(1), h = image_hw3_.size(0);
+  clip_hw3_ = at::empty({v.count, h, w, 3}, at::kByte);
+  for (int i = 0; i < v.count; ++i) clip_hw3_[i].copy_(pipeline::prepare_image_for(frame(i), w, h));
+  const int source_w = v.width, source_h = v.height, count = v.count;
+  req_.input_video = Frames();  // the job's copy of the source frames: the cropped ones stay
+  result_.input_image = hw3_to_frames(image_hw3_);
+  store_->save_start_image(image_hw3_);
+  if (cb_.on_input_image) cb_.on_input_image(result_.input_image);
+  std::ostringstream o;
+  o << "video extension ("
+    << (req_.variant == TransformerVariant::kF1 ? "forward, F1" : "backward, original")
+    << "): the clip's " << count << " frames (" << source_w << "x" << source_h << ", "
+    << req_.input_video_source.fps << " fps) at " << w << "x" << h << ", its last " << encoded
+    << " encoded as the history, " << req_.seconds << " s added";
+  emit(EventType::kNotice, "image", {}, {{"message", o.str()}});
+}
+
+// The clip's last frames through the VAE (16 at a time, as FramePack-Studio encodes them), each
+// batch under the governor's out-of-memory ladder; the clip's tail for the seam.
+void Job::encode_video(pipeline::SectionLoopInputs& in) {
+  progress("vae encode");
+  const std::int64_t frames = clip_hw3_.size(0);
+  const std::int64_t encoded = pipeline::frames_to_encode(frames);
+  std::vector<at::Tensor> parts;
+  for (std::int64_t i = frames - encoded; i < frames; i += 16) {
+    check_cancel();
+    at::Tensor batch;
+    {
+      const memory::HostScope host;
+      batch = pipeline::vae_pixels(clip_hw3_.narrow(0, i, std::min<std::int64_t>(16, frames - i)));
+    }
+    parts.push_back(governor_->encode_start_latent(
+        [&](at::Device d) {
+          if (!d.is_cpu()) return load_vae(vae_path_, vae_dtype_, d);
+          return on_cuda_ ? load_vae(vae_path_, at::kFloat, at::kCPU) : vae_;
+        },
+        batch, footprint_.vae_encoder_bytes + footprint_.vae_decoder_bytes));
+  }
+  const memory::HostScope host;
+  in.video.latents = at::cat(parts, 2);
+  in.video.num_cleaned_frames = req_.video_context_frames;
+  // Exactly the clip's last frames that the seam blends: the decoded frames of its last s
+  // latents, s = a window at most (the loop's choice for a tail this long, so the frames in
+  // front go out as they came, not through float and back).
+  const std::int64_t s =
+      std::min({std::int64_t(req_.latent_window), in.video.latents.size(2), (frames - 1) / 4 + 1});
+  clip_tail_ = pipeline::pixel_frames_for_latents(s);
+  in.video.clip_pixels = pipeline::vae_pixels(clip_hw3_.narrow(0, frames - clip_tail_, clip_tail_));
+  in.video.clip_frames = frames;
+}
+
+// The chunk that joins the clip starts at its tail: the clip's earlier frames go in front.
+Frames Job::with_clip_prefix(const Frames& from_seam) const {
+  const std::int64_t before = clip_hw3_.size(0) - clip_tail_;
+  Frames f;
+  f.width = from_seam.width;
+  f.height = from_seam.height;
+  f.count = int(before) + from_seam.count;
+  f.rgb.resize(std::size_t(f.count) * f.width * f.height * 3);
+  std::memcpy(f.rgb.data(), clip_hw3_.data_ptr(), std::size_t(before) * f.width * f.height * 3);
+  std::memcpy(f.rgb.data() + std::size_t(before) * f.width * f.height * 3, from_seam.rgb.data(),
+              from_seam.rgb.size());
+  return f;
 }
 
 // Timed prompts ("[0s: ...] [2s: ...]"): the spans as the loop will use them, and a note that
@@ -467,7 +568,7 @@ pipeline::SectionLoopInputs Job::load_models() {
     if (mapped) host.emplace();
     load_transformer_warm(mapped);
     load_vae_warm();
-    in.start_image = pipeline::vae_pixels(image_hw3_);
+    if (!video_job()) in.start_image = pipeline::vae_pixels(image_hw3_);
   }
   governor_->attach_transformer(*transformer_);
   in.conditioning = cond_;
@@ -563,6 +664,7 @@ at::Tensor Job::encode_latent_warm(const at::Tensor& hw3, const std::string& wha
 }
 
 void Job::encode_start_latent(pipeline::SectionLoopInputs& in) {
+  if (video_job()) return encode_video(in);
   const auto encode = [&](const at::Tensor& image) {
     progress("vae encode");
     return governor_->encode_start_latent(
@@ -703,6 +805,9 @@ void Job::deliver_chunk(const pipeline::SectionOutput& out, int sections) {
   if (!out.resumed)
     emit(EventType::kChunkDecoded, "decode section " + std::to_string(out.section + 1),
          {{"frames", double(frames_so_far_)}});
+  const bool seam = video_job() && !seam_done_ && out.final_pixels.size(2) > 0 &&
+                    out.first_final_frame == clip_hw3_.size(0) - clip_tail_;
+  if (seam) seam_done_ = true;
   if (!cb_.on_chunk) {
     assembler_.add(out);
     return;
@@ -713,6 +818,10 @@ void Job::deliver_chunk(const pipeline::SectionOutput& out, int sections) {
   chunk.resumed = out.resumed;
   chunk.final_frames = to_frames(out.final_pixels);
   chunk.first_final_frame = out.first_final_frame;
+  if (seam) {
+    chunk.final_frames = with_clip_prefix(chunk.final_frames);
+    chunk.first_final_frame = 0;
+  }
   chunk.tail = to_frames(out.tail_pixels);
   chunk.first_tail_frame = out.first_tail_frame;
   chunk.total_frames = out.total_frames;

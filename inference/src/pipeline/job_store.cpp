@@ -290,6 +290,25 @@ GenerationRequest resumed_request(const GenerationRequest& caller) {
   r.device = caller.device;
   r.vram_budget_bytes = caller.vram_budget_bytes;
   r.preserved_memory_bytes = caller.preserved_memory_bytes;
+  // A video job's clip is not copied into the folder: the caller reads it again from the saved
+  // path. The same frames give the same latents, so the resumed video is the one it would have
+  // been.
+  if (!r.input_video_source.path.empty()) {
+    const Frames& v = caller.input_video;
+    if (v.count == 0)
+      throw Error(caller.job_dir + ": the job extends the video " + r.input_video_source.path +
+                  ": resuming it needs that video's frames again (framesmith-cli and the studio "
+                  "read them; framesmith-engine has no video decoder)");
+    if (v.count != r.input_video_source.frames || v.width != r.input_video_source.width ||
+        v.height != r.input_video_source.height)
+      throw Error(r.input_video_source.path + " is not the video this job extends (it has " +
+                  std::to_string(v.count) + " frames at " + std::to_string(v.width) + "x" +
+                  std::to_string(v.height) + ", the job's had " +
+                  std::to_string(r.input_video_source.frames) + " at " +
+                  std::to_string(r.input_video_source.width) + "x" +
+                  std::to_string(r.input_video_source.height) + "): put it back, or start again");
+    r.input_video = v;
+  }
   return r;
 }
 

@@ -12,7 +12,7 @@ namespace framesmith {
 
 namespace {
 
-constexpr int kJobFormat = 2;
+constexpr int kJobFormat = 3;
 
 // object[key] into `field` when present and not null; Error naming prefix + key when its type
 // is wrong.
@@ -51,7 +51,8 @@ StepCache parse_step_cache(const std::string& text) {
 std::string request_to_json(const GenerationRequest& r) {
   nlohmann::ordered_json j;
   // The job file's format: 1 had no field (before the cache choice, LoRAs, end frame and timed
-  // prompts), 2 adds them. Older files load; newer ones are refused, not half-read.
+  // prompts), 2 adds them, 3 the input video of a video extension. Older files load; newer ones
+  // are refused, not half-read.
   j["job_format"] = kJobFormat;
   j["framesmith_version"] = engine_version();
   j["model"] = r.model_dir;
@@ -78,6 +79,15 @@ std::string request_to_json(const GenerationRequest& r) {
   j["end_frame"] = r.end_image.count > 0;
   j["end_frame_strength"] = r.end_frame_strength;
   j["blend_sections"] = r.blend_sections;
+  // The clip itself stays where it is (its path); a video job is run again from it.
+  if (!r.input_video_source.path.empty() || r.input_video.count > 0)
+    j["input_video"] = {
+        {"path", r.input_video_source.path},
+        {"fps", r.input_video_source.fps},
+        {"frames", r.input_video.count > 0 ? r.input_video.count : r.input_video_source.frames},
+        {"width", r.input_video.count > 0 ? r.input_video.width : r.input_video_source.width},
+        {"height", r.input_video.count > 0 ? r.input_video.height : r.input_video_source.height},
+        {"context_frames", r.video_context_frames}};
   j["loras"] = nlohmann::json::array();
   for (const LoraSpec& l : r.loras)
     j["loras"].push_back({{"file", l.path}, {"strength", l.strength}});
@@ -151,6 +161,16 @@ void request_from_json(const std::string& text, GenerationRequest& r) {
   get("shift", r.shift);
   get("end_frame_strength", r.end_frame_strength);
   get("blend_sections", r.blend_sections);
+  if (auto it = j.find("input_video"); it != j.end() && !it->is_null()) {
+    if (!it->is_object())
+      throw Error("job parameter \"input_video\" must be {\"path\": ..., \"fps\": ...}");
+    read_field(*it, "path", "input_video.", r.input_video_source.path);
+    read_field(*it, "fps", "input_video.", r.input_video_source.fps);
+    read_field(*it, "frames", "input_video.", r.input_video_source.frames);
+    read_field(*it, "width", "input_video.", r.input_video_source.width);
+    read_field(*it, "height", "input_video.", r.input_video_source.height);
+    read_field(*it, "context_frames", "input_video.", r.video_context_frames);
+  }
   if (auto it = j.find("loras"); it != j.end() && !it->is_null()) {
     if (!it->is_array()) throw Error("job parameter \"loras\" must be a list");
     r.loras.clear();
@@ -208,6 +228,15 @@ void validate_request(const GenerationRequest& r) {
   need(r.end_image.count == 0 || r.variant == TransformerVariant::kOriginal,
        "an end image needs the original model: F1 generates forwards from the start image and "
        "has no end to hold (use --variant original)");
+  const bool video = r.input_video.count > 0 || !r.input_video_source.path.empty();
+  need(!video || r.end_image.count == 0,
+       "a video extension takes no end image: the clip's own frames are its start");
+  need(r.video_context_frames >= 1 && r.video_context_frames <= 10,
+       "video context frames must be 1..10, not " + std::to_string(r.video_context_frames));
+  need(std::isfinite(r.input_video_source.fps) && r.input_video_source.fps > 0 &&
+           r.input_video_source.fps <= 240,
+       "the input video's frame rate must be in (0, 240], not " +
+           std::to_string(r.input_video_source.fps));
   need(r.blend_sections >= 0 && r.blend_sections <= 100,
        "blend sections must be 0..100, not " + std::to_string(r.blend_sections));
   if (r.conditioning_file.empty())
@@ -223,7 +252,7 @@ void validate_request(const GenerationRequest& r) {
   const std::pair<const char*, const std::string*> texts[] = {
       {"the prompt", &r.prompt},           {"the negative prompt", &r.negative_prompt},
       {"the model path", &r.model_dir},    {"the conditioning path", &r.conditioning_file},
-      {"the job folder path", &r.job_dir},
+      {"the job folder path", &r.job_dir}, {"the input video path", &r.input_video_source.path},
   };
   for (const auto& [what, text] : texts) {
     const std::size_t at = invalid_utf8_offset(*text);

@@ -11,6 +11,7 @@
 
 #include "memory/simulated_device.h"
 #include "pipeline/preview.h"
+#include "pipeline/video_extend.h"
 
 namespace framesmith::pipeline {
 namespace {
@@ -28,7 +29,10 @@ at::Tensor frames(const at::Tensor& t, std::int64_t begin, std::int64_t end) {
 }
 
 void check_inputs(const SectionLoopInputs& in, const SectionLoopParams& p) {
-  if (!in.start_latent.defined() && !in.start_image.defined()) {
+  const bool video = in.video.defined();  // the clip's last latent is the start
+  if (video && (in.end_latent.defined() || in.end_image.defined()))
+    throw Error("section loop: a video extension takes no end frame");
+  if (!video && !in.start_latent.defined() && !in.start_image.defined()) {
     throw Error("section loop: neither a start latent nor a start image was given");
   }
   if (!in.conditioning.positive.embeds.defined() || !in.conditioning.positive.poolers.defined()) {
@@ -39,6 +43,10 @@ void check_inputs(const SectionLoopInputs& in, const SectionLoopParams& p) {
                 std::to_string(p.latent_window_size));
   }
   if (p.steps < 1) throw Error("section loop: steps must be >= 1, got " + std::to_string(p.steps));
+  if (in.resume_sections.count > section_count(p))
+    throw Error("section loop: " + std::to_string(in.resume_sections.count) +
+                " saved sections given to resume, but the job has only " +
+                std::to_string(section_count(p)));
   if ((in.end_latent.defined() || in.end_image.defined()) && p.variant == LoopVariant::kF1)
     throw Error(
         "section loop: an end frame needs the original model (F1 generates forwards, "
@@ -70,6 +78,7 @@ class SectionSampler {
     sp_.width = latent_width * 8;
     sp_.height = latent_height * 8;
     sp_.frames = params.latent_window_size * 4 - 3;
+    sp_.latent_channels = transformer.config().in_channels;
     sp_.real_guidance_scale = params.cfg;
     sp_.distilled_guidance_scale = params.gs;
     sp_.guidance_rescale = params.rs;
@@ -311,6 +320,110 @@ void run_f1(SectionSampler& sampler, const Vae& vae, const at::Tensor& start,
   }
 }
 
+// The clip's last latents that the seam's decode puts in front of the section next to the clip:
+// up to a window of them, and no more frames than the clip has (their 1 + 4 (s - 1) decoded
+// frames are blended into the clip's last ones).
+std::int64_t seam_latents(const VideoInput& v, std::int64_t window) {
+  const std::int64_t by_frames = (v.clip_pixels.size(2) - 1) / 4 + 1;
+  return std::max<std::int64_t>(1, std::min({window, v.latents.size(2), by_frames}));
+}
+
+// FramePack-Studio's "Video" (backward: the original weights, sections from the far end back
+// to the clip) and "Video F1" (forward) loops over an input clip's latents. The history is the
+// clip's latents and every section made (latents only: the context reads the clip's and the
+// newest); pixels are handed out as the other loops do, with a tail of `overlap` frames.
+void run_video(SectionSampler& sampler, const Vae& vae, const VideoInput& v,
+               const SectionLoopParams& p, const SectionLoopCallbacks& cb, int num_sections,
+               const ResumedSections& resume, SectionLoopResult& result) {
+  const bool forward = p.variant == LoopVariant::kF1;
+  const std::int64_t window = p.latent_window_size;
+  const std::int64_t overlap = window * 4 - 3;
+  const bool join = v.clip_pixels.defined();
+  const std::vector<int> paddings =
+      forward ? std::vector<int>(std::size_t(num_sections), 1) : video_paddings(num_sections);
+  // Forward: oldest first (the clip, then each section). Backward: each section in front.
+  at::Tensor history = host_float(v.latents);
+  std::int64_t made = 0;  // new latent frames so far
+  PixelTail tail;
+  for (std::size_t si = 0; si < paddings.size(); ++si) {
+    check_cancel(cb);
+    const bool last = si + 1 == paddings.size();
+    const int section = static_cast<int>(si);
+    const sampling::SectionContext ctx =
+        forward ? video_f1_context(v.latents, history, int(window), v.num_cleaned_frames)
+                : video_context(v.latents, history, int(window), paddings[si], paddings[0],
+                                v.num_cleaned_frames);
+    if (cb.on_context) cb.on_context(section, ctx);
+    SectionOutput out;
+    out.section = section;
+    out.resumed = section < resume.count;
+    if (out.resumed) {
+      sampler.skip_noise();
+      out.new_latents = resumed_latents(resume.load(section), result.start_latent, window, si);
+    } else {
+      out.new_latents = host_float(sampler.sample(section, ctx, made));
+      if (cb.on_sampled) cb.on_sampled(section, out.new_latents);
+    }
+    made += out.new_latents.size(2);
+    history =
+        forward ? at::cat({history, out.new_latents}, 2) : at::cat({out.new_latents, history}, 2);
+    result.max_held_latent_frames = std::max(result.max_held_latent_frames, history.size(2));
+    // The first section decodes what it made, later ones the newest two windows (as
+    // FramePack-Studio does); the one next to the clip gets the clip's last latents in front.
+    const std::int64_t n = tail.frames.defined() ? std::min(made, 2 * window) : made;
+    at::Tensor latents =
+        forward ? frames(history, history.size(2) - n, history.size(2)) : frames(history, 0, n);
+    const bool seam = join && (forward ? si == 0 : last);
+    std::int64_t seam_frames = 0;
+    if (seam) {
+      const std::int64_t s = seam_latents(v, window);
+      latents = at::cat({frames(v.latents, v.latents.size(2) - s, v.latents.size(2)), latents}, 2);
+      seam_frames = pixel_frames_for_latents(s);
+    }
+    const at::Tensor current = decode_section(vae, latents, p, cb);
+    at::Tensor combined;
+    std::int64_t combined_first = 0;
+    if (forward) {
+      combined = tail.frames.defined() ? soft_append_bcthw(tail.frames, current, overlap) : current;
+      combined_first = tail.frames.defined() ? tail.first : 0;
+    } else {
+      combined = tail.frames.defined() ? soft_append_bcthw(current, tail.frames, overlap) : current;
+      combined_first = tail.frames.defined() ? tail.first - (current.size(2) - overlap)
+                                             : result.total_frames - current.size(2);
+    }
+    if (seam) {
+      // The clip's last seam_frames frames and the decode's first ones show the same latents.
+      combined = soft_append_bcthw(v.clip_pixels, combined, seam_frames);
+      combined_first = v.clip_frames - v.clip_pixels.size(2);
+    }
+    hand_out(out, combined, combined_first, overlap, last, !forward, tail, result, cb);
+  }
+}
+
+// The frames a video job makes: 4 per new latent frame, 3 fewer without the clip (the first
+// new latent decodes to one frame), plus the clip's own when it is joined.
+std::int64_t video_job_frames(const VideoInput& v, const SectionLoopParams& p, int sections) {
+  const std::int64_t fresh = 4 * std::int64_t(p.latent_window_size) * sections;
+  return v.clip_pixels.defined() ? v.clip_frames + fresh : fresh - 3;
+}
+
+void check_video(const VideoInput& v, const at::Tensor& latents) {
+  if (latents.dim() != 5 || latents.size(0) != 1 || latents.size(2) < 1) {
+    std::ostringstream o;
+    o << "section loop: the clip's latents must be (1, C, n, h, w), got " << latents.sizes();
+    throw Error(o.str());
+  }
+  const at::Tensor& c = v.clip_pixels;
+  if (c.defined() &&
+      (c.dim() != 5 || c.size(1) != 3 || c.size(2) < 1 || c.size(2) > v.clip_frames ||
+       c.size(3) != latents.size(3) * 8 || c.size(4) != latents.size(4) * 8)) {
+    std::ostringstream o;
+    o << "section loop: the clip's pixels " << c.sizes() << " do not match its latents "
+      << latents.sizes();
+    throw Error(o.str());
+  }
+}
+
 }  // namespace
 
 int section_count(const SectionLoopParams& params) {
@@ -330,10 +443,38 @@ at::Tensor decode_latents(const Vae& vae, const at::Tensor& latents, const VaeTi
   return vae.decode(latents / vae.config().scaling_factor, tiling).to(at::kCPU);
 }
 
+namespace {
+
+// run_section_loop for a video job: the clip's last latent is the start latent (as
+// FramePack-Studio sets it); no end frame. A resume takes the clip's latents encoded again.
+SectionLoopResult run_video_loop(PackedTransformer& transformer, const Vae& vae,
+                                 const SectionLoopInputs& inputs, const SectionLoopParams& params,
+                                 const SectionLoopCallbacks& callbacks) {
+  const memory::HostScope host;
+  const at::Tensor latents = host_float(inputs.video.latents);
+  check_video(inputs.video, latents);
+  SectionLoopResult result;
+  result.num_sections = section_count(params);
+  check_cancel(callbacks);
+  result.start_latent = frames(latents, latents.size(2) - 1, latents.size(2)).clone();
+  if (callbacks.on_start_latent) callbacks.on_start_latent(result.start_latent);
+  SectionSampler sampler(transformer, inputs, params, callbacks, latents.size(3), latents.size(4),
+                         result.num_sections);
+  result.total_frames = video_job_frames(inputs.video, params, result.num_sections);
+  VideoInput v = inputs.video;
+  v.latents = latents;
+  run_video(sampler, vae, v, params, callbacks, result.num_sections, inputs.resume_sections,
+            result);
+  return result;
+}
+
+}  // namespace
+
 SectionLoopResult run_section_loop(PackedTransformer& transformer, const Vae& vae,
                                    const SectionLoopInputs& inputs, const SectionLoopParams& params,
                                    const SectionLoopCallbacks& callbacks) {
   check_inputs(inputs, params);
+  if (inputs.video.defined()) return run_video_loop(transformer, vae, inputs, params, callbacks);
   // The loop's own state is on the host, as FramePack keeps it (history latents and pixels on
   // the CPU): sampling and decoding mark their device work themselves (sample_hunyuan.cpp,
   // decode_section).
@@ -359,11 +500,6 @@ SectionLoopResult run_section_loop(PackedTransformer& transformer, const Vae& va
     }
   }
   const at::Tensor& start = result.start_latent;
-  if (inputs.resume_sections.count > result.num_sections) {
-    throw Error("section loop: " + std::to_string(inputs.resume_sections.count) +
-                " saved sections given to resume, but the job has only " +
-                std::to_string(result.num_sections));
-  }
   if (callbacks.on_start_latent) callbacks.on_start_latent(start);
 
   SectionSampler sampler(transformer, inputs, params, callbacks, start.size(3), start.size(4),

@@ -61,6 +61,24 @@ struct ResumedSections {
   static ResumedSections of(std::vector<at::Tensor> latents);
 };
 
+// An input clip to continue: its last frames' latents as the history every section's context
+// is cut from (pipeline/video_extend.h: video_context, video_f1_context).
+struct VideoInput {
+  // (1, C, n, h, w), scaled: encode_video_latents of the clip's last frames_to_encode frames.
+  at::Tensor latents;
+  int num_cleaned_frames = 5;  // FramePack-Studio's "adherence to video" (its default)
+  // The clip's last frames at the latents' size, (1, 3, t, H, W) in [-1, 1], and the number of
+  // frames of the whole clip (clip_frames >= t). Given: the video made is the clip followed by
+  // the new frames, and the section next to the clip is decoded with the clip's last latents in
+  // front, its first frames blended into the clip's last ones as soft_append_bcthw blends
+  // sections (no seam where the two meet). Frame indices count the whole clip; the frames before
+  // clip_pixels are never handed out (the caller has them). Undefined: the new frames alone, as
+  // FramePack-Studio's loop (and the reference case) makes them.
+  at::Tensor clip_pixels;
+  std::int64_t clip_frames = 0;
+  bool defined() const { return latents.defined(); }
+};
+
 struct SectionLoopInputs {
   // (1, 16, 1, h, w), already multiplied by the VAE's scaling factor. When undefined,
   // `start_image` is encoded: posterior mode (FramePack samples; the mode makes the seed decide
@@ -82,6 +100,11 @@ struct SectionLoopInputs {
   // generator is where an uninterrupted run has it) and the video is decoded from them as it was
   // (so the blend is the same). Give the saved start latent with them.
   ResumedSections resume_sections;
+  // FramePack-Studio's "Video" (original variant: sections sampled backwards from the far end)
+  // and "Video F1" (forwards) jobs: when `video.latents` is defined, the sections continue an
+  // input clip instead of starting from a picture (start_latent and the end frame unused; a
+  // resume gives the clip's latents encoded again with the saved sections).
+  VideoInput video;
 };
 
 // One section's share of the video, in video order. FramePack's soft_append_bcthw blends only the

@@ -1,7 +1,5 @@
 #include "pipeline/video_extend.h"
 
-#include <ATen/CPUGeneratorImpl.h>
-
 #include <algorithm>
 #include <vector>
 
@@ -173,54 +171,38 @@ VideoExtendResult extend_video(PackedTransformer& transformer, const Vae& vae,
                                const sampling::HunyuanConditioning& conditioning,
                                const VideoExtendParams& p, const VideoExtendCallbacks& cb) {
   if (p.sections < 1) throw Error("video extension: at least one section");
-  VideoExtendResult r;
-  r.video_latents = encode_video_latents(vae, clip, 16, p.tiling);
   const bool forward = p.direction == ExtendDirection::kForward;
-  sampling::SampleHunyuanParams sp;
-  sp.width = r.video_latents.size(4) * 8;
-  sp.height = r.video_latents.size(3) * 8;
-  sp.frames = p.latent_window * 4 - 3;
-  sp.real_guidance_scale = p.cfg;
-  sp.distilled_guidance_scale = p.gs;
-  sp.guidance_rescale = p.rs;
+  VideoExtendResult r;
+  SectionLoopInputs in;
+  in.conditioning = conditioning;
+  in.video.latents = r.video_latents = encode_video_latents(vae, clip, 16, p.tiling);
+  in.video.num_cleaned_frames = p.num_cleaned_frames;
+  SectionLoopParams sp;
+  sp.variant = forward ? LoopVariant::kF1 : LoopVariant::kOriginal;
+  sp.num_sections = p.sections;
+  sp.latent_window_size = p.latent_window;
+  sp.steps = p.steps;
+  sp.gs = p.gs;
+  sp.cfg = p.cfg;
+  sp.rs = p.rs;
+  sp.seed = p.seed;
   sp.shift = p.shift;
-  sp.num_inference_steps = p.steps;
-  sp.latent_channels = transformer.config().in_channels;
-  sp.dtype = p.sample_dtype;
-  sp.device = p.device;
-  at::Generator gen = at::detail::createCPUGenerator(p.seed);
-
-  const std::vector<int> paddings = forward
-                                        ? std::vector<int>(static_cast<std::size_t>(p.sections), 1)
-                                        : video_paddings(p.sections);
-  at::Tensor history = r.video_latents;
-  std::int64_t total = 0;
-  const std::int64_t overlap = p.latent_window * 4 - 3;
-  for (std::size_t si = 0; si < paddings.size(); ++si) {
-    const sampling::SectionContext ctx =
-        forward ? video_f1_context(r.video_latents, history, p.latent_window, p.num_cleaned_frames)
-                : video_context(r.video_latents, history, p.latent_window, paddings[si],
-                                paddings[0], p.num_cleaned_frames);
-    if (cb.on_context) cb.on_context(static_cast<int>(si), ctx);
-    const at::Tensor latents =
-        sampling::sample_hunyuan(transformer, sp, conditioning, ctx, gen).to(at::kCPU, at::kFloat);
-    if (cb.on_sampled) cb.on_sampled(static_cast<int>(si), latents);
-    total += latents.size(2);
-    history = forward ? at::cat({history, latents}, 2) : at::cat({latents, history}, 2);
-    const at::Tensor made =
-        forward ? slice_t(history, -total, history.size(2)) : slice_t(history, 0, total);
-    if (!r.pixels.defined()) {
-      r.pixels = decode_latents(vae, made, p.tiling);
-    } else {
-      const std::int64_t n = std::int64_t{p.latent_window} * 2;
-      const at::Tensor current = decode_latents(
-          vae, forward ? slice_t(made, -n, made.size(2)) : slice_t(made, 0, n), p.tiling);
-      r.pixels = forward ? soft_append_bcthw(r.pixels, current, overlap)
-                         : soft_append_bcthw(current, r.pixels, overlap);
-    }
-    r.new_latents = made;
-    if (!forward && paddings[si] == 0) break;
-  }
+  sp.sample_dtype = p.sample_dtype;
+  sp.transformer_device = p.device;
+  sp.tiling = p.tiling;
+  SectionLoopCallbacks lcb;
+  lcb.on_context = cb.on_context;
+  std::vector<at::Tensor> made;  // generation order
+  lcb.on_sampled = [&](int section, const at::Tensor& latents) {
+    made.push_back(latents);
+    if (cb.on_sampled) cb.on_sampled(section, latents);
+  };
+  VideoAssembler pixels;
+  lcb.on_section = [&](const SectionOutput& out) { pixels.add(out); };
+  run_section_loop(transformer, vae, in, sp, lcb);
+  if (!forward) std::reverse(made.begin(), made.end());
+  r.new_latents = at::cat(made, 2);
+  r.pixels = pixels.video_so_far();
   return r;
 }
 
