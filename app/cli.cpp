@@ -16,6 +16,7 @@
 #include "image_io.h"
 #include "job_output.h"
 #include "png_export.h"
+#include "video_input.h"
 #include "video_reader.h"
 #include "video_writer.h"
 
@@ -35,6 +36,8 @@ const char* kUsage =
     "           [--lora FILE|NAME[:STRENGTH]]... [--lora-dir DIR]\n"
     "           [--end-image FILE [--end-strength 1]]  (original model: the video's last frame)\n"
     "           [--blend-sections 0]  timed prompts: --prompt \"[0s: a cat sits] [2s: it jumps]\"\n"
+    "           [--video FILE [--extend forward|backward] [--video-context 5]]  continue a\n"
+    "           video instead of starting from --image: the clip, then --seconds more\n"
     "           [--events FILE.jsonl] [--params|--job FILE.json|VIDEO.mp4] [--job-dir DIR]\n"
     "           [--restart]\n"
     "           the job folder (default: <out stem>.job/) keeps every finished section and the\n"
@@ -110,6 +113,24 @@ int run_job(const GenerationRequest& req, JobOutput& output, const CommandOption
   return 0;
 }
 
+// --video FILE, --extend forward|backward (the model variant that goes with it), --video-context.
+void apply_video_options(const CommandOptions& o, GenerationRequest& req) {
+  if (o.has("--video")) req.input_video_source.path = o.get("--video");
+  if (o.has("--video-context"))
+    req.video_context_frames = static_cast<int>(o.number("--video-context", 5));
+  if (!o.has("--extend")) return;
+  if (req.input_video_source.path.empty()) throw Error("--extend needs --video FILE");
+  const std::string e = o.get("--extend");
+  if (e != "forward" && e != "backward")
+    throw Error("--extend must be forward or backward, not \"" + e + "\"");
+  const TransformerVariant v =
+      e == "forward" ? TransformerVariant::kF1 : TransformerVariant::kOriginal;
+  if (o.has("--variant") && v != req.variant)
+    throw Error("--extend " + e + " runs the " + (e == "forward" ? "F1" : "original") +
+                " model, but --variant says " + o.get("--variant") + ": give one of them");
+  req.variant = v;
+}
+
 int cmd_generate(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   const CommandOptions o = parse_command(
       {"framesmith-cli generate",
@@ -117,11 +138,12 @@ int cmd_generate(const std::vector<std::string>& args, std::ostream& out, std::o
        "finished section.",
        {},
        "",
-       option_specs(join_options({generation_value_options(),
-                                  runtime_value_options(),
-                                  {"--image", "--end-image", "--crf", "--out", "--events",
-                                   "--params", "--job", "--job-dir"}}),
-                    join_options({generation_flag_options(), {"--quiet", "--restart"}}))},
+       option_specs(
+           join_options({generation_value_options(),
+                         runtime_value_options(),
+                         {"--image", "--end-image", "--video", "--extend", "--video-context",
+                          "--crf", "--out", "--events", "--params", "--job", "--job-dir"}}),
+           join_options({generation_flag_options(), {"--quiet", "--restart"}}))},
       args, 1);
   if (answered_help(o, out)) return 0;
   GenerationRequest req;
@@ -135,8 +157,14 @@ int cmd_generate(const std::vector<std::string>& args, std::ostream& out, std::o
   }
   apply_runtime_options(o, req);
   apply_generation_options(o, req);
+  apply_video_options(o, req);
+  const bool video = !req.input_video_source.path.empty();
   if (req.model_dir.empty()) throw Error("--model DIR is required");
-  if (!o.has("--image")) throw Error("--image FILE is required");
+  if (!video && !o.has("--image")) throw Error("--image FILE (or --video FILE) is required");
+  if (video && o.has("--image"))
+    throw Error(
+        "give --image FILE or --video FILE, not both: a video extension starts from "
+        "the video's own frames");
   if (!o.has("--out")) throw Error("--out FILE.mp4 is required");
   if (req.prompt.empty() && req.conditioning_file.empty())
     throw Error("give --prompt TEXT or --conditioning FILE.safetensors");
@@ -145,7 +173,11 @@ int cmd_generate(const std::vector<std::string>& args, std::ostream& out, std::o
   make_paths_absolute(req);
   req.job_dir = o.has("--job-dir") ? o.get("--job-dir") : default_job_dir(o.get("--out"));
   refuse_unfinished_job(req.job_dir, o.flag("--restart"), "framesmith-cli");
-  req.image = load_image_rgb(o.get("--image"));
+  if (video) {
+    for (const std::string& note : load_input_clip(req)) err << "note: " << note << "\n";
+  } else {
+    req.image = load_image_rgb(o.get("--image"));
+  }
   if (o.has("--end-image")) req.end_image = load_image_rgb(o.get("--end-image"));
   validate_request(req);  // with the end image: the original model only
   JobOutput output(o.get("--out"), crf, req, req.job_dir);
@@ -169,6 +201,7 @@ int cmd_resume(const std::vector<std::string>& args, std::ostream& out, std::ost
   GenerationRequest req = load_job_request(dir);  // resume = true
   apply_runtime_options(o, req);
   make_paths_absolute(req);
+  for (const std::string& note : load_input_clip(req)) err << "note: " << note << "\n";
   SavedOutput saved;
   if (o.has("--out")) {
     saved.video_path = o.get("--out");

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "job_output.h"
+#include "video_input.h"
 
 #ifdef __linux__
 #include <sys/resource.h>
@@ -80,6 +81,15 @@ void GenerationWorker::run(const JobSpec& job) {
   request.model_reuse = ModelReuse::kKeepWarm;
   std::unique_ptr<JobOutput> output;
   try {
+    // A video job's clip is decoded here, when the job starts, on this thread: a queued job
+    // holds the clip's path, not its frames.
+    for (const std::string& note : load_input_clip(request)) {
+      Event e;
+      e.type = EventType::kNotice;
+      e.phase = "video";
+      e.texts["message"] = note;
+      Q_EMIT event(e);
+    }
     output = std::make_unique<JobOutput>(job.video_path.toStdString(), job.crf, request);
   } catch (const std::exception& e) {
     finish(StatusCode::kBadInput, QString::fromStdString(e.what()));

@@ -93,6 +93,7 @@ JobOutput::JobOutput(std::string video_path, int crf, const GenerationRequest& r
                      std::string job_dir)
     : video_path_(std::move(video_path)),
       crf_(crf),
+      fps_(request.input_video_source.path.empty() ? 30.0 : request.input_video_source.fps),
       params_json_(request_to_json(request)),
       job_dir_(job_dir.empty() ? request.job_dir : std::move(job_dir)) {
   // Before anything is created: a bad target costs the user nothing.
@@ -133,7 +134,7 @@ void JobOutput::write_video(const std::string& path, const Frames& video) {
   std::map<std::string, std::string> meta = {{"framesmith_params", params_json_},
                                              {"comment", "made with Framesmith"}};
   VideoWriter w;  // writes path.partial and renames it on finish()
-  w.open(path, video.width, video.height, 30, crf_, "medium", meta);
+  w.open(path, video.width, video.height, fps_, crf_, "medium", meta);
   for (int i = 0; i < video.count; ++i) w.write_frame(video.frame(i), video.width * 3);
   w.finish();
 }
@@ -236,7 +237,7 @@ void JobOutput::reencode_segments(const std::vector<std::string>& parts) {
     VideoReader r;
     r.open(part);
     if (!w.is_open())
-      w.open(video_path_, r.width(), r.height(), 30, crf_, "medium",
+      w.open(video_path_, r.width(), r.height(), fps_, crf_, "medium",
              {{"framesmith_params", params_json_}, {"comment", "made with Framesmith"}});
     for (int i = 0; i < r.frame_count(); ++i) {
       const std::vector<std::uint8_t> rgb = r.read_frame(i);

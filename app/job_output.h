@@ -77,6 +77,7 @@ class JobOutput {
   void reencode_segments(const std::vector<std::string>& parts);
   std::string video_path_;
   int crf_;
+  double fps_ = 30.0;  // the input clip's for a video extension, else FramePack's 30
   std::string params_json_;
   std::string job_dir_;
   std::unique_ptr<JobFolderLock> lock_;

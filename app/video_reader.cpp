@@ -7,6 +7,7 @@ extern "C" {
 #include <libswscale/swscale.h>
 }
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 
@@ -55,7 +56,13 @@ struct VideoReader::Impl {
   int width = 0, height = 0;
   double fps = 0;
   int count = 0;
+  int indexed = 0;
   std::string codec;
+  std::string pixel_format;
+  int bit_depth = 8;
+  // Frame timing seen by read_all (time base units; -1: no timestamp yet).
+  std::int64_t last_pts = -1;
+  double min_interval = 0, max_interval = 0;
   std::map<std::string, std::string> metadata;
   std::vector<std::uint8_t> full;  // one converted frame at the stored size
 
@@ -75,6 +82,8 @@ struct VideoReader::Impl {
     stream = -1;
     flushing = false;
     next_index = 0;
+    last_pts = -1;
+    min_interval = max_interval = 0;
   }
 
   void open_file() {
@@ -101,6 +110,9 @@ struct VideoReader::Impl {
 
   void read_properties(const AVStream* st) {
     codec = dec->codec->name;
+    const AVPixFmtDescriptor* desc = av_pix_fmt_desc_get(AVPixelFormat(st->codecpar->format));
+    pixel_format = desc ? desc->name : "unknown";
+    bit_depth = desc && desc->nb_components > 0 ? desc->comp[0].depth : 8;
     metadata.clear();
     const AVDictionaryEntry* e = nullptr;
     while ((e = av_dict_get(fmt->metadata, "", e, AV_DICT_IGNORE_SUFFIX)))
@@ -120,7 +132,7 @@ struct VideoReader::Impl {
     }
     AVRational rate = st->avg_frame_rate.num > 0 ? st->avg_frame_rate : st->r_frame_rate;
     fps = rate.num > 0 && rate.den > 0 ? av_q2d(rate) : 0.0;
-    count = int(st->nb_frames);
+    count = indexed = int(st->nb_frames);
     if (count <= 0 && st->duration > 0 && fps > 0)
       count = int(av_q2d(st->time_base) * double(st->duration) * fps + 0.5);
   }
@@ -145,6 +157,18 @@ struct VideoReader::Impl {
       if (ret < 0 && ret != AVERROR(EAGAIN))
         fail("cannot decode frame " + std::to_string(next_index), ret);
     }
+  }
+
+  // The time since the previous frame, for min / max_frame_interval_s.
+  void note_timestamp() {
+    const std::int64_t pts = frame->best_effort_timestamp;
+    if (pts == AV_NOPTS_VALUE) return;
+    if (last_pts >= 0 && pts > last_pts) {
+      const double dt = double(pts - last_pts) * av_q2d(fmt->streams[stream]->time_base);
+      min_interval = min_interval > 0 ? std::min(min_interval, dt) : dt;
+      max_interval = std::max(max_interval, dt);
+    }
+    last_pts = pts;
   }
 
   // The decoded frame as RGB24, cropped to the source size.
@@ -213,6 +237,22 @@ const std::string& VideoReader::codec() const {
   return impl_ ? impl_->codec : kEmpty;
 }
 
+int VideoReader::indexed_frame_count() const {
+  return impl_ ? std::max(0, impl_->indexed) : 0;
+}
+const std::string& VideoReader::pixel_format() const {
+  return impl_ ? impl_->pixel_format : kEmpty;
+}
+int VideoReader::bit_depth() const {
+  return impl_ ? impl_->bit_depth : 0;
+}
+double VideoReader::min_frame_interval_s() const {
+  return impl_ ? impl_->min_interval : 0.0;
+}
+double VideoReader::max_frame_interval_s() const {
+  return impl_ ? impl_->max_interval : 0.0;
+}
+
 std::vector<std::uint8_t> VideoReader::read_frame(int index) {
   if (!impl_) throw Error("VideoReader: read_frame before open");
   Impl& m = *impl_;
@@ -241,6 +281,7 @@ Frames VideoReader::read_all() {
   while (m.decode_next()) {
     f.rgb.resize(f.rgb.size() + frame_bytes);
     m.convert(f.rgb.data() + f.rgb.size() - frame_bytes);
+    m.note_timestamp();
     ++m.next_index;
   }
   f.count = m.next_index;

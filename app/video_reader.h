@@ -31,10 +31,21 @@ class VideoReader {
   double fps() const;
   // From the container's index; read_all() replaces it with the number really decoded.
   int frame_count() const;
+  // The frame count the container's index states (0 when it states none, e.g. Matroska): a
+  // file that decodes fewer was cut short.
+  int indexed_frame_count() const;
   // Container tags ("title", "comment", custom keys such as "framesmith_params"), without the
   // internal "framesmith_size".
   const std::map<std::string, std::string>& metadata() const;
   const std::string& codec() const;  // decoder name, e.g. "h264"
+  // The stored pixel format ("yuv420p", "yuv420p10le", ...) and its bits per component (frames
+  // are converted to 8-bit RGB whatever it is).
+  const std::string& pixel_format() const;
+  int bit_depth() const;
+  // After read_all(): the shortest and longest time between two frames, in seconds (0 with
+  // fewer than two frames). They differ in a variable-frame-rate video.
+  double min_frame_interval_s() const;
+  double max_frame_interval_s() const;
 
   // Frame `index` (0-based) as width*height*3 bytes. Sequential reads decode each frame once; a
   // read before the last one decodes again from the start.
