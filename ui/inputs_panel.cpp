@@ -9,6 +9,7 @@
 #include <QPlainTextEdit>
 #include <QPointer>
 #include <QPushButton>
+#include <QSpinBox>
 #include <QThread>
 #include <QToolButton>
 #include <QVBoxLayout>
@@ -20,6 +21,7 @@
 #include "job_estimate.h"
 #include "model_picker.h"
 #include "parameters_form.h"
+#include "video_reader.h"
 
 namespace framesmith::ui {
 
@@ -34,6 +36,7 @@ InputsPanel::InputsPanel(QWidget* parent) : QWidget(parent) {
   image_->setMinimumHeight(170);
   v->addWidget(image_, 1);
   build_end_frame(v);
+  build_input_video(v);
   prompt_edit_ = new QPlainTextEdit;
   prompt_edit_->setObjectName("prompt");
   prompt_edit_->setPlaceholderText(
@@ -136,6 +139,89 @@ void InputsPanel::build_end_frame(QVBoxLayout* v) {
           [this] { end_image_->set_target_bucket(image_->bucket()); });
 }
 
+// A collapsed row, as the end frame's: the clip's name and what it holds, Choose… / Clear, and
+// FramePack-Studio's "adherence to video" (context latents).
+void InputsPanel::build_input_video(QVBoxLayout* v) {
+  video_toggle_ = new QToolButton;
+  video_toggle_->setObjectName("video_toggle");
+  video_toggle_->setCheckable(true);
+  video_toggle_->setToolButtonStyle(Qt::ToolButtonTextBesideIcon);
+  video_toggle_->setArrowType(Qt::RightArrow);
+  video_toggle_->setAutoRaise(true);
+  video_toggle_->setText("Extend a video: none");
+  video_toggle_->setToolTip(
+      "Continue a video instead of starting from the image: F1 forwards, the original model "
+      "backwards towards the clip; the result is the clip followed by the new seconds");
+  v->addWidget(video_toggle_);
+  auto* box = new QWidget;
+  auto* grid = new QVBoxLayout(box);
+  grid->setContentsMargins(0, 0, 0, 0);
+  video_info_ = new QLabel("no video: the job starts from the start image");
+  video_info_->setObjectName("video_info");
+  video_info_->setWordWrap(true);
+  grid->addWidget(video_info_);
+  auto* row = new QHBoxLayout;
+  auto* choose = new QPushButton("Choose video…");
+  auto* clear = new QPushButton("Clear");
+  video_context_ = new QSpinBox;
+  video_context_->setObjectName("video_context");
+  video_context_->setRange(1, 10);
+  video_context_->setValue(5);
+  video_context_->setToolTip(
+      "How many of the clip's (and the newest) latents each section sees as its clean context: "
+      "more holds the new frames closer to the video (FramePack-Studio's adherence to video)");
+  row->addWidget(choose);
+  row->addWidget(clear);
+  row->addStretch(1);
+  row->addWidget(new QLabel("Context"));
+  row->addWidget(video_context_);
+  grid->addLayout(row);
+  box->setVisible(false);
+  v->addWidget(box);
+  connect(video_toggle_, &QToolButton::toggled, this, [this, box](bool on) {
+    box->setVisible(on);
+    video_toggle_->setArrowType(on ? Qt::DownArrow : Qt::RightArrow);
+  });
+  connect(choose, &QPushButton::clicked, this, [this] {
+    const QString path =
+        QFileDialog::getOpenFileName(this, "Video to extend", QFileInfo(video_path_).absolutePath(),
+                                     "Videos (*.mp4 *.mkv *.mov *.webm *.avi);;All files (*)");
+    if (!path.isEmpty()) set_input_video(path);
+  });
+  connect(clear, &QPushButton::clicked, this, [this] { set_input_video(QString()); });
+}
+
+bool InputsPanel::set_input_video(const QString& path) {
+  if (path.isEmpty()) {
+    video_path_.clear();
+    video_toggle_->setText("Extend a video: none");
+    video_info_->setText("no video: the job starts from the start image");
+    update_estimate();
+    return true;
+  }
+  app::VideoReader reader;
+  try {
+    reader.open(path.toStdString());  // the container only: frames are decoded by the job
+  } catch (const std::exception& e) {
+    Q_EMIT message(QString::fromStdString(e.what()), true);
+    return false;
+  }
+  video_path_ = QFileInfo(path).absoluteFilePath();
+  const QString name = QFileInfo(path).fileName();
+  video_toggle_->setText("Extend a video: " + name);
+  QString info = QString("%1: %2 frames, %3 × %4, %5 fps, %6")
+                     .arg(name)
+                     .arg(reader.frame_count())
+                     .arg(reader.width())
+                     .arg(reader.height())
+                     .arg(reader.fps(), 0, 'f', 2)
+                     .arg(QString::fromStdString(reader.pixel_format()));
+  info += " — the job adds its seconds after the clip; the start image is not used";
+  video_info_->setText(info);
+  update_estimate();
+  return true;
+}
+
 void InputsPanel::on_parameters_changed() {
   image_->set_resolution(params_->resolution());
   end_image_->set_target_bucket(image_->bucket());
@@ -153,7 +239,13 @@ GenerationRequest InputsPanel::request() const {
   GenerationRequest r;
   r.model_dir = model_->location().toStdString();
   params_->fill(r);
-  r.image = image_->frames();
+  const bool video = !video_path_.isEmpty();
+  if (video) {
+    r.input_video_source.path = video_path_.toStdString();
+    r.video_context_frames = video_context_->value();
+  } else {
+    r.image = image_->frames();
+  }
   if (end_image_->has_image()) {
     r.end_image = end_image_->frames();
     r.end_frame_strength = end_strength_->value();
@@ -163,7 +255,8 @@ GenerationRequest InputsPanel::request() const {
   if (r.model_dir.empty()) throw Error("choose a model first (Tiny, HF or a folder)");
   if (!model_->status().usable && !model_->status().summary.isEmpty())
     throw Error("the model set is incomplete: " + model_->status().summary.toStdString());
-  if (!image_->has_image()) throw Error("choose a start image first (drop, paste or Ctrl+O)");
+  if (!video && !image_->has_image())
+    throw Error("choose a start image first (drop, paste or Ctrl+O), or a video to extend");
   if (r.prompt.empty()) throw Error("write a prompt first");
   validate_request(r);
   return r;
@@ -175,6 +268,9 @@ void InputsPanel::apply(const GenerationRequest& r) {
   params_->apply(r);
   set_prompt(QString::fromStdString(r.prompt));
   set_negative_prompt(QString::fromStdString(r.negative_prompt));
+  // A job's video goes with it (and a job without one clears it): its file is probed again.
+  set_input_video(QString::fromStdString(r.input_video_source.path));
+  if (!r.input_video_source.path.empty()) video_context_->setValue(r.video_context_frames);
   on_parameters_changed();
 }
 

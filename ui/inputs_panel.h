@@ -9,6 +9,7 @@
 #include "studio_settings.h"
 
 class QDoubleSpinBox;
+class QSpinBox;
 class QLabel;
 class QPlainTextEdit;
 class QToolButton;
@@ -27,7 +28,8 @@ class InputsPanel : public QWidget {
 
   // The request the inputs describe (image included); throws Error naming what is missing.
   GenerationRequest request() const;
-  // Parameters, prompts and (when it names one) the model of `r`; the image is not touched.
+  // Parameters, prompts, the video to extend (or none) and (when it names one) the model of
+  // `r`; the image is not touched.
   void apply(const GenerationRequest& r);
   // Everything but the window's geometry, for QSettings.
   app::StudioSettings settings() const;
@@ -44,6 +46,12 @@ class InputsPanel : public QWidget {
   // The optional end frame (original model): its picture and strength.
   ImageInput* end_image() const { return end_image_; }
   QDoubleSpinBox* end_strength() const { return end_strength_; }
+  // The optional video to extend (FramePack-Studio's "Video" / "Video F1"): with one, the job
+  // continues it (forwards with F1, backwards with the original model) and needs no start
+  // image. Its file is probed here and decoded when the job starts. False (and a message) for a
+  // file that is not a video; an empty path clears it.
+  bool set_input_video(const QString& path);
+  QString input_video() const { return video_path_; }
   ParametersForm* parameters() const { return params_; }
   // The memory plan line under the parameters (filled a moment after the inputs settle).
   QString plan_summary() const { return plan_summary_; }
@@ -54,6 +62,7 @@ class InputsPanel : public QWidget {
 
  private:
   void build_end_frame(QVBoxLayout* v);
+  void build_input_video(QVBoxLayout* v);
   void on_parameters_changed();
   void update_estimate();
   void start_plan();
@@ -64,6 +73,10 @@ class InputsPanel : public QWidget {
   ImageInput* end_image_ = nullptr;
   QDoubleSpinBox* end_strength_ = nullptr;
   QToolButton* end_toggle_ = nullptr;
+  QToolButton* video_toggle_ = nullptr;
+  QLabel* video_info_ = nullptr;
+  QSpinBox* video_context_ = nullptr;
+  QString video_path_;
   QPlainTextEdit* prompt_edit_ = nullptr;
   QPlainTextEdit* negative_edit_ = nullptr;
   ParametersForm* params_ = nullptr;

@@ -26,6 +26,7 @@ framesmith::ui::StartOptions parse(QCommandLineParser& p) {
   o.vram_budget = p.value("vram-budget");
   o.loras = p.values("lora");
   o.end_image_path = p.value("end-image");
+  o.video_path = p.value("video");
   if (p.isSet("seconds")) o.seconds = p.value("seconds").toDouble();
   if (p.isSet("steps")) o.steps = p.value("steps").toInt();
   if (p.isSet("resolution")) o.resolution = p.value("resolution").toInt();
@@ -89,6 +90,7 @@ int main(int argc, char** argv) {
       {"vram-budget", "Device memory budget (e.g. 6GiB; on cpu a simulated device).", "SIZE"},
       {"lora", "A LoRA file and its strength (FILE[:STRENGTH]); repeatable.", "FILE"},
       {"end-image", "End image (original model: the video's last frame).", "FILE"},
+      {"video", "A video to extend instead of starting from the image.", "FILE"},
       {"settings", "Settings file (INI) instead of the usual place.", "FILE"},
       {"autostart", "Start generating at once."},
       {"screenshot",

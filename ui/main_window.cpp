@@ -365,6 +365,8 @@ void MainWindow::apply_overrides(const StartOptions& o) {
   if (!o.loras.isEmpty()) inputs_->findChild<QToolButton*>("lora_toggle")->setChecked(true);
   if (!o.end_image_path.isEmpty() && inputs_->end_image()->load_file(o.end_image_path))
     inputs_->findChild<QToolButton*>("end_frame_toggle")->setChecked(true);
+  if (!o.video_path.isEmpty() && inputs_->set_input_video(o.video_path))
+    inputs_->findChild<QToolButton*>("video_toggle")->setChecked(true);
 }
 
 void MainWindow::save_settings() {

@@ -54,6 +54,7 @@ struct StartOptions {
   QString vram_budget;  // a SIZE ("64MiB")
   QStringList loras;    // FILE or FILE:STRENGTH, as framesmith-cli's --lora
   QString end_image_path;
+  QString video_path;  // a video to extend
 };
 
 class MainWindow : public QMainWindow {

@@ -9,6 +9,7 @@
 #include <QTest>
 #include <QTimer>
 #include <QToolButton>
+#include <algorithm>
 #include <vector>
 
 #include "event_log.h"
@@ -16,6 +17,8 @@
 #include "memory_graph.h"
 #include "preview_player.h"
 #include "ui_test_support.h"
+#include "video_reader.h"
+#include "video_writer.h"
 
 using namespace framesmith;
 using namespace framesmith::ui;
@@ -179,6 +182,37 @@ class GenerationGuiTest : public QObject {
     QVERIFY(ticks_at_first_step > 0);
     qInfo("longest event-loop stall while generating: %.1f ms over %d ticks", probe.worst_ms(),
           probe.ticks());
+  }
+
+  // A video to extend instead of the image: the worker decodes it when the job starts, and the
+  // video made is the clip (at its frame rate) followed by the new sections.
+  void a_video_job_extends_the_clip() {
+    QTemporaryDir dir;
+    StartOptions o = test::small_job_options(dir);
+    o.image_path.clear();
+    o.variant = "f1";
+    const QString clip = dir.filePath("clip.mp4");
+    {
+      app::VideoWriter w;
+      w.open(clip.toStdString(), 64, 64, 25);
+      std::vector<std::uint8_t> rgb(64 * 64 * 3);
+      for (int i = 0; i < 12; ++i) {
+        std::fill(rgb.begin(), rgb.end(), std::uint8_t(20 * i));
+        w.write_frame(rgb.data(), 64 * 3);
+      }
+      w.finish();
+    }
+    o.video_path = clip;
+    MainWindow w(o);
+    w.show();
+    QSignalSpy finished(&w, &MainWindow::generation_finished);
+    QVERIFY(w.start_generation());
+    QVERIFY(finished.wait(120000));
+    QCOMPARE(finished.first().first().toInt(), int(StatusCode::kOk));
+    app::VideoReader r;
+    r.open(w.last_video_path().toStdString());
+    QCOMPARE(r.read_all().count, 12 + 2 * 3 * 4);  // two sections of 3 latents after the clip
+    QCOMPARE(r.fps(), 25.0);
   }
 
   void a_failed_job_says_why_and_keeps_the_log_at_hand() {

@@ -2,8 +2,10 @@
 // survive a restart, bad images and incomplete models are refused with a message, a previous
 // job's parameters load back, the tiny model is preselected on the very first start.
 #include <QFile>
+#include <QLabel>
 #include <QPlainTextEdit>
 #include <QSettings>
+#include <QSpinBox>
 #include <QStatusBar>
 #include <QTemporaryDir>
 #include <QTest>
@@ -16,6 +18,7 @@
 #include "model_picker.h"
 #include "parameters_form.h"
 #include "ui_test_support.h"
+#include "video_writer.h"
 
 using namespace framesmith;
 using namespace framesmith::ui;
@@ -81,6 +84,37 @@ class MainWindowTest : public QObject {
     QVERIFY(w.parameters()->estimate_text().contains(w.inputs()->plan_summary()));
     QVERIFY(w.model_picker()->status().usable);
     QVERIFY(w.model_picker()->is_tiny());
+  }
+
+  // A video to extend replaces the start image in the request (its path and context; the job
+  // decodes it), is refused with a message when the file is not a video, and clears again.
+  void video_to_extend_goes_into_the_request() {
+    QTemporaryDir dir;
+    StartOptions o = test::isolated_options(dir);
+    o.model_dir = tiny_;
+    o.prompt = "a cat";
+    o.variant = "f1";
+    const QString clip = dir.filePath("clip.mp4");
+    {
+      app::VideoWriter w;
+      w.open(clip.toStdString(), 64, 48, 24);
+      const std::vector<std::uint8_t> rgb(64 * 48 * 3, 90);
+      for (int i = 0; i < 8; ++i) w.write_frame(rgb.data(), 64 * 3);
+      w.finish();
+    }
+    o.video_path = clip;
+    MainWindow w(o);
+    auto* info = w.inputs()->findChild<QLabel*>("video_info");
+    QVERIFY2(info->text().contains("8 frames, 64 × 48, 24.00 fps"), qPrintable(info->text()));
+    w.inputs()->findChild<QSpinBox*>("video_context")->setValue(7);
+    const GenerationRequest r = w.current_request();  // no start image needed
+    QCOMPARE(QString::fromStdString(r.input_video_source.path), clip);
+    QCOMPARE(r.video_context_frames, 7);
+    QCOMPARE(r.image.count, 0);
+    QVERIFY(!w.inputs()->set_input_video(dir.filePath("missing.mp4")));
+    QCOMPARE(w.inputs()->input_video(), clip);  // a refused file leaves the choice as it was
+    QVERIFY(w.inputs()->set_input_video(QString()));
+    QVERIFY(w.inputs()->input_video().isEmpty());
   }
 
   void settings_round_trip() {
