@@ -213,6 +213,11 @@ class GenerationGuiTest : public QObject {
     r.open(w.last_video_path().toStdString());
     QCOMPARE(r.read_all().count, 12 + 2 * 3 * 4);  // two sections of 3 latents after the clip
     QCOMPARE(r.fps(), 25.0);
+    // FRAMESMITH_SCREENSHOT_DIR=DIR saves the window with its video row open, for a person.
+    if (const QByteArray shots = qgetenv("FRAMESMITH_SCREENSHOT_DIR"); !shots.isEmpty()) {
+      w.findChild<QToolButton*>("video_toggle")->setChecked(true);
+      w.grab().save(QString::fromUtf8(shots) + "/studio-video-job.png");
+    }
   }
 
   void a_failed_job_says_why_and_keeps_the_log_at_hand() {
